@@ -1,1 +1,130 @@
+//! The durable ledger: a C2SP tlog-tiles transparency log on local disk.
+//!
+//! Entries are appended in batches by one writer thread (group commit: all
+//! batches waiting when a commit starts share one `fdatasync`), stored in
+//! segment files of compressed frames, hashed into an RFC 6962 tree whose
+//! tiles live in flat per-level files, and covered by a signed checkpoint
+//! within `Config::checkpoint_interval`. See `docs/storage.md` for the byte
+//! layouts and the crash analysis of every step.
+//!
+//! The Merkle math lives in the pure `tlog` crate; this crate only stores.
 
+pub mod fs;
+pub mod segment;
+mod store;
+pub mod tiles;
+pub mod verify;
+mod writer;
+
+use std::time::Duration;
+
+pub use store::{SignedCheckpoint, Store};
+pub use writer::{Committed, Ledger, NewEntry};
+
+/// Entries per segment file: 256 bundles of 256 entries.
+pub const SEGMENT_ENTRIES: u64 = 1 << 16;
+/// Entry bundles per segment file.
+pub const SEGMENT_BUNDLES: u64 = SEGMENT_ENTRIES / tlog::TILE_WIDTH;
+/// Version of the on-disk format, written in `FORMAT` and checked on open.
+pub const FORMAT_VERSION: u32 = 1;
+/// Largest stored entry (C2SP entry bundles use a `u16` length).
+pub const ENTRY_BYTES_MAX: usize = tlog::ENTRY_BYTES_MAX;
+/// Largest number of entries one commit group takes from the queue.
+pub const GROUP_ENTRIES_MAX: usize = 16_384;
+
+const _: () = assert!(SEGMENT_ENTRIES % tlog::TILE_WIDTH == 0);
+const _: () = assert!(GROUP_ENTRIES_MAX as u64 <= SEGMENT_ENTRIES);
+
+/// Tunables of a ledger.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Origin line of checkpoints (the log's stable name), e.g. `example.com/mlaudit`.
+    /// Must equal the signer's key name.
+    pub origin: String,
+    /// Longest time between an acknowledgement and a checkpoint that covers it
+    /// (minus the time to write one).
+    pub checkpoint_interval: Duration,
+    /// Back-pressure: appends are refused with [`AppendError::QueueFull`] while
+    /// this many entries wait for the writer.
+    pub queue_entries_max: usize,
+    /// zstd level for frames (1 is fast and already shrinks JSON several times).
+    pub compression_level: i32,
+}
+
+impl Config {
+    /// Sensible defaults for a log with the given origin.
+    pub fn new(origin: &str) -> Config {
+        Config {
+            origin: origin.to_string(),
+            checkpoint_interval: Duration::from_millis(500),
+            queue_entries_max: 200_000,
+            compression_level: 1,
+        }
+    }
+}
+
+/// Why a ledger could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The file system failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The data directory was written by an incompatible version.
+    #[error("unsupported ledger format in {path}: {found:?} (this build reads version {FORMAT_VERSION})")]
+    Format {
+        /// The FORMAT file.
+        path: String,
+        /// What it says.
+        found: String,
+    },
+    /// Stored data contradicts the last signed checkpoint, or is damaged beyond
+    /// an automatic repair. Starting would publish a log inconsistent with what
+    /// was already signed, so the ledger refuses.
+    #[error("ledger is damaged: {0}")]
+    Corrupt(String),
+    /// The signing key does not match the log.
+    #[error("key problem: {0}")]
+    Key(String),
+}
+
+impl OpenError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> OpenError {
+        let context = context.into();
+        move |source| OpenError::Io { context, source }
+    }
+}
+
+/// Why an append failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// Too many entries are waiting; retry later (HTTP 503 + Retry-After).
+    #[error("ledger queue is full ({0} entries waiting); retry later")]
+    QueueFull(usize),
+    /// An entry is larger than [`ENTRY_BYTES_MAX`].
+    #[error("entry {index} of the batch is {bytes} bytes, over the {ENTRY_BYTES_MAX}-byte limit")]
+    TooLarge {
+        /// Position in the batch.
+        index: usize,
+        /// Its size.
+        bytes: usize,
+    },
+    /// The batch was empty.
+    #[error("empty batch")]
+    Empty,
+    /// Writing failed and was undone; nothing of this batch is stored.
+    #[error("write failed, batch not stored: {0}")]
+    Failed(String),
+    /// A failure with unknown outcome happened; no more appends until restart.
+    #[error("ledger writer stopped after a storage failure (restart to recover): {0}")]
+    Poisoned(String),
+    /// The ledger is shutting down.
+    #[error("ledger is closed")]
+    Closed,
+}

@@ -1,0 +1,396 @@
+//! The read side of a ledger directory: sizes, entry bundles, tiles, proofs.
+//!
+//! A `Store` is shared by the writer (which moves `size` forward after each
+//! commit) and any number of readers. Readers never see past the committed
+//! size, so everything they return is durable.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tlog::{Hash, TILE_WIDTH};
+
+use crate::fs::{read_all, Fs};
+use crate::segment::{self, BundleIndex};
+use crate::tiles::{BoundedTiles, TileStore};
+use crate::{OpenError, FORMAT_VERSION, SEGMENT_BUNDLES, SEGMENT_ENTRIES};
+
+/// Sealed segment indexes kept in memory; bounds memory whatever the log size.
+const SEALED_INDEXES_MAX: usize = 64;
+
+/// A checkpoint together with the signed note it was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// The signed note, exactly as published at `/log/checkpoint`.
+    pub note: String,
+    /// Its parsed body.
+    pub checkpoint: tlog::Checkpoint,
+}
+
+pub(crate) struct ReadState {
+    pub size: u64,
+    pub active_segment: u64,
+    pub active: BundleIndex,
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The request is past the committed size of the log.
+    #[error("{0}")]
+    NotFound(String),
+    /// Stored data is damaged.
+    #[error("{0}")]
+    Corrupt(String),
+    /// The file system failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Files and read access of one ledger directory.
+pub struct Store {
+    pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) dir: PathBuf,
+    pub(crate) tiles: TileStore,
+    pub(crate) state: RwLock<ReadState>,
+    sealed: Mutex<VecDeque<(u64, Arc<BundleIndex>)>>,
+    pub(crate) checkpoint: RwLock<Option<Arc<SignedCheckpoint>>>,
+}
+
+pub(crate) fn segments_dir(dir: &Path) -> PathBuf {
+    dir.join("segments")
+}
+pub(crate) fn format_path(dir: &Path) -> PathBuf {
+    dir.join("FORMAT")
+}
+pub(crate) fn checkpoint_path(dir: &Path) -> PathBuf {
+    dir.join("checkpoint")
+}
+pub(crate) fn format_text() -> String {
+    format!("mlaudit-ledger {FORMAT_VERSION}\n")
+}
+
+/// Lists segment numbers, checking that they are 0, 1, 2, … with no gap.
+pub(crate) fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<u64>, OpenError> {
+    let seg_dir = segments_dir(dir);
+    let names = fs
+        .list(&seg_dir)
+        .map_err(OpenError::io(format!("listing {}", seg_dir.display())))?;
+    let mut segs = Vec::new();
+    for name in names {
+        if name.ends_with(".tmp") {
+            continue;
+        }
+        match segment::parse_segment_name(&name) {
+            Some(n) => segs.push(n),
+            None => {
+                return Err(OpenError::Corrupt(format!(
+                    "unexpected file {} in {}",
+                    name,
+                    seg_dir.display()
+                )))
+            }
+        }
+    }
+    segs.sort_unstable();
+    for (i, &n) in segs.iter().enumerate() {
+        if n != i as u64 {
+            return Err(OpenError::Corrupt(format!(
+                "segment file {} is missing",
+                segment::segment_name(i as u64)
+            )));
+        }
+    }
+    Ok(segs)
+}
+
+/// Checks the FORMAT file.
+pub(crate) fn check_format(fs: &dyn Fs, dir: &Path) -> Result<(), OpenError> {
+    let path = format_path(dir);
+    let found = read_all(fs, &path).map_err(OpenError::io(format!("reading {}", path.display())))?;
+    let found = String::from_utf8_lossy(&found).into_owned();
+    if found != format_text() {
+        return Err(OpenError::Format {
+            path: path.display().to_string(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens an existing ledger directory for reading only: nothing is
+    /// repaired or written. The size is what the segments hold up to the first
+    /// invalid frame of the last one.
+    pub fn open_read_only(fs: Arc<dyn Fs>, dir: &Path) -> Result<Store, OpenError> {
+        check_format(fs.as_ref(), dir)?;
+        let segs = list_segments(fs.as_ref(), dir)?;
+        let tiles = TileStore::open(fs.clone(), &dir.join("tiles"), false)
+            .map_err(OpenError::io("opening tile files"))?;
+        let (active_segment, active, size) = match segs.last() {
+            None => (0, BundleIndex::default(), 0),
+            Some(&last) => {
+                let path = segments_dir(dir).join(segment::segment_name(last));
+                let file = fs
+                    .open(&path)
+                    .map_err(OpenError::io(format!("opening {}", path.display())))?;
+                let scan = segment::scan_segment(file.as_ref(), last, false)
+                    .map_err(OpenError::io(format!("reading {}", path.display())))?;
+                let count: u64 = scan.frames.iter().map(|f| u64::from(f.header.count)).sum();
+                (last, BundleIndex::from_scan(&scan), last * SEGMENT_ENTRIES + count)
+            }
+        };
+        let store = Store::new(fs, dir, tiles, active_segment, active, size);
+        let cp = store.load_checkpoint_note()?;
+        *store.checkpoint.write().unwrap() = cp;
+        Ok(store)
+    }
+
+    pub(crate) fn new(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        tiles: TileStore,
+        active_segment: u64,
+        active: BundleIndex,
+        size: u64,
+    ) -> Store {
+        Store {
+            fs,
+            dir: dir.to_path_buf(),
+            tiles,
+            state: RwLock::new(ReadState {
+                size,
+                active_segment,
+                active,
+            }),
+            sealed: Mutex::new(VecDeque::new()),
+            checkpoint: RwLock::new(None),
+        }
+    }
+
+    /// Reads `<dir>/checkpoint` without verifying its signature (the caller does).
+    pub(crate) fn load_checkpoint_note(&self) -> Result<Option<Arc<SignedCheckpoint>>, OpenError> {
+        let path = checkpoint_path(&self.dir);
+        if !self.fs.exists(&path) {
+            return Ok(None);
+        }
+        let bytes = read_all(self.fs.as_ref(), &path)
+            .map_err(OpenError::io(format!("reading {}", path.display())))?;
+        let note = String::from_utf8(bytes)
+            .map_err(|_| OpenError::Corrupt(format!("{} is not UTF-8", path.display())))?;
+        let body = note.split_once("\n\n").map(|(b, _)| format!("{b}\n"));
+        let checkpoint = body
+            .as_deref()
+            .map(tlog::Checkpoint::parse)
+            .transpose()
+            .ok()
+            .flatten()
+            .ok_or_else(|| OpenError::Corrupt(format!("{} is not a checkpoint note", path.display())))?;
+        Ok(Some(Arc::new(SignedCheckpoint { note, checkpoint })))
+    }
+
+    /// Number of committed (durable, acknowledged or recovered) entries.
+    pub fn size(&self) -> u64 {
+        self.state.read().unwrap().size
+    }
+
+    /// The latest signed checkpoint, if one was ever published.
+    pub fn checkpoint(&self) -> Option<Arc<SignedCheckpoint>> {
+        self.checkpoint.read().unwrap().clone()
+    }
+
+    /// The directory of this ledger.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn segment_path(&self, n: u64) -> PathBuf {
+        segments_dir(&self.dir).join(segment::segment_name(n))
+    }
+
+    /// Byte range of bundle `index` in its segment, within the committed size.
+    fn bundle_range(&self, index: u64) -> Result<(u64, u64), ReadError> {
+        let seg = index / SEGMENT_BUNDLES;
+        let i = (index % SEGMENT_BUNDLES) as usize;
+        {
+            let st = self.state.read().unwrap();
+            if seg == st.active_segment {
+                return st
+                    .active
+                    .range(i)
+                    .ok_or_else(|| ReadError::NotFound(format!("entry bundle {index} is not stored")));
+            }
+            if seg > st.active_segment {
+                return Err(ReadError::NotFound(format!("entry bundle {index} is not stored")));
+            }
+        }
+        let idx = self.sealed_index(seg)?;
+        idx.range(i)
+            .ok_or_else(|| ReadError::Corrupt(format!("sealed segment {seg} lacks bundle {i}")))
+    }
+
+    fn sealed_index(&self, seg: u64) -> Result<Arc<BundleIndex>, ReadError> {
+        if let Some((_, idx)) = self.sealed.lock().unwrap().iter().find(|(s, _)| *s == seg) {
+            return Ok(idx.clone());
+        }
+        let path = self.segment_path(seg);
+        let file = self
+            .fs
+            .open(&path)
+            .map_err(|e| ReadError::Io(format!("opening {}: {e}", path.display())))?;
+        let scan = segment::scan_segment(file.as_ref(), seg, false)
+            .map_err(|e| ReadError::Io(format!("reading {}: {e}", path.display())))?;
+        let count: u64 = scan.frames.iter().map(|f| u64::from(f.header.count)).sum();
+        if count != SEGMENT_ENTRIES {
+            return Err(ReadError::Corrupt(format!(
+                "{} holds {count} valid entries, a sealed segment must hold {SEGMENT_ENTRIES}: {}",
+                path.display(),
+                scan.stopped.unwrap_or_default()
+            )));
+        }
+        let idx = Arc::new(BundleIndex::from_scan(&scan));
+        let mut cache = self.sealed.lock().unwrap();
+        if cache.len() >= SEALED_INDEXES_MAX {
+            cache.pop_front();
+        }
+        cache.push_back((seg, idx.clone()));
+        Ok(idx)
+    }
+
+    /// The bytes of C2SP entry bundle `index` holding its first `width`
+    /// entries (1..=256), exactly as served at `/log/tile/entries/…`.
+    pub fn bundle(&self, index: u64, width: u64) -> Result<Vec<u8>, ReadError> {
+        if width == 0 || width > TILE_WIDTH {
+            return Err(ReadError::NotFound(format!("bad bundle width {width}")));
+        }
+        let first_seq = index
+            .checked_mul(TILE_WIDTH)
+            .ok_or_else(|| ReadError::NotFound("bundle index out of range".into()))?;
+        if first_seq.saturating_add(width) > self.size() {
+            return Err(ReadError::NotFound(format!(
+                "entry bundle {index} of width {width} is past the log size {}",
+                self.size()
+            )));
+        }
+        let (start, end) = self.bundle_range(index)?;
+        let seg = index / SEGMENT_BUNDLES;
+        let path = self.segment_path(seg);
+        let file = self
+            .fs
+            .open(&path)
+            .map_err(|e| ReadError::Io(format!("opening {}: {e}", path.display())))?;
+        let mut raw = Vec::new();
+        let count = segment::read_frames(file.as_ref(), start, end, first_seq, &mut raw)
+            .map_err(|e| ReadError::Corrupt(format!("{}: {e}", path.display())))?;
+        if count < width {
+            return Err(ReadError::Corrupt(format!(
+                "{}: bundle {index} holds {count} entries, expected at least {width}",
+                path.display()
+            )));
+        }
+        if count > width {
+            let cut = bundle_prefix_len(&raw, width as usize);
+            raw.truncate(cut);
+        }
+        Ok(raw)
+    }
+
+    /// One stored entry.
+    pub fn entry(&self, seq: u64) -> Result<Vec<u8>, ReadError> {
+        let size = self.size();
+        if seq >= size {
+            return Err(ReadError::NotFound(format!("seq {seq} is past the log size {size}")));
+        }
+        let index = seq / TILE_WIDTH;
+        let width = (size - index * TILE_WIDTH).min(TILE_WIDTH);
+        let bundle = self.bundle(index, width)?;
+        let entries = tlog::parse_bundle(&bundle).map_err(|e| ReadError::Corrupt(e.to_string()))?;
+        Ok(entries[(seq % TILE_WIDTH) as usize].to_vec())
+    }
+
+    /// The bytes of C2SP hash tile `level/index` of width `width`.
+    pub fn tile(&self, level: u8, index: u64, width: u64) -> Result<Vec<u8>, ReadError> {
+        let size = self.size();
+        let level = level as usize;
+        if width == 0 || width > TILE_WIDTH {
+            return Err(ReadError::NotFound(format!("bad tile width {width}")));
+        }
+        let end = index.saturating_mul(TILE_WIDTH).saturating_add(width);
+        if end > crate::tiles::level_len(level, size) {
+            return Err(ReadError::NotFound(format!(
+                "tile {level}/{index} of width {width} is past the log size {size}"
+            )));
+        }
+        self.tiles
+            .tile(level, index, width)
+            .map_err(|e| ReadError::Io(format!("reading tile {level}/{index}: {e}")))
+    }
+
+    /// Root hash of the tree of the first `size` entries (`size` ≤ committed size).
+    pub fn root_at(&self, size: u64) -> Result<Hash, ReadError> {
+        self.check_size(size)?;
+        tlog::root_hash(size, &self.hash_reader(size)).map_err(tree_err)
+    }
+
+    /// RFC 9162 inclusion proof of entry `seq` in the tree of size `size`.
+    pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, ReadError> {
+        self.check_size(size)?;
+        if seq >= size {
+            return Err(ReadError::NotFound(format!("seq {seq} is not in a tree of size {size}")));
+        }
+        tlog::inclusion_proof(seq, size, &self.hash_reader(size)).map_err(tree_err)
+    }
+
+    /// RFC 9162 consistency proof between tree sizes `old` and `new`.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, ReadError> {
+        self.check_size(new)?;
+        if old == 0 || old > new {
+            return Err(ReadError::NotFound(format!(
+                "no consistency proof from size {old} to size {new} (need 0 < from <= to)"
+            )));
+        }
+        tlog::consistency_proof(old, new, &self.hash_reader(new)).map_err(tree_err)
+    }
+
+    /// Leaf hash of entry `seq`, from the level-0 tiles.
+    pub fn leaf_hash(&self, seq: u64) -> Result<Hash, ReadError> {
+        self.check_size(seq + 1)?;
+        let hashes = self
+            .tiles
+            .read(0, seq, 1)
+            .map_err(|e| ReadError::Io(format!("reading leaf hash {seq}: {e}")))?;
+        Ok(hashes[0])
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), ReadError> {
+        let committed = self.size();
+        if size > committed {
+            return Err(ReadError::NotFound(format!(
+                "tree size {size} is past the log size {committed}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn hash_reader(&self, size: u64) -> tlog::TileHashReader<BoundedTiles<'_>> {
+        tlog::TileHashReader(BoundedTiles {
+            store: &self.tiles,
+            size,
+        })
+    }
+}
+
+fn tree_err(e: tlog::Error) -> ReadError {
+    ReadError::Corrupt(e.to_string())
+}
+
+/// Length of the first `n` entries of a bundle-framed buffer (already validated).
+fn bundle_prefix_len(raw: &[u8], n: usize) -> usize {
+    let mut at = 0;
+    for _ in 0..n {
+        let len = u16::from_be_bytes([raw[at], raw[at + 1]]) as usize;
+        at += 2 + len;
+    }
+    at
+}

@@ -1,0 +1,252 @@
+//! The verifier: recomputes a whole log from its entries and checks it
+//! against its tiles, its signed checkpoint and, optionally, a checkpoint
+//! saved earlier. It reads through [`LogSource`], so the same code checks a
+//! local data directory (`mlaudit verify --data-dir`) and any C2SP
+//! tlog-tiles log over HTTP (`mlaudit verify --url`).
+
+use std::time::{Duration, Instant};
+
+use tlog::{CompactRange, Hash, Verifier, HASH_SIZE, TILE_WIDTH};
+
+use crate::store::Store;
+
+/// Where a verifier reads a log from. Errors are human-readable strings
+/// naming what failed (file, URL).
+pub trait LogSource {
+    /// The latest signed checkpoint note.
+    fn checkpoint(&self) -> Result<String, String>;
+    /// Entry bundle `index` with its first `width` entries (C2SP bytes).
+    fn bundle(&self, index: u64, width: u64) -> Result<Vec<u8>, String>;
+    /// Hash tile `level/index` of width `width` (C2SP bytes).
+    fn tile(&self, level: u8, index: u64, width: u64) -> Result<Vec<u8>, String>;
+}
+
+impl LogSource for Store {
+    fn checkpoint(&self) -> Result<String, String> {
+        Store::checkpoint(self)
+            .map(|c| c.note.clone())
+            .ok_or_else(|| format!("{} has no checkpoint", self.dir().display()))
+    }
+    fn bundle(&self, index: u64, width: u64) -> Result<Vec<u8>, String> {
+        Store::bundle(self, index, width).map_err(|e| e.to_string())
+    }
+    fn tile(&self, level: u8, index: u64, width: u64) -> Result<Vec<u8>, String> {
+        Store::tile(self, level, index, width).map_err(|e| e.to_string())
+    }
+}
+
+/// A log that verified.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Size of the verified checkpoint.
+    pub size: u64,
+    /// Its root hash.
+    pub root: Hash,
+    /// Time spent.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// Entries verified per second.
+    pub fn entries_per_sec(&self) -> f64 {
+        self.size as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// What is wrong with a log.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}{message}", .seq.map(|s| format!("first bad seq {s}: ")).unwrap_or_default())]
+pub struct VerifyError {
+    /// The first entry known to be bad, when it can be named.
+    pub seq: Option<u64>,
+    /// What is wrong, naming the file or URL involved.
+    pub message: String,
+}
+
+fn fail(seq: Option<u64>, message: impl Into<String>) -> VerifyError {
+    VerifyError {
+        seq,
+        message: message.into(),
+    }
+}
+
+/// Verifies a log: the checkpoint signature, every entry against the root it
+/// signs, every hash tile against the entries, and (with `saved`) that the
+/// log still contains the history a checkpoint saved earlier committed to.
+/// `progress(done, total)` is called after each bundle.
+pub fn verify_log(
+    src: &dyn LogSource,
+    verifier: &Verifier,
+    saved: Option<&str>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, VerifyError> {
+    let started = Instant::now();
+    let note = src.checkpoint().map_err(|e| fail(None, e))?;
+    let cp = tlog::open_checkpoint(&note, verifier).map_err(|e| {
+        fail(
+            None,
+            format!(
+                "the checkpoint does not verify with key {} ({e}): signed by another key, or altered",
+                verifier.name()
+            ),
+        )
+    })?;
+    let saved = match saved {
+        None => None,
+        Some(text) => {
+            let old = tlog::open_checkpoint(text, verifier)
+                .map_err(|e| fail(None, format!("the saved checkpoint does not verify: {e}")))?;
+            if old.size > cp.size {
+                return Err(fail(
+                    Some(cp.size),
+                    format!(
+                        "the log was truncated: a saved checkpoint covers {} entries, the log now has {}",
+                        old.size, cp.size
+                    ),
+                ));
+            }
+            Some(old)
+        }
+    };
+
+    let mut compact = CompactRange::new();
+    // Hashes at tile levels >= 1 computed from the entries, waiting to be
+    // compared with their tile once it is complete (or at the end).
+    let mut pending: Vec<Vec<u8>> = vec![Vec::new(); 8];
+    let mut pending_first: Vec<u64> = vec![0; 8];
+    let mut first_tile_mismatch: Option<(u64, String)> = None;
+    let bundles = cp.size.div_ceil(TILE_WIDTH);
+
+    for b in 0..bundles {
+        let first_seq = b * TILE_WIDTH;
+        let width = (cp.size - first_seq).min(TILE_WIDTH);
+        let bytes = src
+            .bundle(b, width)
+            .map_err(|e| fail(Some(first_seq), format!("entry bundle {b}: {e}")))?;
+        let entries = tlog::parse_bundle(&bytes)
+            .map_err(|e| fail(Some(first_seq), format!("entry bundle {b} is malformed: {e}")))?;
+        if entries.len() as u64 != width {
+            let bad = first_seq + (entries.len() as u64).min(width);
+            return Err(fail(
+                Some(bad),
+                format!("entry bundle {b} holds {} entries, expected {width}", entries.len()),
+            ));
+        }
+        let mut leaves = Vec::with_capacity(width as usize * HASH_SIZE);
+        for entry in entries {
+            let leaf = tlog::leaf_hash(entry);
+            leaves.extend_from_slice(&leaf);
+            compact.append(leaf, |node, hash| {
+                if node.level > 0 && node.level % 8 == 0 && node.level / 8 < 8 {
+                    let level = (node.level / 8) as usize;
+                    if pending[level].is_empty() {
+                        pending_first[level] = node.index;
+                    }
+                    pending[level].extend_from_slice(hash);
+                }
+            });
+            if let Some(old) = &saved {
+                if compact.size() == old.size && compact.root() != old.root {
+                    return Err(fail(
+                        None,
+                        format!(
+                            "history was rewritten: the first {} entries no longer match the saved checkpoint",
+                            old.size
+                        ),
+                    ));
+                }
+            }
+        }
+        let tile = src
+            .tile(0, b, width)
+            .map_err(|e| fail(Some(first_seq), format!("hash tile 0/{b}: {e}")))?;
+        if tile != leaves && first_tile_mismatch.is_none() {
+            let i = first_difference(&tile, &leaves);
+            first_tile_mismatch = Some((
+                first_seq + i,
+                format!("the hash of entry {} in tile 0/{b} differs from the entry", first_seq + i),
+            ));
+        }
+        for level in 1..8u8 {
+            let buf = &mut pending[level as usize];
+            if buf.len() == TILE_WIDTH as usize * HASH_SIZE {
+                let index = pending_first[level as usize] / TILE_WIDTH;
+                check_tile(src, level, index, buf, &mut first_tile_mismatch)?;
+                buf.clear();
+            }
+        }
+        progress(first_seq + width, cp.size);
+    }
+    for level in 1..8u8 {
+        let buf = &pending[level as usize];
+        if !buf.is_empty() {
+            let index = pending_first[level as usize] / TILE_WIDTH;
+            check_tile(src, level, index, buf, &mut first_tile_mismatch)?;
+        }
+    }
+    if let Some(old) = &saved {
+        if old.size == 0 && old.root != tlog::EMPTY_ROOT {
+            return Err(fail(None, "the saved checkpoint of size 0 has a wrong root"));
+        }
+    }
+    if compact.root() != cp.root {
+        return Err(match first_tile_mismatch {
+            Some((seq, _)) => fail(
+                Some(seq),
+                "this entry was changed: its hash differs from the tiles and the tree no longer \
+                 matches the signed checkpoint",
+            ),
+            None => fail(
+                None,
+                format!(
+                    "the entries do not reproduce the signed root of size {} (entries and tiles were both rewritten)",
+                    cp.size
+                ),
+            ),
+        });
+    }
+    if let Some((seq, what)) = first_tile_mismatch {
+        return Err(fail(
+            None,
+            format!("a hash tile is damaged (entries are intact): {what} (seq {seq})"),
+        ));
+    }
+    Ok(Report {
+        size: cp.size,
+        root: cp.root,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn check_tile(
+    src: &dyn LogSource,
+    level: u8,
+    index: u64,
+    computed: &[u8],
+    first_mismatch: &mut Option<(u64, String)>,
+) -> Result<(), VerifyError> {
+    let width = (computed.len() / HASH_SIZE) as u64;
+    let tile = src
+        .tile(level, index, width)
+        .map_err(|e| fail(None, format!("hash tile {level}/{index}: {e}")))?;
+    if tile != computed && first_mismatch.is_none() {
+        let i = first_difference(&tile, computed);
+        // Hash i of tile level L covers entries from ((index*256 + i) << 8L).
+        let seq = (index * TILE_WIDTH + i) << (8 * u32::from(level));
+        *first_mismatch = Some((
+            seq,
+            format!("hash {i} of tile {level}/{index} differs from the entries"),
+        ));
+    }
+    Ok(())
+}
+
+/// Index of the first hash that differs between two concatenations of hashes.
+fn first_difference(a: &[u8], b: &[u8]) -> u64 {
+    let n = a
+        .chunks(HASH_SIZE)
+        .zip(b.chunks(HASH_SIZE))
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()) / HASH_SIZE);
+    n as u64
+}

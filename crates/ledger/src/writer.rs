@@ -1,0 +1,867 @@
+//! Opening (with recovery), the writer thread, group commit and checkpoints.
+//!
+//! One thread owns every write. Appenders queue batches; the writer takes
+//! all that are waiting (up to `GROUP_ENTRIES_MAX` entries), assigns seqs,
+//! writes frames and tile hashes, and makes the group durable with one
+//! `fdatasync`. Only then are the appenders answered. Checkpoints are signed
+//! by the same thread, so they never get ahead of what is durable.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tlog::{CompactRange, Hash, Signer, TILE_WIDTH};
+
+use crate::fs::{write_durably, Fs, FsFile};
+use crate::segment::{self, BundleIndex, SEGMENT_HEADER_BYTES};
+use crate::store::{
+    check_format, checkpoint_path, format_path, format_text, list_segments, segments_dir,
+    SignedCheckpoint, Store,
+};
+use crate::tiles::{level_len, BoundedTiles, TileStore, TILE_LEVELS_MAX};
+use crate::{AppendError, Config, OpenError, ENTRY_BYTES_MAX, GROUP_ENTRIES_MAX, SEGMENT_ENTRIES};
+
+/// One entry to append.
+#[derive(Debug, Clone)]
+pub enum NewEntry {
+    /// The entry's bytes, independent of its seq.
+    Bytes(Vec<u8>),
+    /// An entry that contains its own seq: `head ‖ decimal(seq) ‖ tail`.
+    /// (mlaudit's stored entries carry `"seq":N`, which only the writer knows.)
+    Template {
+        /// Bytes before the seq.
+        head: Vec<u8>,
+        /// Bytes after the seq.
+        tail: Vec<u8>,
+    },
+}
+
+impl NewEntry {
+    /// Appends the entry for `seq` to `out`.
+    fn write(&self, seq: u64, out: &mut Vec<u8>) {
+        match self {
+            NewEntry::Bytes(b) => out.extend_from_slice(b),
+            NewEntry::Template { head, tail } => {
+                out.extend_from_slice(head);
+                let mut digits = itoa_u64(seq);
+                out.extend_from_slice(digits.as_bytes_mut());
+                out.extend_from_slice(tail);
+            }
+        }
+    }
+
+    /// The entry's bytes for `seq`.
+    pub fn bytes(&self, seq: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write(seq, &mut out);
+        out
+    }
+}
+
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+impl Digits {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+fn itoa_u64(mut n: u64) -> Digits {
+    let mut buf = [0u8; 20];
+    let mut i = 20;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    Digits { buf, start: i }
+}
+
+/// What a successful append returns: the seqs and leaf hashes of the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Seq of the first entry; the batch holds `first_seq..first_seq + leaf_hashes.len()`.
+    pub first_seq: u64,
+    /// RFC 6962 leaf hash of each entry, in order.
+    pub leaf_hashes: Vec<Hash>,
+}
+
+type Reply = Box<dyn FnOnce(Result<Committed, AppendError>) + Send>;
+
+struct Request {
+    entries: Vec<NewEntry>,
+    reply: Reply,
+}
+
+enum Msg {
+    Append(Request),
+    Checkpoint(Box<dyn FnOnce(Result<Arc<SignedCheckpoint>, AppendError>) + Send>),
+}
+
+/// A ledger open for appending. Reads go through [`Ledger::store`].
+pub struct Ledger {
+    store: Arc<Store>,
+    tx: Mutex<Option<Sender<Msg>>>,
+    queued: Arc<AtomicUsize>,
+    poisoned: Arc<Mutex<Option<String>>>,
+    queue_entries_max: usize,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Ledger {
+    /// Opens the ledger in `dir`, creating it if it does not exist, and
+    /// recovers from whatever a crash left: a torn tail is cut off, derived
+    /// tiles are rebuilt from the entries, and the stored data is checked
+    /// against the last signed checkpoint (refusing to open on a contradiction).
+    pub fn open(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        config: Config,
+        signer: Signer,
+    ) -> Result<Ledger, OpenError> {
+        if signer.name() != config.origin {
+            return Err(OpenError::Key(format!(
+                "signing key is for {:?} but the log origin is {:?}",
+                signer.name(),
+                config.origin
+            )));
+        }
+        if !fs.exists(&format_path(dir)) {
+            create_layout(fs.as_ref(), dir)?;
+        }
+        check_format(fs.as_ref(), dir)?;
+        let recovered = recover(fs.clone(), dir, &config, &signer)?;
+        let store = Arc::new(recovered.store);
+        let (tx, rx) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let poisoned = Arc::new(Mutex::new(None));
+        let compressor = zstd::bulk::Compressor::new(config.compression_level)
+            .map_err(OpenError::io("creating zstd compressor"))?;
+        let mut writer = Writer {
+            store: store.clone(),
+            signer,
+            origin: config.origin.clone(),
+            interval: config.checkpoint_interval,
+            compact: recovered.compact,
+            active: recovered.active,
+            active_segment: recovered.active_segment,
+            compressor,
+            last_checkpoint_size: recovered.checkpoint_size,
+            last_checkpoint_at: Instant::now(),
+            poisoned: poisoned.clone(),
+            queued: queued.clone(),
+        };
+        if recovered.checkpoint_size != writer.compact.size() || store.checkpoint().is_none() {
+            writer
+                .publish_checkpoint()
+                .map_err(|e| OpenError::Corrupt(format!("publishing the recovered checkpoint: {e}")))?;
+        }
+        let thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(OpenError::io("starting the writer thread"))?;
+        Ok(Ledger {
+            store,
+            tx: Mutex::new(Some(tx)),
+            queued,
+            poisoned,
+            queue_entries_max: config.queue_entries_max,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The read side.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Entries waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Why the writer stopped, if it did.
+    pub fn poisoned(&self) -> Option<String> {
+        self.poisoned.lock().unwrap().clone()
+    }
+
+    /// Queues a batch; `reply` is called from the writer thread once the batch
+    /// is durable (or failed). Fails at once, without calling `reply`, when
+    /// the queue is full, the batch is empty, or the writer is stopped.
+    pub fn submit(
+        &self,
+        entries: Vec<NewEntry>,
+        reply: impl FnOnce(Result<Committed, AppendError>) + Send + 'static,
+    ) -> Result<(), AppendError> {
+        if entries.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        if let Some(why) = self.poisoned() {
+            return Err(AppendError::Poisoned(why));
+        }
+        let n = entries.len();
+        let before = self.queued.fetch_add(n, Ordering::AcqRel);
+        if before > 0 && before + n > self.queue_entries_max {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return Err(AppendError::QueueFull(before));
+        }
+        let guard = self.tx.lock().unwrap();
+        let sent = match guard.as_ref() {
+            Some(tx) => tx
+                .send(Msg::Append(Request {
+                    entries,
+                    reply: Box::new(reply),
+                }))
+                .is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return Err(AppendError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Appends a batch and waits until it is durable.
+    pub fn append(&self, entries: Vec<NewEntry>) -> Result<Committed, AppendError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(entries, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.recv().unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// Publishes a checkpoint covering everything committed so far, now.
+    pub fn checkpoint_now(&self) -> Result<Arc<SignedCheckpoint>, AppendError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        {
+            let guard = self.tx.lock().unwrap();
+            let sender = guard.as_ref().ok_or(AppendError::Closed)?;
+            sender
+                .send(Msg::Checkpoint(Box::new(move |r| {
+                    let _ = tx.send(r);
+                })))
+                .map_err(|_| AppendError::Closed)?;
+        }
+        rx.recv().unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// Stops accepting appends, lets the writer finish what is queued, publishes
+    /// a final checkpoint and waits for the writer thread to end.
+    pub fn close(&self) {
+        self.tx.lock().unwrap().take();
+        if let Some(t) = self.thread.lock().unwrap().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Creates an empty ledger directory, durably.
+fn create_layout(fs: &dyn Fs, dir: &Path) -> Result<(), OpenError> {
+    let io = |what: &str| OpenError::io(format!("creating {what} in {}", dir.display()));
+    fs.create_dir_all(&segments_dir(dir)).map_err(io("segments"))?;
+    // Make the new directories themselves durable before anything in them counts.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs.sync_dir(parent).map_err(io("the data directory"))?;
+    }
+    fs.sync_dir(dir).map_err(io("the segments directory"))?;
+    // FORMAT is written last: a directory without it is an unfinished creation.
+    write_durably(fs, &format_path(dir), format_text().as_bytes()).map_err(io("FORMAT"))?;
+    Ok(())
+}
+
+struct Recovered {
+    store: Store,
+    compact: CompactRange,
+    active: Option<Arc<dyn FsFile>>,
+    active_segment: u64,
+    checkpoint_size: u64,
+}
+
+/// Brings a ledger directory back to a consistent state. The crash analysis
+/// behind each step is in `docs/storage.md` ("Recovery").
+fn recover(
+    fs: Arc<dyn Fs>,
+    dir: &Path,
+    config: &Config,
+    signer: &Signer,
+) -> Result<Recovered, OpenError> {
+    let segs = list_segments(fs.as_ref(), dir)?;
+    let seg_dir = segments_dir(dir);
+
+    // 1. The last segment may end in a torn frame (a commit that never
+    //    finished its fdatasync, so it was never acknowledged): cut it off.
+    let mut active = None;
+    let mut active_segment = 0;
+    let mut index = BundleIndex {
+        starts: Vec::new(),
+        end: SEGMENT_HEADER_BYTES,
+    };
+    let mut size = 0;
+    if let Some(&last) = segs.last() {
+        let path = seg_dir.join(segment::segment_name(last));
+        let file: Arc<dyn FsFile> = Arc::from(
+            fs.open(&path)
+                .map_err(OpenError::io(format!("opening {}", path.display())))?,
+        );
+        let scan = segment::scan_segment(file.as_ref(), last, true)
+            .map_err(OpenError::io(format!("reading {}", path.display())))?;
+        let file_len = file.len().map_err(OpenError::io("reading segment length"))?;
+        if scan.valid_len < SEGMENT_HEADER_BYTES && file_len > SEGMENT_HEADER_BYTES {
+            return Err(OpenError::Corrupt(format!(
+                "{} has a damaged header: {}",
+                path.display(),
+                scan.stopped.unwrap_or_default()
+            )));
+        } else if scan.valid_len < SEGMENT_HEADER_BYTES {
+            // The segment's creation was torn: write its header again.
+            tracing::warn!(file = %path.display(), "segment header torn by a crash; rewriting it");
+            file.set_len(0)
+                .and_then(|_| file.append(&segment::segment_header(last * SEGMENT_ENTRIES)))
+                .and_then(|_| file.sync_data())
+                .map_err(OpenError::io(format!("repairing {}", path.display())))?;
+        } else if scan.valid_len < file_len {
+            tracing::warn!(
+                file = %path.display(),
+                cut_bytes = file_len - scan.valid_len,
+                reason = scan.stopped.as_deref().unwrap_or(""),
+                "cutting a torn tail left by a crash"
+            );
+            file.set_len(scan.valid_len)
+                .and_then(|_| file.sync_data())
+                .map_err(OpenError::io(format!("truncating {}", path.display())))?;
+        }
+        let count: u64 = scan.frames.iter().map(|f| u64::from(f.header.count)).sum();
+        size = last * SEGMENT_ENTRIES + count;
+        index = BundleIndex::from_scan(&scan);
+        index.end = index.end.max(SEGMENT_HEADER_BYTES);
+        active = Some(file);
+        active_segment = last;
+    }
+
+    // 2. The last signed checkpoint must verify with our key, and everything
+    //    it covers must still be stored.
+    let tiles = TileStore::open(fs.clone(), &dir.join("tiles"), true)
+        .map_err(OpenError::io("opening tile files"))?;
+    let store = Store::new(fs.clone(), dir, tiles, active_segment, index, size);
+    let cp = store.load_checkpoint_note()?;
+    if let Some(cp) = &cp {
+        let verifier = tlog::Verifier::parse(&signer.vkey())
+            .map_err(|e| OpenError::Key(e.to_string()))?;
+        let opened = tlog::open_checkpoint(&cp.note, &verifier).map_err(|e| {
+            OpenError::Key(format!(
+                "the stored checkpoint does not verify with this log's key ({e}); wrong key file?"
+            ))
+        })?;
+        if opened.origin != config.origin {
+            return Err(OpenError::Key(format!(
+                "stored checkpoint is for origin {:?}, not {:?}",
+                opened.origin, config.origin
+            )));
+        }
+        if opened.size > size {
+            return Err(OpenError::Corrupt(format!(
+                "the signed checkpoint covers {} entries but only {size} are stored: \
+                 acknowledged entries are missing",
+                opened.size
+            )));
+        }
+    }
+    let checkpoint_size = cp.as_ref().map_or(0, |c| c.checkpoint.size);
+
+    // 3. Tiles up to the checkpoint were synced before it was written; past it
+    //    they may be torn. Keep the checkpointed prefix if its root matches,
+    //    otherwise rebuild every tile from the entries.
+    let mut keep = checkpoint_size;
+    for level in 0..TILE_LEVELS_MAX {
+        let stored = store
+            .tiles
+            .stored(level)
+            .map_err(OpenError::io("reading tile file length"))?;
+        if stored < level_len(level, keep) {
+            tracing::warn!(level, "tile file shorter than the checkpoint; rebuilding tiles");
+            keep = 0;
+        }
+    }
+    let mut compact = CompactRange::new();
+    if keep > 0 {
+        let reader = tlog::TileHashReader(BoundedTiles {
+            store: &store.tiles,
+            size: keep,
+        });
+        let nodes = tlog::subtree_nodes(keep);
+        let hashes = tlog::HashReader::read_hashes(&reader, &nodes);
+        match hashes.map(|h| CompactRange::from_parts(keep, h)) {
+            Ok(Ok(c)) if Some(c.root()) == cp.as_ref().map(|c| c.checkpoint.root) => compact = c,
+            _ => {
+                tracing::warn!("tiles do not match the signed checkpoint; rebuilding tiles");
+                keep = 0;
+            }
+        }
+    }
+    for level in 0..TILE_LEVELS_MAX {
+        store
+            .tiles
+            .truncate(level, level_len(level, keep))
+            .map_err(OpenError::io("truncating tile files"))?;
+    }
+
+    // 4. Re-hash the entries past what the tiles hold.
+    let mut buffers: Vec<Vec<u8>> = vec![Vec::new(); TILE_LEVELS_MAX];
+    let flush = |buffers: &mut Vec<Vec<u8>>| -> Result<(), OpenError> {
+        for (level, buf) in buffers.iter_mut().enumerate() {
+            if !buf.is_empty() {
+                store
+                    .tiles
+                    .append(level, buf)
+                    .map_err(OpenError::io("writing tile files"))?;
+                buf.clear();
+            }
+        }
+        Ok(())
+    };
+    while compact.size() < size {
+        let at = compact.size();
+        if at == checkpoint_size && checkpoint_size > 0 {
+            check_root(&compact, cp.as_deref())?;
+        }
+        let bundle = at / TILE_WIDTH;
+        let end = ((bundle + 1) * TILE_WIDTH).min(size);
+        let bytes = store
+            .bundle(bundle, end - bundle * TILE_WIDTH)
+            .map_err(|e| OpenError::Corrupt(format!("reading entries at seq {at}: {e}")))?;
+        let entries =
+            tlog::parse_bundle(&bytes).map_err(|e| OpenError::Corrupt(e.to_string()))?;
+        // A checkpoint may end inside a bundle: stop there to compare roots.
+        let stop = if at < checkpoint_size { end.min(checkpoint_size) } else { end };
+        let skip = (at - bundle * TILE_WIDTH) as usize;
+        for entry in &entries[skip..skip + (stop - at) as usize] {
+            compact.append(tlog::leaf_hash(entry), |node, hash| {
+                collect_tile_hash(&mut buffers, node, hash)
+            });
+        }
+        flush(&mut buffers)?;
+    }
+    if compact.size() == checkpoint_size && checkpoint_size > 0 {
+        check_root(&compact, cp.as_deref())?;
+    }
+    store.tiles.sync().map_err(OpenError::io("syncing tile files"))?;
+    *store.checkpoint.write().unwrap() = cp;
+    Ok(Recovered {
+        store,
+        compact,
+        active,
+        active_segment,
+        checkpoint_size,
+    })
+}
+
+fn check_root(compact: &CompactRange, cp: Option<&SignedCheckpoint>) -> Result<(), OpenError> {
+    let cp = cp.expect("checked by caller");
+    if compact.root() != cp.checkpoint.root {
+        return Err(OpenError::Corrupt(format!(
+            "the stored entries do not reproduce the signed checkpoint at size {}: \
+             some entry before it was changed",
+            cp.checkpoint.size
+        )));
+    }
+    Ok(())
+}
+
+/// Keeps the hashes that tiles store: those at tree heights 0, 8, 16, …
+fn collect_tile_hash(buffers: &mut [Vec<u8>], node: tlog::NodeId, hash: &Hash) {
+    if node.level % 8 == 0 {
+        let level = (node.level / 8) as usize;
+        if level < TILE_LEVELS_MAX {
+            buffers[level].extend_from_slice(hash);
+        }
+    }
+}
+
+struct Writer {
+    store: Arc<Store>,
+    signer: Signer,
+    origin: String,
+    interval: Duration,
+    compact: CompactRange,
+    active: Option<Arc<dyn FsFile>>,
+    active_segment: u64,
+    compressor: zstd::bulk::Compressor<'static>,
+    last_checkpoint_size: u64,
+    last_checkpoint_at: Instant,
+    poisoned: Arc<Mutex<Option<String>>>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// Frames of one commit group that go to one segment.
+struct SegmentWrite {
+    segment: u64,
+    bytes: Vec<u8>,
+    /// (offset in `bytes`, first seq) of frames that start a bundle.
+    bundle_starts: Vec<(u64, u64)>,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Msg>) {
+        loop {
+            let pending = self.compact.size() > self.last_checkpoint_size
+                && self.is_poisoned().is_none();
+            let msg = if pending {
+                let due = self.last_checkpoint_at + self.interval;
+                rx.recv_timeout(due.saturating_duration_since(Instant::now()))
+            } else {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            };
+            match msg {
+                Ok(Msg::Append(first)) => {
+                    let mut group = vec![first];
+                    let mut entries = group[0].entries.len();
+                    let mut control = Vec::new();
+                    while entries < GROUP_ENTRIES_MAX {
+                        match rx.try_recv() {
+                            Ok(Msg::Append(r)) => {
+                                entries += r.entries.len();
+                                group.push(r);
+                            }
+                            Ok(Msg::Checkpoint(reply)) => control.push(reply),
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit_group(group);
+                    for reply in control {
+                        reply(self.checkpoint_for_request());
+                    }
+                }
+                Ok(Msg::Checkpoint(reply)) => reply(self.checkpoint_for_request()),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    if self.is_poisoned().is_none() && self.compact.size() > self.last_checkpoint_size
+                    {
+                        if let Err(e) = self.publish_checkpoint() {
+                            tracing::error!(error = %e, "final checkpoint failed");
+                        }
+                    }
+                    return;
+                }
+            }
+            if self.is_poisoned().is_none()
+                && self.compact.size() > self.last_checkpoint_size
+                && self.last_checkpoint_at.elapsed() >= self.interval
+            {
+                if let Err(e) = self.publish_checkpoint() {
+                    self.poison(format!("publishing a checkpoint failed: {e}"));
+                }
+            }
+        }
+    }
+
+    fn checkpoint_for_request(&mut self) -> Result<Arc<SignedCheckpoint>, AppendError> {
+        if let Some(why) = self.is_poisoned() {
+            return Err(AppendError::Poisoned(why));
+        }
+        if self.compact.size() > self.last_checkpoint_size || self.store.checkpoint().is_none() {
+            if let Err(e) = self.publish_checkpoint() {
+                let why = format!("publishing a checkpoint failed: {e}");
+                self.poison(why.clone());
+                return Err(AppendError::Poisoned(why));
+            }
+        }
+        Ok(self.store.checkpoint().expect("published above"))
+    }
+
+    fn is_poisoned(&self) -> Option<String> {
+        self.poisoned.lock().unwrap().clone()
+    }
+
+    fn poison(&self, why: String) {
+        tracing::error!(reason = %why, "ledger writer poisoned: no more appends until restart");
+        let mut p = self.poisoned.lock().unwrap();
+        if p.is_none() {
+            *p = Some(why);
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        let total: usize = group.iter().map(|r| r.entries.len()).sum();
+        let result = self.write_group(group);
+        self.queued.fetch_sub(total, Ordering::AcqRel);
+        for (reply, r) in result {
+            reply(r);
+        }
+    }
+
+    /// Writes one commit group and returns the answer for each request.
+    fn write_group(&mut self, group: Vec<Request>) -> Vec<(Reply, Result<Committed, AppendError>)> {
+        let mut answers = Vec::with_capacity(group.len());
+        if let Some(why) = self.is_poisoned() {
+            for req in group {
+                answers.push((req.reply, Err(AppendError::Poisoned(why.clone()))));
+            }
+            return answers;
+        }
+        let start_size = self.compact.size();
+        let saved_compact = self.compact.clone();
+        let mut next = start_size;
+        let mut writes: Vec<SegmentWrite> = Vec::new();
+        let mut tile_bufs: Vec<Vec<u8>> = vec![Vec::new(); TILE_LEVELS_MAX];
+        let mut raw = Vec::with_capacity(64 << 10);
+        let mut frame_first = next;
+        let mut accepted: Vec<(Reply, Committed)> = Vec::with_capacity(group.len());
+
+        for req in group {
+            // Check sizes before the batch takes any seq, so a refused batch
+            // leaves no trace.
+            let too_large = req.entries.iter().enumerate().find_map(|(i, e)| {
+                let len = match e {
+                    NewEntry::Bytes(b) => b.len(),
+                    NewEntry::Template { head, tail } => {
+                        head.len() + tail.len() + itoa_u64(next + i as u64).as_bytes_mut().len()
+                    }
+                };
+                (len > ENTRY_BYTES_MAX).then_some((i, len))
+            });
+            if let Some((index, bytes)) = too_large {
+                answers.push((req.reply, Err(AppendError::TooLarge { index, bytes })));
+                continue;
+            }
+            let first_seq = next;
+            let mut leaf_hashes = Vec::with_capacity(req.entries.len());
+            for e in &req.entries {
+                let at = raw.len();
+                raw.extend_from_slice(&[0, 0]);
+                e.write(next, &mut raw);
+                let len = raw.len() - at - 2;
+                raw[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
+                let leaf = tlog::leaf_hash(&raw[at + 2..]);
+                leaf_hashes.push(leaf);
+                self.compact
+                    .append(leaf, |node, hash| collect_tile_hash(&mut tile_bufs, node, hash));
+                next += 1;
+                if next % TILE_WIDTH == 0 {
+                    self.add_frame(&mut writes, frame_first, next, &raw);
+                    raw.clear();
+                    frame_first = next;
+                }
+            }
+            accepted.push((
+                req.reply,
+                Committed {
+                    first_seq,
+                    leaf_hashes,
+                },
+            ));
+        }
+        if next > frame_first {
+            self.add_frame(&mut writes, frame_first, next, &raw);
+        }
+        if accepted.is_empty() {
+            return answers;
+        }
+
+        match self.persist(&writes, &tile_bufs) {
+            Ok(()) => {}
+            Err(Failure::Undone(e)) => {
+                self.compact = saved_compact;
+                for (reply, _) in accepted {
+                    answers.push((reply, Err(AppendError::Failed(e.clone()))));
+                }
+                return answers;
+            }
+            Err(Failure::Unknown(e)) => {
+                self.compact = saved_compact;
+                self.poison(e.clone());
+                for (reply, _) in accepted {
+                    answers.push((reply, Err(AppendError::Poisoned(e.clone()))));
+                }
+                return answers;
+            }
+        }
+
+        // From here the group is durable: a crash now recovers every entry of
+        // it from the segment files (and rebuilds its tiles). Publish it.
+        {
+            let mut st = self.store.state.write().unwrap();
+            for w in &writes {
+                if w.segment != st.active_segment {
+                    st.active_segment = w.segment;
+                    st.active = BundleIndex {
+                        starts: Vec::new(),
+                        end: SEGMENT_HEADER_BYTES,
+                    };
+                }
+                let base = st.active.end;
+                for &(off, _) in &w.bundle_starts {
+                    st.active.starts.push(base + off);
+                }
+                st.active.end = base + w.bytes.len() as u64;
+            }
+            st.size = next;
+        }
+        for (reply, c) in accepted {
+            answers.push((reply, Ok(c)));
+        }
+        answers
+    }
+
+    fn add_frame(&mut self, writes: &mut Vec<SegmentWrite>, first: u64, end: u64, raw: &[u8]) {
+        let segment = first / SEGMENT_ENTRIES;
+        if writes.last().map(|w| w.segment) != Some(segment) {
+            writes.push(SegmentWrite {
+                segment,
+                bytes: Vec::with_capacity(raw.len() / 2),
+                bundle_starts: Vec::new(),
+            });
+        }
+        let w = writes.last_mut().unwrap();
+        if first % TILE_WIDTH == 0 {
+            w.bundle_starts.push((w.bytes.len() as u64, first));
+        }
+        segment::encode_frame(
+            &mut self.compressor,
+            first,
+            (end - first) as u32,
+            raw,
+            &mut w.bytes,
+        )
+        .expect("encoding into memory cannot fail");
+    }
+
+    /// Writes frames and tile hashes, then makes them durable.
+    fn persist(&mut self, writes: &[SegmentWrite], tile_bufs: &[Vec<u8>]) -> Result<(), Failure> {
+        let fs = self.store.fs.clone();
+        let seg_dir = segments_dir(&self.store.dir);
+        let mut synced: Vec<Arc<dyn FsFile>> = Vec::new();
+        let mut rotated = false;
+        // Lengths to return to if a write fails before anything is synced.
+        let seg_len = match &self.active {
+            Some(f) => Some(f.len().map_err(|e| Failure::Undone(e.to_string()))?),
+            None => None,
+        };
+        let mut tile_lens = Vec::with_capacity(TILE_LEVELS_MAX);
+        for level in 0..TILE_LEVELS_MAX {
+            tile_lens.push(
+                self.store
+                    .tiles
+                    .stored(level)
+                    .map_err(|e| Failure::Undone(e.to_string()))?,
+            );
+        }
+        let undo = |this: &Writer, e: io::Error| -> Failure {
+            let mut ok = true;
+            if let (Some(f), Some(len)) = (&this.active, seg_len) {
+                ok &= f.set_len(len).is_ok();
+            }
+            for (level, &n) in tile_lens.iter().enumerate() {
+                ok &= this.store.tiles.truncate(level, n).is_ok();
+            }
+            if ok {
+                Failure::Undone(e.to_string())
+            } else {
+                Failure::Unknown(format!("{e}, and undoing the partial write failed too"))
+            }
+        };
+
+        for w in writes {
+            if self.active.is_none() || w.segment != self.active_segment {
+                // A new segment. The previous one is complete and was synced
+                // by the commit that filled it. Failures from here on poison:
+                // undoing a half-made file is not worth the risk.
+                rotated = true;
+                if let Some(prev) = self.active.take() {
+                    if !synced.iter().any(|f| Arc::ptr_eq(f, &prev)) {
+                        synced.push(prev);
+                    }
+                }
+                let path = seg_dir.join(segment::segment_name(w.segment));
+                let file: Arc<dyn FsFile> = fs
+                    .create(&path)
+                    .map(Arc::from)
+                    .map_err(|e| Failure::Unknown(format!("creating {}: {e}", path.display())))?;
+                file.append(&segment::segment_header(w.segment * SEGMENT_ENTRIES))
+                    .map_err(|e| Failure::Unknown(format!("writing {}: {e}", path.display())))?;
+                self.active = Some(file);
+                self.active_segment = w.segment;
+            }
+            let file = self.active.clone().expect("set above");
+            if let Err(e) = file.append(&w.bytes) {
+                return Err(if rotated {
+                    Failure::Unknown(format!("writing a segment: {e}"))
+                } else {
+                    undo(self, e)
+                });
+            }
+            if !synced.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                synced.push(file);
+            }
+        }
+        for (level, buf) in tile_bufs.iter().enumerate() {
+            if !buf.is_empty() {
+                if let Err(e) = self.store.tiles.append(level, buf) {
+                    return Err(if rotated {
+                        Failure::Unknown(format!("writing tiles: {e}"))
+                    } else {
+                        undo(self, e)
+                    });
+                }
+            }
+        }
+        // The commit point is the fdatasync below. If it fails we cannot know
+        // what reached the disk, so the writer is poisoned (see docs/storage.md).
+        for f in &synced {
+            f.sync_data()
+                .map_err(|e| Failure::Unknown(format!("fdatasync of a segment failed: {e}")))?;
+        }
+        if rotated {
+            fs.sync_dir(&seg_dir)
+                .map_err(|e| Failure::Unknown(format!("fsync of the segments directory failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Signs and durably writes a checkpoint of the current tree. Tiles are
+    /// synced first, so a checkpoint never covers tiles a crash could lose.
+    fn publish_checkpoint(&mut self) -> Result<(), String> {
+        self.store
+            .tiles
+            .sync()
+            .map_err(|e| format!("syncing tiles: {e}"))?;
+        let checkpoint = tlog::Checkpoint {
+            origin: self.origin.clone(),
+            size: self.compact.size(),
+            root: self.compact.root(),
+            extensions: Vec::new(),
+        };
+        let note = tlog::sign_note(&checkpoint.to_text(), &[&self.signer]).map_err(|e| e.to_string())?;
+        write_durably(
+            self.store.fs.as_ref(),
+            &checkpoint_path(&self.store.dir),
+            note.as_bytes(),
+        )
+        .map_err(|e| format!("writing the checkpoint: {e}"))?;
+        self.last_checkpoint_size = checkpoint.size;
+        self.last_checkpoint_at = Instant::now();
+        *self.store.checkpoint.write().unwrap() = Some(Arc::new(SignedCheckpoint { note, checkpoint }));
+        Ok(())
+    }
+}
+
+enum Failure {
+    /// Nothing of the group is stored; only the group fails.
+    Undone(String),
+    /// The outcome is unknown; the writer must stop.
+    Unknown(String),
+}
