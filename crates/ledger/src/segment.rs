@@ -89,8 +89,7 @@ impl FrameHeader {
         if last.map(|l| l / TILE_WIDTH) != Some(h.first_seq / TILE_WIDTH) {
             return Err("frame crosses a bundle boundary".into());
         }
-        if h.raw_len as usize > FRAME_RAW_BYTES_MAX || h.stored_len as usize > FRAME_RAW_BYTES_MAX
-        {
+        if h.raw_len as usize > FRAME_RAW_BYTES_MAX || h.stored_len as usize > FRAME_RAW_BYTES_MAX {
             return Err("frame length over the limit".into());
         }
         if h.codec == CODEC_NONE && h.raw_len != h.stored_len {
@@ -137,7 +136,10 @@ pub fn encode_frame(
     raw: &[u8],
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    assert!(raw.len() <= FRAME_RAW_BYTES_MAX, "frame raw length checked by caller");
+    assert!(
+        raw.len() <= FRAME_RAW_BYTES_MAX,
+        "frame raw length checked by caller"
+    );
     let header_at = out.len();
     out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
     let payload_at = out.len();
@@ -188,7 +190,9 @@ pub fn decode_payload(h: &FrameHeader, stored: &[u8], out: &mut Vec<u8>) -> Resu
                     if d.is_none() {
                         *d = Some(zstd::bulk::Decompressor::new()?);
                     }
-                    d.as_mut().unwrap().decompress_to_buffer(stored, &mut out[start..])
+                    d.as_mut()
+                        .unwrap()
+                        .decompress_to_buffer(stored, &mut out[start..])
                 })
                 .map_err(|e| format!("frame payload does not decompress: {e}"))?;
             if n != h.raw_len as usize {
@@ -341,7 +345,8 @@ pub fn read_frames(
             return Err(format!("torn frame header at offset {}", start + at as u64));
         }
         let hb: &[u8; FRAME_HEADER_BYTES] = buf[at..at + FRAME_HEADER_BYTES].try_into().unwrap();
-        let h = FrameHeader::decode(hb).map_err(|e| format!("{e} at offset {}", start + at as u64))?;
+        let h =
+            FrameHeader::decode(hb).map_err(|e| format!("{e} at offset {}", start + at as u64))?;
         if h.first_seq != seq {
             return Err(format!(
                 "frame at offset {} holds seq {} but {seq} was expected",
@@ -352,7 +357,10 @@ pub fn read_frames(
         let p0 = at + FRAME_HEADER_BYTES;
         let p1 = p0 + h.stored_len as usize;
         if p1 > buf.len() {
-            return Err(format!("torn frame payload at offset {}", start + at as u64));
+            return Err(format!(
+                "torn frame payload at offset {}",
+                start + at as u64
+            ));
         }
         decode_payload(&h, &buf[p0..p1], out)
             .map_err(|e| format!("{e} (frame at offset {}, seq {seq})", start + at as u64))?;

@@ -108,7 +108,8 @@ pub(crate) fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<u64>, OpenErr
 /// Checks the FORMAT file.
 pub(crate) fn check_format(fs: &dyn Fs, dir: &Path) -> Result<(), OpenError> {
     let path = format_path(dir);
-    let found = read_all(fs, &path).map_err(OpenError::io(format!("reading {}", path.display())))?;
+    let found =
+        read_all(fs, &path).map_err(OpenError::io(format!("reading {}", path.display())))?;
     let found = String::from_utf8_lossy(&found).into_owned();
     if found != format_text() {
         return Err(OpenError::Format {
@@ -138,7 +139,11 @@ impl Store {
                 let scan = segment::scan_segment(file.as_ref(), last, false)
                     .map_err(OpenError::io(format!("reading {}", path.display())))?;
                 let count: u64 = scan.frames.iter().map(|f| u64::from(f.header.count)).sum();
-                (last, BundleIndex::from_scan(&scan), last * SEGMENT_ENTRIES + count)
+                (
+                    last,
+                    BundleIndex::from_scan(&scan),
+                    last * SEGMENT_ENTRIES + count,
+                )
             }
         };
         let store = Store::new(fs, dir, tiles, active_segment, active, size);
@@ -186,7 +191,9 @@ impl Store {
             .transpose()
             .ok()
             .flatten()
-            .ok_or_else(|| OpenError::Corrupt(format!("{} is not a checkpoint note", path.display())))?;
+            .ok_or_else(|| {
+                OpenError::Corrupt(format!("{} is not a checkpoint note", path.display()))
+            })?;
         Ok(Some(Arc::new(SignedCheckpoint { note, checkpoint })))
     }
 
@@ -216,13 +223,14 @@ impl Store {
         {
             let st = self.state.read().unwrap();
             if seg == st.active_segment {
-                return st
-                    .active
-                    .range(i)
-                    .ok_or_else(|| ReadError::NotFound(format!("entry bundle {index} is not stored")));
+                return st.active.range(i).ok_or_else(|| {
+                    ReadError::NotFound(format!("entry bundle {index} is not stored"))
+                });
             }
             if seg > st.active_segment {
-                return Err(ReadError::NotFound(format!("entry bundle {index} is not stored")));
+                return Err(ReadError::NotFound(format!(
+                    "entry bundle {index} is not stored"
+                )));
             }
         }
         let idx = self.sealed_index(seg)?;
@@ -300,7 +308,9 @@ impl Store {
     pub fn entry(&self, seq: u64) -> Result<Vec<u8>, ReadError> {
         let size = self.size();
         if seq >= size {
-            return Err(ReadError::NotFound(format!("seq {seq} is past the log size {size}")));
+            return Err(ReadError::NotFound(format!(
+                "seq {seq} is past the log size {size}"
+            )));
         }
         let index = seq / TILE_WIDTH;
         let width = (size - index * TILE_WIDTH).min(TILE_WIDTH);
@@ -337,7 +347,9 @@ impl Store {
     pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, ReadError> {
         self.check_size(size)?;
         if seq >= size {
-            return Err(ReadError::NotFound(format!("seq {seq} is not in a tree of size {size}")));
+            return Err(ReadError::NotFound(format!(
+                "seq {seq} is not in a tree of size {size}"
+            )));
         }
         tlog::inclusion_proof(seq, size, &self.hash_reader(size)).map_err(tree_err)
     }

@@ -102,10 +102,17 @@ impl TileStore {
     /// The raw bytes of `count` hashes at `level` starting at hash `first`.
     pub fn read_bytes(&self, level: usize, first: u64, count: u64) -> io::Result<Vec<u8>> {
         if level >= TILE_LEVELS_MAX {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no such tile level"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no such tile level",
+            ));
         }
         let mut buf = vec![0u8; (count as usize) * HASH_SIZE];
-        read_exact_at(self.file(level).as_ref(), &mut buf, first * HASH_SIZE as u64)?;
+        read_exact_at(
+            self.file(level).as_ref(),
+            &mut buf,
+            first * HASH_SIZE as u64,
+        )?;
         Ok(buf)
     }
 

@@ -123,13 +123,20 @@ pub fn verify_log(
         let bytes = src
             .bundle(b, width)
             .map_err(|e| fail(Some(first_seq), format!("entry bundle {b}: {e}")))?;
-        let entries = tlog::parse_bundle(&bytes)
-            .map_err(|e| fail(Some(first_seq), format!("entry bundle {b} is malformed: {e}")))?;
+        let entries = tlog::parse_bundle(&bytes).map_err(|e| {
+            fail(
+                Some(first_seq),
+                format!("entry bundle {b} is malformed: {e}"),
+            )
+        })?;
         if entries.len() as u64 != width {
             let bad = first_seq + (entries.len() as u64).min(width);
             return Err(fail(
                 Some(bad),
-                format!("entry bundle {b} holds {} entries, expected {width}", entries.len()),
+                format!(
+                    "entry bundle {b} holds {} entries, expected {width}",
+                    entries.len()
+                ),
             ));
         }
         let mut leaves = Vec::with_capacity(width as usize * HASH_SIZE);
@@ -164,7 +171,10 @@ pub fn verify_log(
             let i = first_difference(&tile, &leaves);
             first_tile_mismatch = Some((
                 first_seq + i,
-                format!("the hash of entry {} in tile 0/{b} differs from the entry", first_seq + i),
+                format!(
+                    "the hash of entry {} in tile 0/{b} differs from the entry",
+                    first_seq + i
+                ),
             ));
         }
         for level in 1..8u8 {
@@ -186,7 +196,10 @@ pub fn verify_log(
     }
     if let Some(old) = &saved {
         if old.size == 0 && old.root != tlog::EMPTY_ROOT {
-            return Err(fail(None, "the saved checkpoint of size 0 has a wrong root"));
+            return Err(fail(
+                None,
+                "the saved checkpoint of size 0 has a wrong root",
+            ));
         }
     }
     if compact.root() != cp.root {

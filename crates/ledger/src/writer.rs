@@ -160,9 +160,9 @@ impl Ledger {
             queued: queued.clone(),
         };
         if recovered.checkpoint_size != writer.compact.size() || store.checkpoint().is_none() {
-            writer
-                .publish_checkpoint()
-                .map_err(|e| OpenError::Corrupt(format!("publishing the recovered checkpoint: {e}")))?;
+            writer.publish_checkpoint().map_err(|e| {
+                OpenError::Corrupt(format!("publishing the recovered checkpoint: {e}"))
+            })?;
         }
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -273,7 +273,8 @@ impl Drop for Ledger {
 /// Creates an empty ledger directory, durably.
 fn create_layout(fs: &dyn Fs, dir: &Path) -> Result<(), OpenError> {
     let io = |what: &str| OpenError::io(format!("creating {what} in {}", dir.display()));
-    fs.create_dir_all(&segments_dir(dir)).map_err(io("segments"))?;
+    fs.create_dir_all(&segments_dir(dir))
+        .map_err(io("segments"))?;
     // Make the new directories themselves durable before anything in them counts.
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs.sync_dir(parent).map_err(io("the data directory"))?;
@@ -320,7 +321,9 @@ fn recover(
         );
         let scan = segment::scan_segment(file.as_ref(), last, true)
             .map_err(OpenError::io(format!("reading {}", path.display())))?;
-        let file_len = file.len().map_err(OpenError::io("reading segment length"))?;
+        let file_len = file
+            .len()
+            .map_err(OpenError::io("reading segment length"))?;
         if scan.valid_len < SEGMENT_HEADER_BYTES && file_len > SEGMENT_HEADER_BYTES {
             return Err(OpenError::Corrupt(format!(
                 "{} has a damaged header: {}",
@@ -360,8 +363,8 @@ fn recover(
     let store = Store::new(fs.clone(), dir, tiles, active_segment, index, size);
     let cp = store.load_checkpoint_note()?;
     if let Some(cp) = &cp {
-        let verifier = tlog::Verifier::parse(&signer.vkey())
-            .map_err(|e| OpenError::Key(e.to_string()))?;
+        let verifier =
+            tlog::Verifier::parse(&signer.vkey()).map_err(|e| OpenError::Key(e.to_string()))?;
         let opened = tlog::open_checkpoint(&cp.note, &verifier).map_err(|e| {
             OpenError::Key(format!(
                 "the stored checkpoint does not verify with this log's key ({e}); wrong key file?"
@@ -393,7 +396,10 @@ fn recover(
             .stored(level)
             .map_err(OpenError::io("reading tile file length"))?;
         if stored < level_len(level, keep) {
-            tracing::warn!(level, "tile file shorter than the checkpoint; rebuilding tiles");
+            tracing::warn!(
+                level,
+                "tile file shorter than the checkpoint; rebuilding tiles"
+            );
             keep = 0;
         }
     }
@@ -444,10 +450,13 @@ fn recover(
         let bytes = store
             .bundle(bundle, end - bundle * TILE_WIDTH)
             .map_err(|e| OpenError::Corrupt(format!("reading entries at seq {at}: {e}")))?;
-        let entries =
-            tlog::parse_bundle(&bytes).map_err(|e| OpenError::Corrupt(e.to_string()))?;
+        let entries = tlog::parse_bundle(&bytes).map_err(|e| OpenError::Corrupt(e.to_string()))?;
         // A checkpoint may end inside a bundle: stop there to compare roots.
-        let stop = if at < checkpoint_size { end.min(checkpoint_size) } else { end };
+        let stop = if at < checkpoint_size {
+            end.min(checkpoint_size)
+        } else {
+            end
+        };
         let skip = (at - bundle * TILE_WIDTH) as usize;
         for entry in &entries[skip..skip + (stop - at) as usize] {
             compact.append(tlog::leaf_hash(entry), |node, hash| {
@@ -459,7 +468,10 @@ fn recover(
     if compact.size() == checkpoint_size && checkpoint_size > 0 {
         check_root(&compact, cp.as_deref())?;
     }
-    store.tiles.sync().map_err(OpenError::io("syncing tile files"))?;
+    store
+        .tiles
+        .sync()
+        .map_err(OpenError::io("syncing tile files"))?;
     *store.checkpoint.write().unwrap() = cp;
     Ok(Recovered {
         store,
@@ -518,8 +530,8 @@ struct SegmentWrite {
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
         loop {
-            let pending = self.compact.size() > self.last_checkpoint_size
-                && self.is_poisoned().is_none();
+            let pending =
+                self.compact.size() > self.last_checkpoint_size && self.is_poisoned().is_none();
             let msg = if pending {
                 let due = self.last_checkpoint_at + self.interval;
                 rx.recv_timeout(due.saturating_duration_since(Instant::now()))
@@ -549,7 +561,8 @@ impl Writer {
                 Ok(Msg::Checkpoint(reply)) => reply(self.checkpoint_for_request()),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    if self.is_poisoned().is_none() && self.compact.size() > self.last_checkpoint_size
+                    if self.is_poisoned().is_none()
+                        && self.compact.size() > self.last_checkpoint_size
                     {
                         if let Err(e) = self.publish_checkpoint() {
                             tracing::error!(error = %e, "final checkpoint failed");
@@ -648,8 +661,9 @@ impl Writer {
                 raw[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
                 let leaf = tlog::leaf_hash(&raw[at + 2..]);
                 leaf_hashes.push(leaf);
-                self.compact
-                    .append(leaf, |node, hash| collect_tile_hash(&mut tile_bufs, node, hash));
+                self.compact.append(leaf, |node, hash| {
+                    collect_tile_hash(&mut tile_bufs, node, hash)
+                });
                 next += 1;
                 if next % TILE_WIDTH == 0 {
                     self.add_frame(&mut writes, frame_first, next, &raw);
@@ -826,8 +840,9 @@ impl Writer {
                 .map_err(|e| Failure::Unknown(format!("fdatasync of a segment failed: {e}")))?;
         }
         if rotated {
-            fs.sync_dir(&seg_dir)
-                .map_err(|e| Failure::Unknown(format!("fsync of the segments directory failed: {e}")))?;
+            fs.sync_dir(&seg_dir).map_err(|e| {
+                Failure::Unknown(format!("fsync of the segments directory failed: {e}"))
+            })?;
         }
         Ok(())
     }
@@ -845,7 +860,8 @@ impl Writer {
             root: self.compact.root(),
             extensions: Vec::new(),
         };
-        let note = tlog::sign_note(&checkpoint.to_text(), &[&self.signer]).map_err(|e| e.to_string())?;
+        let note =
+            tlog::sign_note(&checkpoint.to_text(), &[&self.signer]).map_err(|e| e.to_string())?;
         write_durably(
             self.store.fs.as_ref(),
             &checkpoint_path(&self.store.dir),
@@ -854,7 +870,8 @@ impl Writer {
         .map_err(|e| format!("writing the checkpoint: {e}"))?;
         self.last_checkpoint_size = checkpoint.size;
         self.last_checkpoint_at = Instant::now();
-        *self.store.checkpoint.write().unwrap() = Some(Arc::new(SignedCheckpoint { note, checkpoint }));
+        *self.store.checkpoint.write().unwrap() =
+            Some(Arc::new(SignedCheckpoint { note, checkpoint }));
         Ok(())
     }
 }

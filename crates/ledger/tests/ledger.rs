@@ -1,0 +1,489 @@
+//! Ledger behaviour on the in-memory file system double and on real disk:
+//! reads equal writes, proofs verify, reopening keeps everything, and a
+//! failure injected at every single write, sync, rename or create leaves a
+//! ledger that reopens with every acknowledged entry and verifies.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledger::fs::{Fault, Fs, MemFs, StdFs};
+use ledger::verify::{verify_log, LogSource};
+use ledger::{AppendError, Config, Ledger, NewEntry, OpenError, SignedCheckpoint};
+use tlog::{CompactRange, Signer, Verifier, TILE_WIDTH};
+
+const ORIGIN: &str = "test.example/ledger";
+
+fn key() -> (String, String) {
+    let (_, skey, vkey) = Signer::generate(ORIGIN).unwrap();
+    (skey, vkey)
+}
+
+fn config() -> Config {
+    let mut c = Config::new(ORIGIN);
+    // Checkpoints only when a test asks, so operation counts are deterministic.
+    c.checkpoint_interval = Duration::from_secs(3600);
+    c
+}
+
+fn open(fs: &Arc<dyn Fs>, dir: &Path, skey: &str) -> Result<Ledger, OpenError> {
+    Ledger::open(fs.clone(), dir, config(), Signer::from_skey(skey).unwrap())
+}
+
+fn entry(seq_hint: u64, i: usize) -> NewEntry {
+    if i % 3 == 0 {
+        NewEntry::Bytes(format!("plain entry {seq_hint}/{i} {}", "x".repeat(i % 50)).into_bytes())
+    } else {
+        NewEntry::Template {
+            head: format!("{{\"n\":{i},\"seq\":").into_bytes(),
+            tail: b",\"v\":1}".to_vec(),
+        }
+    }
+}
+
+fn batch(tag: u64, n: usize) -> Vec<NewEntry> {
+    (0..n).map(|i| entry(tag, i)).collect()
+}
+
+/// Checks everything a reader can see against an independent model.
+fn check_all(ledger: &Ledger, acked: &[(u64, Vec<u8>)], vkey: &str) {
+    let store = ledger.store();
+    let size = store.size();
+    // Read bundle by bundle: every stored entry, in order.
+    let mut stored: Vec<Vec<u8>> = Vec::with_capacity(size as usize);
+    for b in 0..size.div_ceil(TILE_WIDTH) {
+        let width = (size - b * TILE_WIDTH).min(TILE_WIDTH);
+        let bytes = store.bundle(b, width).unwrap();
+        stored.extend(
+            tlog::parse_bundle(&bytes)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.to_vec()),
+        );
+        let tile = store.tile(0, b, width).unwrap();
+        for (i, e) in stored[(b * TILE_WIDTH) as usize..].iter().enumerate() {
+            assert_eq!(
+                tile[i * 32..(i + 1) * 32],
+                tlog::leaf_hash(e),
+                "leaf hash in tile 0/{b}"
+            );
+        }
+    }
+    for (seq, bytes) in acked {
+        assert_eq!(&stored[*seq as usize], bytes, "entry {seq}");
+    }
+    for seq in [0, size / 2, size.saturating_sub(1)] {
+        if seq < size {
+            assert_eq!(store.entry(seq).unwrap(), stored[seq as usize]);
+        }
+    }
+    let mut model = CompactRange::new();
+    for e in &stored {
+        model.append(tlog::leaf_hash(e), |_, _| {});
+    }
+    assert_eq!(store.root_at(size).unwrap(), model.root());
+    let cp = ledger.checkpoint_now().unwrap();
+    assert_eq!(cp.checkpoint.size, size);
+    assert_eq!(cp.checkpoint.root, model.root());
+    let verifier = Verifier::parse(vkey).unwrap();
+    let report = verify_log(store.as_ref(), &verifier, None, &mut |_, _| {}).unwrap();
+    assert_eq!(report.size, size);
+    // Spot-check proofs.
+    for seq in [0, size / 2, size.saturating_sub(1)] {
+        if seq < size {
+            let proof = store.inclusion_proof(seq, size).unwrap();
+            tlog::verify_inclusion(
+                seq,
+                size,
+                &store.leaf_hash(seq).unwrap(),
+                &proof,
+                &model.root(),
+            )
+            .unwrap();
+        }
+    }
+    if size > 1 {
+        let old = size / 2;
+        let proof = store.consistency_proof(old, size).unwrap();
+        tlog::verify_consistency(
+            old,
+            size,
+            &store.root_at(old).unwrap(),
+            &model.root(),
+            &proof,
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn appends_read_back_and_verify() {
+    let (skey, vkey) = key();
+    let fs: Arc<dyn Fs> = Arc::new(MemFs::new());
+    let dir = PathBuf::from("/data/ledger");
+    let ledger = open(&fs, &dir, &skey).unwrap();
+    let mut acked = Vec::new();
+    for (tag, n) in [(0, 1), (1, 255), (2, 1), (3, 300), (4, 1000), (5, 7)] {
+        let entries = batch(tag, n);
+        let c = ledger.append(entries.clone()).unwrap();
+        assert_eq!(c.first_seq, acked.len() as u64);
+        for (i, e) in entries.iter().enumerate() {
+            let seq = c.first_seq + i as u64;
+            let bytes = e.bytes(seq);
+            assert_eq!(c.leaf_hashes[i], tlog::leaf_hash(&bytes));
+            acked.push((seq, bytes));
+        }
+    }
+    check_all(&ledger, &acked, &vkey);
+
+    // Bundles are exactly the C2SP framing of the entries, partial ones too.
+    let store = ledger.store();
+    let all: Vec<&[u8]> = acked.iter().map(|(_, b)| b.as_slice()).collect();
+    for (b, chunk) in all.chunks(TILE_WIDTH as usize).enumerate() {
+        let mut want = Vec::new();
+        tlog::encode_bundle(chunk, &mut want).unwrap();
+        assert_eq!(store.bundle(b as u64, chunk.len() as u64).unwrap(), want);
+        let mut part = Vec::new();
+        tlog::encode_bundle(&chunk[..1], &mut part).unwrap();
+        assert_eq!(store.bundle(b as u64, 1).unwrap(), part);
+    }
+    assert!(store.bundle(all.len() as u64 / TILE_WIDTH + 1, 1).is_err());
+    assert!(store.entry(all.len() as u64).is_err());
+
+    // Reopen: same content, appends continue.
+    drop(ledger);
+    let ledger = open(&fs, &dir, &skey).unwrap();
+    assert_eq!(ledger.store().size(), acked.len() as u64);
+    let c = ledger.append(batch(9, 3)).unwrap();
+    assert_eq!(c.first_seq, acked.len() as u64);
+    for i in 0..3 {
+        let seq = c.first_seq + i;
+        acked.push((seq, entry(9, i as usize).bytes(seq)));
+    }
+    check_all(&ledger, &acked, &vkey);
+}
+
+#[test]
+fn refuses_bad_batches_without_a_trace() {
+    let (skey, _) = key();
+    let fs: Arc<dyn Fs> = Arc::new(MemFs::new());
+    let ledger = open(&fs, Path::new("/l"), &skey).unwrap();
+    assert_eq!(ledger.append(vec![]), Err(AppendError::Empty));
+    let big = NewEntry::Bytes(vec![b'a'; ledger::ENTRY_BYTES_MAX + 1]);
+    let err = ledger
+        .append(vec![NewEntry::Bytes(b"ok".to_vec()), big])
+        .unwrap_err();
+    assert!(
+        matches!(err, AppendError::TooLarge { index: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(ledger.store().size(), 0);
+    let max = NewEntry::Bytes(vec![b'a'; ledger::ENTRY_BYTES_MAX]);
+    assert_eq!(ledger.append(vec![max]).unwrap().first_seq, 0);
+}
+
+#[test]
+fn refuses_a_foreign_key_and_a_contradicting_checkpoint() {
+    let (skey, _) = key();
+    let fs: Arc<dyn Fs> = Arc::new(MemFs::new());
+    let dir = Path::new("/l");
+    let ledger = open(&fs, dir, &skey).unwrap();
+    ledger.append(batch(0, 10)).unwrap();
+    drop(ledger);
+    let (other, _) = key();
+    match open(&fs, dir, &other) {
+        Err(OpenError::Key(msg)) => assert!(msg.contains("does not verify"), "{msg}"),
+        other => panic!("expected a key error, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn corruption_is_named_by_verify_and_refused_on_open() {
+    let (skey, vkey) = key();
+    let mem = MemFs::new();
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let dir = Path::new("/l");
+    let ledger = open(&fs, dir, &skey).unwrap();
+    for t in 0..4 {
+        ledger.append(batch(t, 200)).unwrap();
+    }
+    ledger.checkpoint_now().unwrap();
+    drop(ledger);
+    // Flip a bit in the middle of the segment file (inside some frame).
+    let seg = dir.join("segments").join("00000000000000000000.seg");
+    let len = fs.open(&seg).unwrap().len().unwrap() as usize;
+    mem.corrupt(&seg, len / 2);
+    let store = ledger::Store::open_read_only(fs.clone(), dir).unwrap();
+    let err = verify_log(
+        &store,
+        &Verifier::parse(&vkey).unwrap(),
+        None,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(err.seq.is_some(), "{err}");
+    assert!(err.seq.unwrap() < 800, "{err}");
+    // Opening for writing would cut the log below its signed checkpoint: refused.
+    match open(&fs, dir, &skey) {
+        Err(OpenError::Corrupt(msg)) => assert!(msg.contains("missing"), "{msg}"),
+        other => panic!("expected refusal, got {:?}", other.err()),
+    }
+}
+
+struct Workload {
+    acked: Vec<(u64, Vec<u8>)>,
+    checkpoints: Vec<Arc<SignedCheckpoint>>,
+}
+
+fn run_workload(ledger: &Ledger, sizes: &[usize], w: &mut Workload) {
+    for (tag, &n) in sizes.iter().enumerate() {
+        let entries = batch(tag as u64, n);
+        if let Ok(c) = ledger.append(entries.clone()) {
+            for (i, e) in entries.iter().enumerate() {
+                let seq = c.first_seq + i as u64;
+                w.acked.push((seq, e.bytes(seq)));
+            }
+        }
+        if let Ok(cp) = ledger.checkpoint_now() {
+            w.checkpoints.push(cp);
+        }
+    }
+}
+
+/// Runs the workload with a fault at operation `k`, crashes, reopens and checks.
+fn crash_case(prefill: usize, sizes: &[usize], k: u64, fault: Fault, torn: fn(usize) -> usize) {
+    let (skey, vkey) = key();
+    let mem = MemFs::new();
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let dir = Path::new("/d/ledger");
+    let mut w = Workload {
+        acked: Vec::new(),
+        checkpoints: Vec::new(),
+    };
+    if prefill > 0 {
+        let ledger = open(&fs, dir, &skey).unwrap();
+        run_workload(&ledger, &[prefill], &mut w);
+    }
+    mem.fail_at(mem.ops() + k, fault);
+    if let Ok(ledger) = open(&fs, dir, &skey) {
+        run_workload(&ledger, sizes, &mut w);
+    }
+    mem.crash(torn);
+    let ledger = open(&fs, dir, &skey).unwrap_or_else(|e| {
+        panic!("reopen after fault at op {k} ({fault:?}) failed: {e}");
+    });
+    let store = ledger.store();
+    for cp in &w.checkpoints {
+        assert!(
+            cp.checkpoint.size <= store.size(),
+            "checkpoint went back (op {k}, {fault:?})"
+        );
+        assert_eq!(
+            store.root_at(cp.checkpoint.size).unwrap(),
+            cp.checkpoint.root,
+            "inconsistent with an earlier checkpoint (op {k}, {fault:?})"
+        );
+    }
+    check_all(&ledger, &w.acked, &vkey);
+    // The recovered ledger takes appends again.
+    ledger.append(batch(99, 2)).unwrap();
+}
+
+fn ops_of(prefill: usize, sizes: &[usize]) -> u64 {
+    let (skey, _) = key();
+    let mem = MemFs::new();
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let dir = Path::new("/d/ledger");
+    let mut w = Workload {
+        acked: Vec::new(),
+        checkpoints: Vec::new(),
+    };
+    if prefill > 0 {
+        let ledger = open(&fs, dir, &skey).unwrap();
+        run_workload(&ledger, &[prefill], &mut w);
+    }
+    let before = mem.ops();
+    let ledger = open(&fs, dir, &skey).unwrap();
+    run_workload(&ledger, sizes, &mut w);
+    drop(ledger);
+    mem.ops() - before
+}
+
+const TORN: [fn(usize) -> usize; 3] = [|_| 0, |n| n, |n| n / 2];
+
+#[test]
+fn a_fault_at_every_operation_loses_no_acknowledged_entry() {
+    let sizes = [3, 256, 1, 300, 10];
+    let total = ops_of(0, &sizes);
+    assert!(total > 40, "workload too small: {total} ops");
+    for k in 0..total {
+        for fault in [Fault::Before, Fault::After] {
+            for torn in TORN {
+                crash_case(0, &sizes, k, fault, torn);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_fault_at_every_operation_around_a_segment_rotation() {
+    // Fill to just below a segment boundary, then cross it under faults.
+    let prefill = ledger::SEGMENT_ENTRIES as usize - 5;
+    let sizes = [3, 4, 300];
+    let total = ops_of(prefill, &sizes);
+    for k in 0..total {
+        for fault in [Fault::Before, Fault::After] {
+            crash_case(prefill, &sizes, k, fault, TORN[2]);
+        }
+    }
+}
+
+#[test]
+fn a_failed_sync_poisons_the_writer() {
+    let (skey, _) = key();
+    let mem = MemFs::new();
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let ledger = open(&fs, Path::new("/p"), &skey).unwrap();
+    ledger.append(batch(0, 5)).unwrap();
+    // The next append does: segment append, tile append, segment fdatasync.
+    mem.fail_at(mem.ops() + 2, Fault::Before);
+    assert!(matches!(
+        ledger.append(batch(1, 5)),
+        Err(AppendError::Poisoned(_))
+    ));
+    assert!(matches!(
+        ledger.append(batch(2, 5)),
+        Err(AppendError::Poisoned(_))
+    ));
+    assert!(ledger.poisoned().is_some());
+    assert_eq!(ledger.store().size(), 5);
+}
+
+#[test]
+fn a_failed_write_fails_only_its_batch() {
+    let (skey, vkey) = key();
+    let mem = MemFs::new();
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let ledger = open(&fs, Path::new("/p"), &skey).unwrap();
+    ledger.append(batch(0, 5)).unwrap();
+    mem.fail_at(mem.ops(), Fault::After);
+    assert!(matches!(
+        ledger.append(batch(1, 5)),
+        Err(AppendError::Failed(_))
+    ));
+    let c = ledger.append(batch(2, 5)).unwrap();
+    assert_eq!(c.first_seq, 5);
+    let acked: Vec<_> = (0..5)
+        .map(|i| (i, entry(0, i as usize).bytes(i)))
+        .chain((0..5).map(|i| (5 + i, entry(2, i as usize).bytes(5 + i))))
+        .collect();
+    check_all(&ledger, &acked, &vkey);
+}
+
+#[test]
+fn concurrent_appenders_share_commits_on_real_disk() {
+    let (skey, vkey) = key();
+    let tmp = tempfile::tempdir().unwrap();
+    let fs: Arc<dyn Fs> = Arc::new(StdFs);
+    let dir = tmp.path().join("ledger");
+    let ledger = Arc::new(open(&fs, &dir, &skey).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let ledger = ledger.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                for i in 0..20 {
+                    let entries = batch(t * 100 + i, 1 + (i as usize % 7));
+                    let c = ledger.append(entries.clone()).unwrap();
+                    for (j, e) in entries.iter().enumerate() {
+                        let seq = c.first_seq + j as u64;
+                        got.push((seq, e.bytes(seq)));
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let mut acked: Vec<(u64, Vec<u8>)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    acked.sort();
+    for (i, (seq, _)) in acked.iter().enumerate() {
+        assert_eq!(*seq, i as u64, "seqs are dense and unique");
+    }
+    check_all(&ledger, &acked, &vkey);
+    drop(ledger);
+    let ledger = open(&fs, &dir, &skey).unwrap();
+    check_all(&ledger, &acked, &vkey);
+}
+
+/// A C2SP log laid out as files, read straight from a directory.
+struct DirSource(PathBuf);
+impl LogSource for DirSource {
+    fn checkpoint(&self) -> Result<String, String> {
+        std::fs::read_to_string(self.0.join("checkpoint")).map_err(|e| e.to_string())
+    }
+    fn bundle(&self, index: u64, width: u64) -> Result<Vec<u8>, String> {
+        let t =
+            tlog::TileRef::new(tlog::TileKind::Entries, index, width).map_err(|e| e.to_string())?;
+        std::fs::read(self.0.join(t.path())).map_err(|e| e.to_string())
+    }
+    fn tile(&self, level: u8, index: u64, width: u64) -> Result<Vec<u8>, String> {
+        let t = tlog::TileRef::new(tlog::TileKind::Hash(level), index, width)
+            .map_err(|e| e.to_string())?;
+        std::fs::read(self.0.join(t.path())).map_err(|e| e.to_string())
+    }
+}
+
+fn tessera_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/tessera-log")
+}
+const TESSERA_VKEY: &str =
+    "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx";
+
+#[test]
+fn verifies_the_log_written_by_tessera_and_catches_one_changed_byte() {
+    let verifier = Verifier::parse(TESSERA_VKEY).unwrap();
+    let report = verify_log(&DirSource(tessera_dir()), &verifier, None, &mut |_, _| {}).unwrap();
+    assert_eq!(report.size, 15);
+    // Every older checkpoint is consistent with the latest.
+    for n in 1..=15 {
+        let saved = std::fs::read_to_string(tessera_dir().join(format!("checkpoint.{n}"))).unwrap();
+        verify_log(
+            &DirSource(tessera_dir()),
+            &verifier,
+            Some(&saved),
+            &mut |_, _| {},
+        )
+        .unwrap();
+    }
+    // One changed byte in an entry is caught and named.
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&tessera_dir(), tmp.path());
+    let bundle = tmp.path().join("tile/entries/000.p/15");
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    bytes[2 + 3 + 2 + 1] ^= 0x20; // second entry ("two"), its second letter
+    std::fs::write(&bundle, bytes).unwrap();
+    let err = verify_log(
+        &DirSource(tmp.path().into()),
+        &verifier,
+        None,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert_eq!(err.seq, Some(1), "{err}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
