@@ -11,7 +11,7 @@
 
 pub mod fs;
 pub mod segment;
-mod store;
+pub mod store;
 pub mod tiles;
 pub mod verify;
 mod writer;

@@ -25,6 +25,8 @@ pub struct SignedCheckpoint {
     pub note: String,
     /// Its parsed body.
     pub checkpoint: tlog::Checkpoint,
+    /// When this process published (or loaded) it.
+    pub published_at: std::time::SystemTime,
 }
 
 pub(crate) struct ReadState {
@@ -194,7 +196,11 @@ impl Store {
             .ok_or_else(|| {
                 OpenError::Corrupt(format!("{} is not a checkpoint note", path.display()))
             })?;
-        Ok(Some(Arc::new(SignedCheckpoint { note, checkpoint })))
+        Ok(Some(Arc::new(SignedCheckpoint {
+            note,
+            checkpoint,
+            published_at: std::time::SystemTime::now(),
+        })))
     }
 
     /// Number of committed (durable, acknowledged or recovered) entries.

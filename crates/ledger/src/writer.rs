@@ -870,8 +870,11 @@ impl Writer {
         .map_err(|e| format!("writing the checkpoint: {e}"))?;
         self.last_checkpoint_size = checkpoint.size;
         self.last_checkpoint_at = Instant::now();
-        *self.store.checkpoint.write().unwrap() =
-            Some(Arc::new(SignedCheckpoint { note, checkpoint }));
+        *self.store.checkpoint.write().unwrap() = Some(Arc::new(SignedCheckpoint {
+            note,
+            checkpoint,
+            published_at: std::time::SystemTime::now(),
+        }));
         Ok(())
     }
 }

@@ -1,1 +1,11 @@
+//! mlaudit: a tamper-evident audit log for ML platforms.
+//!
+//! The library holds everything; `main.rs` is thin glue. Code map in
+//! `ARCHITECTURE.md`.
+
+pub mod client;
+pub mod config;
+pub mod dedup;
 pub mod event;
+pub mod keys;
+pub mod server;

@@ -1,1 +1,105 @@
-fn main() {}
+//! The `mlaudit` binary: thin glue over the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use mlaudit::client;
+use mlaudit::config::{FileConfig, ServeConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "mlaudit",
+    version,
+    about = "Tamper-evident audit log for ML platforms"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (creates the data directory, key and log on first start).
+    Serve(ServeArgs),
+    /// Send events from NDJSON files (or - for stdin), in batches.
+    Send(client::SendArgs),
+    /// Record one event (from a shell script or CI job) and print its receipt.
+    Log(client::LogArgs),
+    /// Fetch and verify the inclusion proof of one entry against the latest checkpoint.
+    Proof(client::ProofArgs),
+    /// Show the server's log origin, verifier key and size.
+    Info(client::ServerArgs),
+    /// Verify a whole log: offline on a data directory, or any C2SP tlog-tiles log over HTTP.
+    Verify(client::VerifyArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML configuration file (flags and MLAUDIT_* variables override it).
+    #[arg(long, env = "MLAUDIT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./mlaudit-data].
+    #[arg(long, env = "MLAUDIT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7405].
+    #[arg(long, env = "MLAUDIT_LISTEN")]
+    listen: Option<String>,
+    /// Origin of a new log, e.g. audit.example.com/ml [default: localhost/mlaudit].
+    #[arg(long, env = "MLAUDIT_ORIGIN")]
+    origin: Option<String>,
+    /// Longest delay in ms from acknowledgement to a covering checkpoint [default: 500].
+    #[arg(long, env = "MLAUDIT_CHECKPOINT_INTERVAL_MS")]
+    checkpoint_interval_ms: Option<u64>,
+    /// Events accepted in one request [default: 1000].
+    #[arg(long, env = "MLAUDIT_BATCH_EVENTS_MAX")]
+    batch_events_max: Option<usize>,
+    /// Entries that may wait for the ledger before ingest answers 503 [default: 200000].
+    #[arg(long, env = "MLAUDIT_QUEUE_ENTRIES_MAX")]
+    queue_entries_max: Option<usize>,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MLAUDIT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Send(a) => client::send(a),
+        Command::Log(a) => client::log(a),
+        Command::Proof(a) => client::proof(a),
+        Command::Info(a) => client::info(a),
+        Command::Verify(a) => client::verify(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("mlaudit: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<i32> {
+    let flags = FileConfig {
+        data_dir: a.data_dir,
+        listen: a.listen,
+        origin: a.origin,
+        checkpoint_interval_ms: a.checkpoint_interval_ms,
+        batch_events_max: a.batch_events_max,
+        queue_entries_max: a.queue_entries_max,
+    };
+    let cfg = ServeConfig::resolve(flags, a.config.as_deref())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(mlaudit::server::run(cfg))?;
+    Ok(0)
+}

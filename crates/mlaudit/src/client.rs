@@ -1,0 +1,793 @@
+//! Client commands: `send`, `log`, `proof`, `info`, `verify`.
+//! They read `MLAUDIT_URL` and `MLAUDIT_TOKEN` from the environment.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use base64::Engine;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Map, Value};
+
+use ledger::verify::{verify_log, LogSource};
+
+/// Where the server is.
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    /// Server URL.
+    #[arg(long, env = "MLAUDIT_URL", default_value = "http://127.0.0.1:7405")]
+    pub url: String,
+    /// API token (sent as a Bearer token).
+    #[arg(long, env = "MLAUDIT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// `mlaudit send`.
+#[derive(Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// NDJSON files, one event per line; - reads standard input.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Events per request.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Attempts per batch on 503, 429, 409 and connection errors (with backoff).
+    #[arg(long, default_value_t = 10)]
+    retries: u32,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `mlaudit log`.
+#[derive(Args)]
+pub struct LogArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The action, `<namespace>.<verb>`, e.g. model.train.
+    action: String,
+    /// Who did it.
+    #[arg(long, env = "MLAUDIT_ACTOR")]
+    actor: String,
+    /// Kind of actor (user, service, …).
+    #[arg(long)]
+    actor_type: Option<String>,
+    /// What it was done to: TYPE:ID or TYPE:ID@VERSION.
+    #[arg(long)]
+    resource: Option<String>,
+    /// A parameter, key=value (value parsed as JSON when it is JSON). Repeatable.
+    #[arg(long = "param")]
+    params: Vec<String>,
+    /// A metric, key=number. Repeatable.
+    #[arg(long = "metric")]
+    metrics: Vec<String>,
+    /// A related resource, TYPE:ID:RELATION or TYPE:ID@VERSION:RELATION. Repeatable.
+    #[arg(long = "related")]
+    related: Vec<String>,
+    /// context.project.
+    #[arg(long, env = "MLAUDIT_PROJECT")]
+    project: Option<String>,
+    /// context.environment.
+    #[arg(long)]
+    environment: Option<String>,
+    /// success, failure or denied.
+    #[arg(long)]
+    outcome: Option<String>,
+    /// Why, or the error message of a failure.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Idempotency key: retrying with the same id appends nothing.
+    #[arg(long)]
+    id: Option<String>,
+    /// When it happened (RFC 3339); default now.
+    #[arg(long)]
+    time: Option<String>,
+    /// Print the server's JSON answer instead of one line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `mlaudit proof`.
+#[derive(Args)]
+pub struct ProofArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The entry's seq.
+    seq: u64,
+    /// Verifier key to check the checkpoint with (default: the one the server reports).
+    #[arg(long, env = "MLAUDIT_VKEY")]
+    vkey: Option<String>,
+}
+
+/// `mlaudit verify`.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Verify the data directory of a (stopped or running) server, offline.
+    #[arg(long, conflicts_with = "url", required_unless_present = "url")]
+    data_dir: Option<PathBuf>,
+    /// Verify a C2SP tlog-tiles log over HTTP; the URL is the prefix holding
+    /// `checkpoint` and `tile/` (for mlaudit: http://HOST:PORT/log/).
+    #[arg(long)]
+    url: Option<String>,
+    /// Verifier key (`name+hexid+base64`); with --data-dir, default: <data-dir>/keys/log.vkey.
+    #[arg(long, env = "MLAUDIT_VKEY", required_unless_present = "data_dir")]
+    vkey: Option<String>,
+    /// A checkpoint saved earlier: also prove the log still contains that history.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// API token for --url (sent as a Bearer token).
+    #[arg(long, env = "MLAUDIT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn http() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("building the HTTP client")
+}
+
+impl ServerArgs {
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.url.trim_end_matches('/'), path)
+    }
+    fn get(&self, c: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
+        self.auth(c.get(self.endpoint(path)))
+    }
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+}
+
+/// Turns a non-2xx answer into an error carrying the server's message.
+async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    Err(anyhow!(
+        "server answered {status}: {}",
+        describe_error(&body)
+    ))
+}
+
+/// The server's JSON error as readable lines.
+fn describe_error(body: &str) -> String {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return body.trim().to_string();
+    };
+    let e = &v["error"];
+    let mut out = format!(
+        "{} ({})",
+        e["message"].as_str().unwrap_or(body),
+        e["code"].as_str().unwrap_or("?")
+    );
+    for d in e["details"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n  item {}: {}{}",
+            d["index"],
+            d["field"]
+                .as_str()
+                .filter(|f| !f.is_empty())
+                .map(|f| format!("{f}: "))
+                .unwrap_or_default(),
+            d["message"].as_str().unwrap_or("")
+        ));
+    }
+    out
+}
+
+/// One batch read from the input: its lines and where it starts.
+struct Batch {
+    source: String,
+    first_line: usize,
+    body: String,
+    count: usize,
+}
+
+/// `mlaudit send FILE…`: streams NDJSON in batches with bounded concurrency,
+/// retrying on back-pressure and connection errors (safe for events with ids).
+pub fn send(a: SendArgs) -> anyhow::Result<i32> {
+    if a.batch == 0 || a.concurrency == 0 {
+        bail!("--batch and --concurrency must be at least 1");
+    }
+    let total: Option<u64> = if a.files.iter().any(|f| f.as_os_str() == "-") {
+        None
+    } else {
+        let mut n = 0;
+        for f in &a.files {
+            let file =
+                std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
+            n += std::io::BufReader::new(file)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| !l.trim().is_empty())
+                .count() as u64;
+        }
+        Some(n)
+    };
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        match total {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::new_spinner(),
+        }
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} events {per_sec} {msg}",
+        )
+        .unwrap(),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let result = rt.block_on(send_all(&a, bar.clone()));
+    bar.finish_and_clear();
+    let (sent, dups) = result?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "sent {sent} events ({dups} duplicates) in {secs:.2} s ({:.0} events/s)",
+        sent as f64 / secs.max(1e-9)
+    );
+    Ok(0)
+}
+
+async fn send_all(a: &SendArgs, bar: ProgressBar) -> anyhow::Result<(u64, u64)> {
+    let client = http()?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(a.concurrency * 2);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..a.concurrency {
+        let rx = rx.clone();
+        let client = client.clone();
+        let server = a.server.clone();
+        let bar = bar.clone();
+        let retries = a.retries;
+        workers.spawn(async move {
+            let mut sent = 0u64;
+            let mut dups = 0u64;
+            loop {
+                let batch = { rx.lock().await.recv().await };
+                let Some(batch) = batch else { break };
+                let d = post_batch(&client, &server, &batch, retries).await?;
+                sent += batch.count as u64;
+                dups += d;
+                bar.inc(batch.count as u64);
+            }
+            anyhow::Ok((sent, dups))
+        });
+    }
+    // Read input on a blocking thread and feed the workers.
+    let files = a.files.clone();
+    let batch_size = a.batch;
+    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        for f in files {
+            let (name, input): (String, Box<dyn BufRead>) = if f.as_os_str() == "-" {
+                ("<stdin>".into(), Box::new(std::io::stdin().lock()))
+            } else {
+                let file =
+                    std::fs::File::open(&f).with_context(|| format!("opening {}", f.display()))?;
+                (
+                    f.display().to_string(),
+                    Box::new(std::io::BufReader::new(file)),
+                )
+            };
+            let mut batch = Batch {
+                source: name.clone(),
+                first_line: 1,
+                body: String::new(),
+                count: 0,
+            };
+            for (i, line) in input.lines().enumerate() {
+                let line = line.with_context(|| format!("reading {name}"))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                if batch.count == 0 {
+                    batch.first_line = i + 1;
+                }
+                batch.body.push_str(&line);
+                batch.body.push('\n');
+                batch.count += 1;
+                if batch.count == batch_size {
+                    let full = std::mem::replace(
+                        &mut batch,
+                        Batch {
+                            source: name.clone(),
+                            first_line: 0,
+                            body: String::new(),
+                            count: 0,
+                        },
+                    );
+                    if tx.blocking_send(full).is_err() {
+                        return Ok(()); // a worker failed; its error is reported
+                    }
+                }
+            }
+            if batch.count > 0 && tx.blocking_send(batch).is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    });
+    let mut sent = 0;
+    let mut dups = 0;
+    let mut first_err = None;
+    while let Some(r) = workers.join_next().await {
+        match r? {
+            Ok((s, d)) => {
+                sent += s;
+                dups += d;
+            }
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+                // Stop the others: close the queue.
+                rx.lock().await.close();
+            }
+        }
+    }
+    reader.await??;
+    if let Some(e) = first_err {
+        return Err(e.context(format!("{sent} events were stored before the failure")));
+    }
+    Ok((sent, dups))
+}
+
+/// Posts one batch, retrying what is worth retrying; returns the number of duplicates.
+async fn post_batch(
+    client: &reqwest::Client,
+    server: &ServerArgs,
+    batch: &Batch,
+    retries: u32,
+) -> anyhow::Result<u64> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let rb = server
+            .auth(client.post(server.endpoint("/v1/events")))
+            .header("content-type", "application/x-ndjson")
+            .body(batch.body.clone());
+        let retry_reason = match rb.send().await {
+            Ok(resp) if resp.status().is_success() => {
+                let v: Value = resp.json().await.context("reading the server's answer")?;
+                return Ok(v["duplicates"].as_u64().unwrap_or(0));
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let body = resp.text().await.unwrap_or_default();
+                if matches!(status, 503 | 429 | 409) {
+                    if let Some(s) = retry_after {
+                        delay = delay.max(Duration::from_secs(s));
+                    }
+                    format!("server answered {status}: {}", describe_error(&body))
+                } else {
+                    bail!(
+                        "{}: batch of {} events starting at line {} was rejected ({status}); nothing of it was stored:\n{}",
+                        batch.source,
+                        batch.count,
+                        batch.first_line,
+                        describe_error(&body)
+                    );
+                }
+            }
+            Err(e) => format!("{e}"),
+        };
+        if attempt >= retries {
+            bail!(
+                "{}: batch starting at line {} failed after {attempt} attempts: {retry_reason}",
+                batch.source,
+                batch.first_line
+            );
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn split_kv(s: &str, what: &str) -> anyhow::Result<(String, String)> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("{what} {s:?} is not key=value"))?;
+    if k.is_empty() {
+        bail!("{what} {s:?} has an empty key");
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// TYPE:ID[@VERSION] into a JSON object.
+fn parse_ref(s: &str) -> anyhow::Result<Map<String, Value>> {
+    let (ty, rest) = s
+        .split_once(':')
+        .ok_or_else(|| anyhow!("{s:?} is not TYPE:ID or TYPE:ID@VERSION"))?;
+    let mut m = Map::new();
+    m.insert("type".into(), json!(ty));
+    match rest.rsplit_once('@') {
+        Some((id, version)) if !version.is_empty() => {
+            m.insert("id".into(), json!(id));
+            m.insert("version".into(), json!(version));
+        }
+        _ => {
+            m.insert("id".into(), json!(rest));
+        }
+    }
+    Ok(m)
+}
+
+/// Builds the event of `mlaudit log`.
+fn build_event(a: &LogArgs) -> anyhow::Result<Value> {
+    let mut ev = Map::new();
+    ev.insert("action".into(), json!(a.action));
+    let mut actor = Map::new();
+    actor.insert("id".into(), json!(a.actor));
+    if let Some(t) = &a.actor_type {
+        actor.insert("type".into(), json!(t));
+    }
+    ev.insert("actor".into(), Value::Object(actor));
+    if let Some(r) = &a.resource {
+        ev.insert("resource".into(), Value::Object(parse_ref(r)?));
+    }
+    if !a.params.is_empty() {
+        let mut p = Map::new();
+        for kv in &a.params {
+            let (k, v) = split_kv(kv, "--param")?;
+            let value = serde_json::from_str(&v).unwrap_or(Value::String(v));
+            p.insert(k, value);
+        }
+        ev.insert("parameters".into(), Value::Object(p));
+    }
+    if !a.metrics.is_empty() {
+        let mut m = Map::new();
+        for kv in &a.metrics {
+            let (k, v) = split_kv(kv, "--metric")?;
+            let n: f64 = v
+                .parse()
+                .map_err(|_| anyhow!("--metric {kv:?}: {v:?} is not a number"))?;
+            m.insert(k, json!(n));
+        }
+        ev.insert("metrics".into(), Value::Object(m));
+    }
+    if !a.related.is_empty() {
+        let mut rel = Vec::new();
+        for r in &a.related {
+            let (reference, relation) = r
+                .rsplit_once(':')
+                .filter(|(x, _)| x.contains(':'))
+                .ok_or_else(|| anyhow!("--related {r:?} is not TYPE:ID:RELATION"))?;
+            let mut m = parse_ref(reference)?;
+            m.insert("relation".into(), json!(relation));
+            rel.push(Value::Object(m));
+        }
+        ev.insert("related".into(), Value::Array(rel));
+    }
+    let mut ctx = Map::new();
+    if let Some(p) = &a.project {
+        ctx.insert("project".into(), json!(p));
+    }
+    if let Some(e) = &a.environment {
+        ctx.insert("environment".into(), json!(e));
+    }
+    if !ctx.is_empty() {
+        ev.insert("context".into(), Value::Object(ctx));
+    }
+    for (k, v) in [
+        ("outcome", &a.outcome),
+        ("reason", &a.reason),
+        ("id", &a.id),
+        ("time", &a.time),
+    ] {
+        if let Some(v) = v {
+            ev.insert(k.into(), json!(v));
+        }
+    }
+    Ok(Value::Object(ev))
+}
+
+/// `mlaudit log ACTION …`.
+pub fn log(a: LogArgs) -> anyhow::Result<i32> {
+    let event = build_event(&a)?;
+    let rt = runtime()?;
+    let v: Value = rt.block_on(async {
+        let c = http()?;
+        let resp = a
+            .server
+            .auth(c.post(a.server.endpoint("/v1/events")))
+            .json(&event)
+            .send()
+            .await
+            .with_context(|| format!("sending to {}", a.server.url))?;
+        anyhow::Ok(check(resp).await?.json().await?)
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let r = &v["receipts"][0];
+        let dup = if r["duplicate"].as_bool() == Some(true) {
+            " (duplicate: already recorded)"
+        } else {
+            ""
+        };
+        println!(
+            "seq {} leaf_hash {}{dup}",
+            r["seq"],
+            r["leaf_hash"].as_str().unwrap_or("")
+        );
+    }
+    Ok(0)
+}
+
+/// `mlaudit info`.
+pub fn info(a: ServerArgs) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let v: Value = rt.block_on(async {
+        let c = http()?;
+        let resp = a
+            .get(&c, "/v1/info")
+            .send()
+            .await
+            .with_context(|| format!("contacting {}", a.url))?;
+        anyhow::Ok(check(resp).await?.json().await?)
+    })?;
+    println!("origin           {}", v["origin"].as_str().unwrap_or(""));
+    println!("verifier key     {}", v["vkey"].as_str().unwrap_or(""));
+    println!("entries          {}", v["size"]);
+    println!("checkpoint size  {}", v["checkpoint_size"]);
+    println!("version          {}", v["version"].as_str().unwrap_or(""));
+    Ok(0)
+}
+
+fn decode_hash(s: &str) -> anyhow::Result<tlog::Hash> {
+    let b = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .with_context(|| format!("{s:?} is not base64"))?;
+    b.try_into()
+        .map_err(|_| anyhow!("{s:?} is not a 32-byte hash"))
+}
+
+/// `mlaudit proof SEQ`: checks the checkpoint's signature, the entry's leaf
+/// hash and its inclusion proof, all on the client.
+pub fn proof(a: ProofArgs) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let c = http()?;
+        let s = &a.server;
+        let vkey = match &a.vkey {
+            Some(v) => v.clone(),
+            None => {
+                let info: Value = check(s.get(&c, "/v1/info").send().await?)
+                    .await?
+                    .json()
+                    .await?;
+                eprintln!(
+                    "note: trusting the verifier key the server reports; pass --vkey to pin it"
+                );
+                info["vkey"].as_str().unwrap_or("").to_string()
+            }
+        };
+        let verifier = tlog::Verifier::parse(&vkey).context("parsing the verifier key")?;
+        // The newest entries may not be covered yet: wait up to ~3 s for a checkpoint.
+        let mut cp = None;
+        for _ in 0..30 {
+            let note = check(s.get(&c, "/log/checkpoint").send().await?)
+                .await?
+                .text()
+                .await?;
+            let parsed = tlog::open_checkpoint(&note, &verifier)
+                .context("the checkpoint's signature does not verify")?;
+            if parsed.size > a.seq {
+                cp = Some(parsed);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let cp = cp.ok_or_else(|| anyhow!("seq {} is not covered by a checkpoint (yet)", a.seq))?;
+        let entry = check(
+            s.get(&c, &format!("/v1/events/{}?format=raw", a.seq))
+                .send()
+                .await?,
+        )
+        .await?
+        .bytes()
+        .await?;
+        let leaf = tlog::leaf_hash(&entry);
+        let p: Value = check(
+            s.get(
+                &c,
+                &format!("/v1/proof/inclusion?seq={}&size={}", a.seq, cp.size),
+            )
+            .send()
+            .await?,
+        )
+        .await?
+        .json()
+        .await?;
+        let proof: Vec<tlog::Hash> = p["proof"]
+            .as_array()
+            .ok_or_else(|| anyhow!("the proof answer has no proof"))?
+            .iter()
+            .map(|h| decode_hash(h.as_str().unwrap_or("")))
+            .collect::<anyhow::Result<_>>()?;
+        tlog::verify_inclusion(a.seq, cp.size, &leaf, &proof, &cp.root)
+            .map_err(|e| anyhow!("the inclusion proof does NOT verify: {e}"))?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        println!(
+            "verified: entry {} (leaf {}) is in the log {} of size {} with root {}",
+            a.seq,
+            b64.encode(leaf),
+            cp.origin,
+            cp.size,
+            b64.encode(cp.root)
+        );
+        anyhow::Ok(0)
+    })
+}
+
+/// Reads a C2SP tlog-tiles log over HTTP.
+struct HttpSource {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl HttpSource {
+    fn fetch(&self, path: &str) -> Result<Vec<u8>, String> {
+        let url = format!("{}/{path}", self.base.trim_end_matches('/'));
+        self.rt.block_on(async {
+            let mut rb = self.client.get(&url);
+            if let Some(t) = &self.token {
+                rb = rb.bearer_auth(t);
+            }
+            let resp = rb.send().await.map_err(|e| format!("{url}: {e}"))?;
+            if !resp.status().is_success() {
+                return Err(format!("{url}: HTTP {}", resp.status()));
+            }
+            resp.bytes()
+                .await
+                .map(|b| b.to_vec())
+                .map_err(|e| format!("{url}: {e}"))
+        })
+    }
+}
+
+impl LogSource for HttpSource {
+    fn checkpoint(&self) -> Result<String, String> {
+        String::from_utf8(self.fetch("checkpoint")?).map_err(|_| "checkpoint is not UTF-8".into())
+    }
+    fn bundle(&self, index: u64, width: u64) -> Result<Vec<u8>, String> {
+        let t =
+            tlog::TileRef::new(tlog::TileKind::Entries, index, width).map_err(|e| e.to_string())?;
+        self.fetch(&t.path())
+    }
+    fn tile(&self, level: u8, index: u64, width: u64) -> Result<Vec<u8>, String> {
+        let t = tlog::TileRef::new(tlog::TileKind::Hash(level), index, width)
+            .map_err(|e| e.to_string())?;
+        self.fetch(&t.path())
+    }
+}
+
+/// `mlaudit verify`.
+pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
+    let saved = match &a.checkpoint {
+        Some(p) => {
+            Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+        }
+        None => None,
+    };
+    let (source, vkey, extra): (Box<dyn LogSource>, String, Option<u64>) =
+        match (&a.data_dir, &a.url) {
+            (Some(dir), _) => {
+                let vkey = match &a.vkey {
+                    Some(v) => v.clone(),
+                    None => {
+                        let p = dir.join("keys").join("log.vkey");
+                        std::fs::read_to_string(&p)
+                            .with_context(|| format!("reading {} (or pass --vkey)", p.display()))?
+                            .trim()
+                            .to_string()
+                    }
+                };
+                let store =
+                    ledger::Store::open_read_only(Arc::new(ledger::fs::StdFs), &dir.join("ledger"))
+                        .with_context(|| format!("opening the ledger in {}", dir.display()))?;
+                let size = store.size();
+                (Box::new(store), vkey, Some(size))
+            }
+            (None, Some(url)) => {
+                let src = HttpSource {
+                    rt: runtime()?,
+                    client: http()?,
+                    base: url.clone(),
+                    token: a.token.clone(),
+                };
+                (
+                    Box::new(src),
+                    a.vkey.clone().expect("required by clap"),
+                    None,
+                )
+            }
+            (None, None) => bail!("give --data-dir or --url"),
+        };
+    let verifier = tlog::Verifier::parse(&vkey).context("parsing the verifier key")?;
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} entries {per_sec}",
+        )
+        .unwrap(),
+    );
+    let result = verify_log(
+        source.as_ref(),
+        &verifier,
+        saved.as_deref(),
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    );
+    bar.finish_and_clear();
+    match result {
+        Ok(r) => {
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let mut line = format!(
+                "ok: size {} root {} verified in {:.2} s ({:.0} entries/s)",
+                r.size,
+                b64.encode(r.root),
+                r.elapsed.as_secs_f64(),
+                r.entries_per_sec()
+            );
+            if saved.is_some() {
+                line.push_str(", consistent with the saved checkpoint");
+            }
+            if let Some(stored) = extra.filter(|s| *s > r.size) {
+                line.push_str(&format!(
+                    "; {} newer entries are not covered by a checkpoint yet (the server covers them when it next starts)",
+                    stored - r.size
+                ));
+            }
+            println!("{line}");
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("mlaudit: verify FAILED: {e}");
+            Ok(2)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Server configuration: defaults, a TOML file, `MLAUDIT_*` environment
+//! variables and flags, in increasing order of precedence.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// Default data directory, relative to the working directory.
+pub const DATA_DIR_DEFAULT: &str = "./mlaudit-data";
+/// Default listen address: loopback only, so a fresh server is not exposed.
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:7405";
+/// Default log origin for a new log (the first line of every checkpoint).
+pub const ORIGIN_DEFAULT: &str = "localhost/mlaudit";
+/// Default longest delay between an acknowledgement and a covering checkpoint.
+pub const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 500;
+/// Default cap on entries waiting for the ledger writer before ingest answers 503.
+pub const QUEUE_ENTRIES_MAX_DEFAULT: usize = 200_000;
+
+/// Keys accepted in the TOML file given with `--config`; each can also be
+/// set by a flag or an `MLAUDIT_<KEY>` environment variable.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Where the ledger, keys and index live.
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// Origin of a new log (ignored, and checked, once the log exists).
+    pub origin: Option<String>,
+    /// Checkpoint interval in milliseconds.
+    pub checkpoint_interval_ms: Option<u64>,
+    /// Events accepted in one request.
+    pub batch_events_max: Option<usize>,
+    /// Entries that may wait for the writer before ingest answers 503.
+    pub queue_entries_max: Option<usize>,
+}
+
+/// The resolved configuration of `mlaudit serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Origin requested for a new log, if any.
+    pub origin: Option<String>,
+    /// Checkpoint interval.
+    pub checkpoint_interval: Duration,
+    /// Events per request.
+    pub batch_events_max: usize,
+    /// Ledger queue bound.
+    pub queue_entries_max: usize,
+}
+
+impl ServeConfig {
+    /// Merges flags (already including environment variables) over the file over defaults.
+    pub fn resolve(flags: FileConfig, file: Option<&Path>) -> anyhow::Result<ServeConfig> {
+        let from_file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen = flags
+            .listen
+            .or(from_file.listen)
+            .unwrap_or_else(|| LISTEN_DEFAULT.to_string());
+        let listen: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("listen address {listen:?} is not IP:PORT"))?;
+        let batch_events_max = flags
+            .batch_events_max
+            .or(from_file.batch_events_max)
+            .unwrap_or(crate::event::BATCH_EVENTS_MAX);
+        if batch_events_max == 0 {
+            bail!("batch_events_max must be at least 1");
+        }
+        let checkpoint_interval_ms = flags
+            .checkpoint_interval_ms
+            .or(from_file.checkpoint_interval_ms)
+            .unwrap_or(CHECKPOINT_INTERVAL_MS_DEFAULT);
+        if checkpoint_interval_ms > 60_000 {
+            bail!("checkpoint_interval_ms must be at most 60000");
+        }
+        Ok(ServeConfig {
+            data_dir: flags
+                .data_dir
+                .or(from_file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
+            listen,
+            origin: flags.origin.or(from_file.origin),
+            checkpoint_interval: Duration::from_millis(checkpoint_interval_ms),
+            batch_events_max,
+            queue_entries_max: flags
+                .queue_entries_max
+                .or(from_file.queue_entries_max)
+                .unwrap_or(QUEUE_ENTRIES_MAX_DEFAULT),
+        })
+    }
+}

@@ -1,0 +1,368 @@
+//! `POST /v1/events`: validate, deduplicate, append, answer with receipts
+//! only once the ledger made the batch durable.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::metrics::Reason;
+use super::{AppState, RETRY_AFTER_BUSY};
+use crate::dedup::{self, Key, Lookup, Receipt};
+use crate::event::{
+    entry_template, format_time, parse_events, split_body_items, BodyFormat, FieldError,
+    BODY_BYTES_MAX,
+};
+use ledger::{AppendError, NewEntry};
+
+/// The result of one ingest call: a receipt per event, in order.
+#[derive(Debug)]
+pub struct IngestOutcome {
+    /// Receipts and whether each was a duplicate.
+    pub receipts: Vec<(Receipt, bool)>,
+}
+
+/// Principal recorded as `source.principal` until authentication exists.
+pub const ANONYMOUS: &str = "anonymous";
+
+pub(super) async fn post_events(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let result = post_events_inner(&st, &headers, body).await;
+    match &result {
+        Ok((_, _)) => {}
+        Err(e) => {
+            st.metrics
+                .events_rejected
+                .get_or_create(&Reason {
+                    reason: e.code.to_string(),
+                })
+                .inc();
+        }
+    }
+    result
+}
+
+async fn post_events_inner(
+    st: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let format = body_format(headers)?;
+    let body = decode_body(headers, body)?;
+    let outcome = ingest(st.clone(), body, format, ANONYMOUS.to_string()).await?;
+    let duplicates = outcome.receipts.iter().filter(|(_, d)| *d).count();
+    let appended = outcome.receipts.len() - duplicates;
+    st.metrics
+        .events_accepted
+        .inc_by(outcome.receipts.len() as u64);
+    st.metrics.events_duplicate.inc_by(duplicates as u64);
+    st.metrics
+        .batch_events
+        .observe(outcome.receipts.len() as f64);
+    let receipts: Vec<Value> = outcome
+        .receipts
+        .iter()
+        .map(|(r, dup)| {
+            let mut v = json!({"seq": r.seq, "leaf_hash": b64(&r.leaf_hash)});
+            if *dup {
+                v["duplicate"] = Value::Bool(true);
+            }
+            v
+        })
+        .collect();
+    // 201 when something was appended; 200 when every event was a retry.
+    let status = if appended > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"accepted": receipts.len(), "duplicates": duplicates, "receipts": receipts})),
+    ))
+}
+
+fn b64(h: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(h)
+}
+
+/// JSON (object or array) or NDJSON, from `Content-Type`; anything else is 415.
+fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "application/json" => Ok(BodyFormat::Json),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(BodyFormat::Ndjson),
+        "" => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type is missing: send application/json (an object or an array) or application/x-ndjson",
+        )),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type {other:?} is not accepted: send application/json or application/x-ndjson"),
+        )),
+    }
+}
+
+/// Undoes `Content-Encoding: gzip`, refusing output past `BODY_BYTES_MAX`.
+fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
+    let enc = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match enc.as_str() {
+        "identity" | "" => Ok(body),
+        "gzip" | "x-gzip" => {
+            use std::io::Read;
+            let mut out = Vec::new();
+            let mut dec = flate2::read::GzDecoder::new(&body[..]).take(BODY_BYTES_MAX as u64 + 1);
+            dec.read_to_end(&mut out).map_err(|e| {
+                ApiError::bad_request(
+                    "bad_encoding",
+                    format!("the gzip body does not decompress: {e}"),
+                )
+            })?;
+            if out.len() > BODY_BYTES_MAX {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the decompressed body is over the limit of {BODY_BYTES_MAX} bytes"),
+                ));
+            }
+            Ok(out.into())
+        }
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("Content-Encoding {other:?} is not accepted: use gzip or none"),
+        )),
+    }
+}
+
+/// One event ready for the ledger.
+struct Prepared {
+    key: Option<Key>,
+    entry: Option<NewEntry>,
+}
+
+/// Validates a body and appends it atomically; returns only when the batch
+/// is durable. Retried events (same principal and id) get their original receipt.
+pub async fn ingest(
+    st: Arc<AppState>,
+    body: Bytes,
+    format: BodyFormat,
+    principal: String,
+) -> Result<IngestOutcome, ApiError> {
+    // Parsing and canonicalizing are CPU work: keep them off the async workers.
+    let st2 = st.clone();
+    let (prepared, lookups) =
+        tokio::task::spawn_blocking(move || prepare(&st2, &body, format, &principal))
+            .await
+            .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??;
+    let keys: Vec<Option<Key>> = prepared.iter().map(|p| p.key).collect();
+    let new: Vec<usize> = (0..prepared.len())
+        .filter(|&i| matches!(lookups[i], Lookup::New))
+        .collect();
+    let mut receipts: Vec<Option<(Receipt, bool)>> = lookups
+        .iter()
+        .map(|l| match l {
+            Lookup::Duplicate(r) => Some((*r, true)),
+            Lookup::New => None,
+        })
+        .collect();
+    if !new.is_empty() {
+        let mut entries = Vec::with_capacity(new.len());
+        let mut new_keys = Vec::with_capacity(new.len());
+        let mut prepared = prepared;
+        for &i in &new {
+            entries.push(prepared[i].entry.take().expect("new events have entries"));
+            new_keys.push(prepared[i].key);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let dedup = st.dedup.clone();
+        let started = Instant::now();
+        let submitted = st.ledger.submit(entries, move |result| {
+            // Runs on the ledger's writer thread, in commit order, even if
+            // the client has gone away meanwhile.
+            if result.is_err() {
+                dedup.release_reserved(&new_keys);
+            }
+            if let Ok(c) = &result {
+                let done = new_keys
+                    .iter()
+                    .zip(&c.leaf_hashes)
+                    .enumerate()
+                    .filter_map(|(j, (k, leaf))| {
+                        k.map(|k| {
+                            (
+                                k,
+                                Receipt {
+                                    seq: c.first_seq + j as u64,
+                                    leaf_hash: *leaf,
+                                },
+                            )
+                        })
+                    })
+                    .collect();
+                dedup.complete(done, c.first_seq + c.leaf_hashes.len() as u64);
+            }
+            let _ = tx.send(result);
+        });
+        let committed = match submitted {
+            Ok(()) => rx.await.unwrap_or(Err(AppendError::Closed)),
+            Err(e) => {
+                st.dedup.release(&keys, &lookups);
+                Err(e)
+            }
+        };
+        let committed = committed.map_err(append_error)?;
+        st.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        for (j, &i) in new.iter().enumerate() {
+            receipts[i] = Some((
+                Receipt {
+                    seq: committed.first_seq + j as u64,
+                    leaf_hash: committed.leaf_hashes[j],
+                },
+                false,
+            ));
+        }
+    }
+    Ok(IngestOutcome {
+        receipts: receipts
+            .into_iter()
+            .map(|r| r.expect("every event answered"))
+            .collect(),
+    })
+}
+
+fn append_error(e: AppendError) -> ApiError {
+    match e {
+        AppendError::QueueFull(_) => {
+            ApiError::unavailable("busy", format!("{e}"), RETRY_AFTER_BUSY.as_secs())
+        }
+        AppendError::TooLarge { index, bytes } => ApiError {
+            details: vec![FieldError {
+                index,
+                field: String::new(),
+                message: format!("the stored entry would be {bytes} bytes"),
+            }],
+            ..ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "event_too_large",
+                e.to_string(),
+            )
+        },
+        AppendError::Closed => {
+            ApiError::unavailable("shutting_down", "the server is shutting down", 1)
+        }
+        other => ApiError::unavailable("storage_failure", other.to_string(), 5),
+    }
+}
+
+/// Parses, validates, builds entry templates and reserves ids.
+fn prepare(
+    st: &AppState,
+    body: &[u8],
+    format: BodyFormat,
+    principal: &str,
+) -> Result<(Vec<Prepared>, Vec<Lookup>), ApiError> {
+    let items = split_body_items(body, format, st.batch_events_max)?;
+    let now = chrono::Utc::now();
+    let events = parse_events(items, now, false).map_err(|details| ApiError {
+        details,
+        ..ApiError::bad_request(
+            "invalid_event",
+            "the batch was rejected: no event of it was stored",
+        )
+    })?;
+    let recorded_at = format_time(now);
+    let mut prepared = Vec::with_capacity(events.len());
+    let mut too_large = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    let mut repeated = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let key = event.id().map(|id| dedup::key(principal, id));
+        if let Some(k) = key {
+            if let Some(first) = seen.insert(k, index) {
+                repeated.push(FieldError {
+                    index,
+                    field: "id".into(),
+                    message: format!("repeats the id of item {first} in the same batch"),
+                });
+            }
+        }
+        match entry_template(event, &recorded_at, principal) {
+            Ok(t) => prepared.push(Prepared {
+                key,
+                entry: Some(NewEntry::Template {
+                    head: t.head,
+                    tail: t.tail,
+                }),
+            }),
+            Err(e) => too_large.push(FieldError {
+                index,
+                field: String::new(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    if !too_large.is_empty() {
+        return Err(ApiError {
+            details: too_large,
+            ..ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "event_too_large",
+                format!(
+                    "an event is over the stored entry limit of {} bytes; the batch was rejected",
+                    crate::event::ENTRY_BYTES_MAX
+                ),
+            )
+        });
+    }
+    if !repeated.is_empty() {
+        return Err(ApiError {
+            details: repeated,
+            ..ApiError::bad_request(
+                "duplicate_id_in_batch",
+                "an event id appears twice in the batch",
+            )
+        });
+    }
+    let keys: Vec<Option<Key>> = prepared.iter().map(|p| p.key).collect();
+    let lookups = st.dedup.reserve(&keys).map_err(|f| ApiError {
+        details: vec![FieldError {
+            index: f.index,
+            field: "id".into(),
+            message: "an earlier request with this id is still being stored".into(),
+        }],
+        ..ApiError::new(
+            StatusCode::CONFLICT,
+            "id_in_flight",
+            "an event with the same id is being stored by another request; retry to get its receipt",
+        )
+    })?;
+    Ok((prepared, lookups))
+}

@@ -1,0 +1,105 @@
+//! Prometheus metrics of the server, served at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Label of rejected-event counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    /// The error code.
+    pub reason: String,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Events acknowledged (appended or duplicates).
+    pub events_accepted: Counter,
+    /// Events answered as duplicates of earlier ones.
+    pub events_duplicate: Counter,
+    /// Events rejected, by error code.
+    pub events_rejected: Family<Reason, Counter>,
+    /// Events per ingest request.
+    pub batch_events: Histogram,
+    /// Seconds from submitting a batch to the ledger until it is durable.
+    pub commit_seconds: Histogram,
+    /// Entries in the log.
+    pub tree_size: Gauge,
+    /// Seconds since the latest checkpoint was published (sampled at scrape).
+    pub checkpoint_age_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Entries waiting for the ledger writer (sampled at scrape).
+    pub queue_depth: Gauge,
+}
+
+impl Metrics {
+    /// Creates and registers the metrics.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("mlaudit");
+        let m = Metrics {
+            events_accepted: Counter::default(),
+            events_duplicate: Counter::default(),
+            events_rejected: Family::default(),
+            batch_events: Histogram::new(exponential_buckets(1.0, 4.0, 8)),
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            tree_size: Gauge::default(),
+            checkpoint_age_seconds: Gauge::default(),
+            queue_depth: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_accepted",
+            "Events acknowledged",
+            m.events_accepted.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Events answered as duplicates",
+            m.events_duplicate.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Events rejected, by reason",
+            m.events_rejected.clone(),
+        );
+        registry.register(
+            "batch_events",
+            "Events per ingest request",
+            m.batch_events.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Time until a batch is durable",
+            m.commit_seconds.clone(),
+        );
+        registry.register("tree_size", "Entries in the log", m.tree_size.clone());
+        registry.register(
+            "checkpoint_age_seconds",
+            "Seconds since the latest checkpoint",
+            m.checkpoint_age_seconds.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Entries waiting for the ledger writer",
+            m.queue_depth.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

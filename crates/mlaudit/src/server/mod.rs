@@ -1,0 +1,165 @@
+//! `mlaudit serve`: the HTTP API over the ledger.
+//!
+//! Handlers are thin: they parse HTTP and call logic functions (`ingest`,
+//! reads on `ledger::Store`); every failure goes through [`ApiError`].
+
+mod error;
+mod ingest;
+pub mod metrics;
+mod read;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use ledger::fs::StdFs;
+use ledger::Ledger;
+
+pub use error::ApiError;
+pub use ingest::{ingest, IngestOutcome};
+
+use crate::config::ServeConfig;
+use crate::dedup::Dedup;
+use crate::event::BODY_BYTES_MAX;
+use metrics::Metrics;
+
+/// Everything a handler needs, shared.
+pub struct AppState {
+    /// The ledger.
+    pub ledger: Arc<Ledger>,
+    /// Idempotency store.
+    pub dedup: Arc<Dedup>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Log origin.
+    pub origin: String,
+    /// Verifier key of the log.
+    pub vkey: String,
+    /// Events per ingest request.
+    pub batch_events_max: usize,
+}
+
+/// A running server's core, opened from a data directory.
+pub struct Server {
+    /// Shared state.
+    pub state: Arc<AppState>,
+    /// Whether the signing key was created by this start.
+    pub created: bool,
+}
+
+impl Server {
+    /// Opens (or creates) the data directory: key, ledger (with recovery), dedup store.
+    pub fn open(cfg: &ServeConfig) -> anyhow::Result<Server> {
+        let dir = &cfg.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let (signer, created) = crate::keys::load_or_create(dir, cfg.origin.as_deref())?;
+        let origin = signer.name().to_string();
+        let vkey = signer.vkey();
+        let mut lcfg = ledger::Config::new(&origin);
+        lcfg.checkpoint_interval = cfg.checkpoint_interval;
+        lcfg.queue_entries_max = cfg.queue_entries_max;
+        let ledger = Ledger::open(Arc::new(StdFs), &dir.join("ledger"), lcfg, signer)
+            .with_context(|| format!("opening the ledger in {}", dir.display()))?;
+        let dedup = Dedup::open(&dir.join("dedup.sqlite"), ledger.store())?;
+        Ok(Server {
+            state: Arc::new(AppState {
+                ledger: Arc::new(ledger),
+                dedup,
+                metrics: Metrics::new(),
+                origin,
+                vkey,
+                batch_events_max: cfg.batch_events_max,
+            }),
+            created,
+        })
+    }
+
+    /// Flushes and closes everything: the final checkpoint is written here.
+    pub fn close(&self) {
+        self.state.ledger.close();
+        self.state.dedup.close();
+    }
+}
+
+/// The HTTP routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(read::healthz))
+        .route("/metrics", get(read::metrics))
+        .route("/v1/events", post(ingest::post_events))
+        .route("/v1/events/{seq}", get(read::get_event))
+        .route("/v1/proof/inclusion", get(read::inclusion))
+        .route("/v1/proof/consistency", get(read::consistency))
+        .route("/v1/info", get(read::info))
+        .route("/v1/schema/event", get(read::schema))
+        .route("/log/checkpoint", get(read::checkpoint))
+        .route("/log/{*path}", get(read::tile))
+        .fallback(read::no_route)
+        // gzip bodies are capped after decompression in the handler.
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(state)
+}
+
+/// Runs `mlaudit serve` until SIGINT/SIGTERM, then shuts down gracefully:
+/// stop accepting, finish in-flight requests, write the final checkpoint.
+pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    let server = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || Server::open(&cfg)
+    })
+    .await??;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    announce(&cfg.data_dir, &server, addr);
+    let app = router(server.state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shutting down: writing the final checkpoint");
+    let state = server.state.clone();
+    tokio::task::spawn_blocking(move || server.close()).await?;
+    if let Some(cp) = state.ledger.store().checkpoint() {
+        tracing::info!(size = cp.checkpoint.size, "final checkpoint written");
+    }
+    Ok(())
+}
+
+fn announce(data_dir: &Path, server: &Server, addr: std::net::SocketAddr) {
+    let st = &server.state;
+    let size = st.ledger.store().size();
+    if server.created {
+        eprintln!("mlaudit: created a new log in {}", data_dir.display());
+    }
+    eprintln!("mlaudit: log origin   {}", st.origin);
+    eprintln!("mlaudit: verifier key {}", st.vkey);
+    eprintln!("mlaudit: entries      {size}");
+    eprintln!("mlaudit: listening on http://{addr}");
+    tracing::info!(%addr, origin = %st.origin, size, "mlaudit serving");
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// How long clients are told to wait when the ledger queue is full.
+pub const RETRY_AFTER_BUSY: Duration = Duration::from_secs(1);

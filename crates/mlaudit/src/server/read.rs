@@ -1,0 +1,245 @@
+//! Read endpoints: the C2SP tlog-tiles API under `/log/`, stored entries,
+//! proofs, info, schema, health and metrics.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tlog::{TileKind, TileRef};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::event::{event_schema, parse_entry};
+
+fn b64(h: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(h)
+}
+
+/// Runs a blocking read (file I/O, hashing) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?
+}
+
+pub(super) async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    match st.ledger.poisoned() {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("ledger writer stopped: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
+pub(super) async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let m = &st.metrics;
+    let store = st.ledger.store();
+    m.tree_size.set(store.size() as i64);
+    m.queue_depth.set(st.ledger.queue_depth() as i64);
+    if let Some(cp) = store.checkpoint() {
+        let age = cp.published_at.elapsed().unwrap_or_default().as_secs_f64();
+        m.checkpoint_age_seconds.set(age);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+        .into_response()
+}
+
+pub(super) async fn info(State(st): State<Arc<AppState>>) -> Json<Value> {
+    let store = st.ledger.store();
+    let cp = store.checkpoint();
+    Json(json!({
+        "origin": st.origin,
+        "vkey": st.vkey,
+        "size": store.size(),
+        "checkpoint_size": cp.map(|c| c.checkpoint.size),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+pub(super) async fn schema() -> Json<Value> {
+    Json(event_schema())
+}
+
+pub(super) async fn no_route() -> ApiError {
+    ApiError::not_found("no such endpoint; see docs/api.md")
+}
+
+pub(super) async fn checkpoint(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let cp = st
+        .ledger
+        .store()
+        .checkpoint()
+        .ok_or_else(|| ApiError::not_found("no checkpoint has been published yet"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        cp.note.clone(),
+    )
+        .into_response())
+}
+
+/// `/log/tile/<L>/<N>[.p/<W>]` and `/log/tile/entries/<N>[.p/<W>]`.
+pub(super) async fn tile(
+    State(st): State<Arc<AppState>>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let t = TileRef::parse(&path)
+        .map_err(|e| ApiError::not_found(format!("/log/{path} is not a tile path: {e}")))?;
+    let store = st.ledger.store().clone();
+    let bytes = blocking(move || {
+        Ok(match t.kind {
+            TileKind::Hash(level) => store.tile(level, t.index, t.width)?,
+            TileKind::Entries => store.bundle(t.index, t.width)?,
+        })
+    })
+    .await?;
+    // Tiles never change once written: full and partial ones alike.
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventQuery {
+    format: Option<String>,
+}
+
+/// `GET /v1/events/{seq}`: the stored entry, as JSON or (`?format=raw`) its exact bytes.
+pub(super) async fn get_event(
+    State(st): State<Arc<AppState>>,
+    Path(seq): Path<String>,
+    Query(q): Query<EventQuery>,
+) -> Result<Response, ApiError> {
+    let seq: u64 = seq.parse().map_err(|_| {
+        ApiError::bad_request("bad_seq", format!("{seq:?} is not a seq (a number)"))
+    })?;
+    let raw = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("raw") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "bad_format",
+                format!("format {other:?} is not one of json, raw"),
+            ))
+        }
+    };
+    let store = st.ledger.store().clone();
+    let bytes = blocking(move || Ok(store.entry(seq)?)).await?;
+    let leaf = tlog::leaf_hash(&bytes);
+    if raw {
+        return Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from(bytes),
+        )
+            .into_response());
+    }
+    let e = parse_entry(&bytes).map_err(|e| ApiError::internal(format!("entry {seq}: {e}")))?;
+    Ok(Json(json!({
+        "seq": e.seq,
+        "recorded_at": e.recorded_at,
+        "leaf_hash": b64(&leaf),
+        "source": {"principal": e.principal},
+        "event": e.event,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InclusionQuery {
+    seq: u64,
+    size: Option<u64>,
+}
+
+/// `GET /v1/proof/inclusion?seq=&size=` (size defaults to the latest checkpoint's).
+pub(super) async fn inclusion(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<InclusionQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let store = st.ledger.store().clone();
+    let size = match q.size {
+        Some(s) => s,
+        None => store
+            .checkpoint()
+            .map(|c| c.checkpoint.size)
+            .ok_or_else(|| ApiError::not_found("no checkpoint yet"))?,
+    };
+    if q.seq >= size {
+        return Err(ApiError::bad_request(
+            "bad_proof_request",
+            format!("seq {} is not in a tree of size {size}", q.seq),
+        ));
+    }
+    let seq = q.seq;
+    let (leaf, proof) = blocking(move || {
+        let leaf = store.leaf_hash(seq)?;
+        let proof = store.inclusion_proof(seq, size)?;
+        Ok((leaf, proof))
+    })
+    .await?;
+    Ok(Json(json!({
+        "seq": seq,
+        "size": size,
+        "leaf_hash": b64(&leaf),
+        "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConsistencyQuery {
+    from: u64,
+    to: Option<u64>,
+}
+
+/// `GET /v1/proof/consistency?from=&to=` (to defaults to the latest checkpoint's size).
+pub(super) async fn consistency(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let store = st.ledger.store().clone();
+    let to = match q.to {
+        Some(s) => s,
+        None => store
+            .checkpoint()
+            .map(|c| c.checkpoint.size)
+            .ok_or_else(|| ApiError::not_found("no checkpoint yet"))?,
+    };
+    if q.from == 0 || q.from > to {
+        return Err(ApiError::bad_request(
+            "bad_proof_request",
+            format!("need 0 < from <= to, got from={} to={to}", q.from),
+        ));
+    }
+    let from = q.from;
+    let proof = blocking(move || Ok(store.consistency_proof(from, to)?)).await?;
+    Ok(Json(json!({
+        "from": from,
+        "to": to,
+        "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+    })))
+}
