@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// One open file.
+#[allow(clippy::len_without_is_empty)] // a file length, not a collection
 pub trait FsFile: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; returns the number read (0 at end of file).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;

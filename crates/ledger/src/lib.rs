@@ -32,7 +32,7 @@ pub const ENTRY_BYTES_MAX: usize = tlog::ENTRY_BYTES_MAX;
 /// Largest number of entries one commit group takes from the queue.
 pub const GROUP_ENTRIES_MAX: usize = 16_384;
 
-const _: () = assert!(SEGMENT_ENTRIES % tlog::TILE_WIDTH == 0);
+const _: () = assert!(SEGMENT_ENTRIES.is_multiple_of(tlog::TILE_WIDTH));
 const _: () = assert!(GROUP_ENTRIES_MAX as u64 <= SEGMENT_ENTRIES);
 
 /// Tunables of a ledger.

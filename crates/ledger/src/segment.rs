@@ -124,7 +124,9 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
         return None;
     }
     let first: u64 = digits.parse().ok()?;
-    (first % SEGMENT_ENTRIES == 0).then_some(first / SEGMENT_ENTRIES)
+    first
+        .is_multiple_of(SEGMENT_ENTRIES)
+        .then_some(first / SEGMENT_ENTRIES)
 }
 
 /// Appends one frame (header + payload) for `raw` (bundle-framed entries) to `out`,

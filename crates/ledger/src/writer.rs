@@ -496,7 +496,7 @@ fn check_root(compact: &CompactRange, cp: Option<&SignedCheckpoint>) -> Result<(
 
 /// Keeps the hashes that tiles store: those at tree heights 0, 8, 16, …
 fn collect_tile_hash(buffers: &mut [Vec<u8>], node: tlog::NodeId, hash: &Hash) {
-    if node.level % 8 == 0 {
+    if node.level.is_multiple_of(8) {
         let level = (node.level / 8) as usize;
         if level < TILE_LEVELS_MAX {
             buffers[level].extend_from_slice(hash);
@@ -665,7 +665,7 @@ impl Writer {
                     collect_tile_hash(&mut tile_bufs, node, hash)
                 });
                 next += 1;
-                if next % TILE_WIDTH == 0 {
+                if next.is_multiple_of(TILE_WIDTH) {
                     self.add_frame(&mut writes, frame_first, next, &raw);
                     raw.clear();
                     frame_first = next;
@@ -741,7 +741,7 @@ impl Writer {
             });
         }
         let w = writes.last_mut().unwrap();
-        if first % TILE_WIDTH == 0 {
+        if first.is_multiple_of(TILE_WIDTH) {
             w.bundle_starts.push((w.bytes.len() as u64, first));
         }
         segment::encode_frame(

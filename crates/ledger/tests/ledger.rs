@@ -31,7 +31,7 @@ fn open(fs: &Arc<dyn Fs>, dir: &Path, skey: &str) -> Result<Ledger, OpenError> {
 }
 
 fn entry(seq_hint: u64, i: usize) -> NewEntry {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         NewEntry::Bytes(format!("plain entry {seq_hint}/{i} {}", "x".repeat(i % 50)).into_bytes())
     } else {
         NewEntry::Template {
