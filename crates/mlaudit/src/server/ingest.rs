@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::metrics::Reason;
-use super::{AppState, RETRY_AFTER_BUSY};
+use super::{AppState, INGEST_REQUESTS_MAX, RETRY_AFTER_BUSY};
 use crate::dedup::{self, Key, Lookup, Receipt};
 use crate::event::{
     entry_template, format_time, parse_events, split_body_items, BodyFormat, FieldError,
@@ -34,7 +34,7 @@ pub const ANONYMOUS: &str = "anonymous";
 pub(super) async fn post_events(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let result = post_events_inner(&st, &headers, body).await;
     match &result {
@@ -54,9 +54,33 @@ pub(super) async fn post_events(
 async fn post_events_inner(
     st: &Arc<AppState>,
     headers: &HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let format = body_format(headers)?;
+    // Shed load before buffering the body: memory stays bounded by
+    // INGEST_REQUESTS_MAX bodies whatever the number of clients.
+    let _permit = st.ingest_permits.clone().try_acquire_owned().map_err(|_| {
+        ApiError::unavailable(
+            "busy",
+            format!("{INGEST_REQUESTS_MAX} ingest requests are in progress; retry later"),
+            RETRY_AFTER_BUSY.as_secs(),
+        )
+    })?;
+    let body = axum::body::to_bytes(body, BODY_BYTES_MAX)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the request body is over the limit of {BODY_BYTES_MAX} bytes"),
+                )
+            } else {
+                ApiError::bad_request("bad_body", format!("reading the request body failed: {e}"))
+            }
+        })?;
     let body = decode_body(headers, body)?;
     let outcome = ingest(st.clone(), body, format, ANONYMOUS.to_string()).await?;
     let duplicates = outcome.receipts.iter().filter(|(_, d)| *d).count();

@@ -41,6 +41,8 @@ pub struct AppState {
     pub vkey: String,
     /// Events per ingest request.
     pub batch_events_max: usize,
+    /// Ingest requests allowed in progress at once (bodies in memory).
+    pub ingest_permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// A running server's core, opened from a data directory.
@@ -73,6 +75,7 @@ impl Server {
                 origin,
                 vkey,
                 batch_events_max: cfg.batch_events_max,
+                ingest_permits: Arc::new(tokio::sync::Semaphore::new(INGEST_REQUESTS_MAX)),
             }),
             created,
         })
@@ -160,6 +163,10 @@ async fn shutdown_signal() {
         _ = term => {},
     }
 }
+
+/// Ingest requests processed at once; more are answered 503 at once, before
+/// their bodies are read, so memory stays bounded under overload.
+pub const INGEST_REQUESTS_MAX: usize = 64;
 
 /// How long clients are told to wait when the ledger queue is full.
 pub const RETRY_AFTER_BUSY: Duration = Duration::from_secs(1);

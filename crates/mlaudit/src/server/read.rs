@@ -9,8 +9,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use tlog::{TileKind, TileRef};
 
 use super::error::ApiError;
@@ -122,22 +122,17 @@ pub(super) async fn tile(
         .into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EventQuery {
-    format: Option<String>,
-}
-
 /// `GET /v1/events/{seq}`: the stored entry, as JSON or (`?format=raw`) its exact bytes.
 pub(super) async fn get_event(
     State(st): State<Arc<AppState>>,
     Path(seq): Path<String>,
-    Query(q): Query<EventQuery>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let q = Params::new(q, &["format"])?;
     let seq: u64 = seq.parse().map_err(|_| {
         ApiError::bad_request("bad_seq", format!("{seq:?} is not a seq (a number)"))
     })?;
-    let raw = match q.format.as_deref() {
+    let raw = match q.get("format") {
         None | Some("json") => false,
         Some("raw") => true,
         Some(other) => {
@@ -168,33 +163,30 @@ pub(super) async fn get_event(
     .into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct InclusionQuery {
-    seq: u64,
-    size: Option<u64>,
-}
-
 /// `GET /v1/proof/inclusion?seq=&size=` (size defaults to the latest checkpoint's).
 pub(super) async fn inclusion(
     State(st): State<Arc<AppState>>,
-    Query(q): Query<InclusionQuery>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let q = Params::new(q, &["seq", "size"])?;
+    let q_seq = q
+        .u64("seq")?
+        .ok_or_else(|| ApiError::bad_request("bad_parameter", "seq is required"))?;
     let store = st.ledger.store().clone();
-    let size = match q.size {
+    let size = match q.u64("size")? {
         Some(s) => s,
         None => store
             .checkpoint()
             .map(|c| c.checkpoint.size)
             .ok_or_else(|| ApiError::not_found("no checkpoint yet"))?,
     };
-    if q.seq >= size {
+    if q_seq >= size {
         return Err(ApiError::bad_request(
             "bad_proof_request",
-            format!("seq {} is not in a tree of size {size}", q.seq),
+            format!("seq {q_seq} is not in a tree of size {size}"),
         ));
     }
-    let seq = q.seq;
+    let seq = q_seq;
     let (leaf, proof) = blocking(move || {
         let leaf = store.leaf_hash(seq)?;
         let proof = store.inclusion_proof(seq, size)?;
@@ -209,37 +201,70 @@ pub(super) async fn inclusion(
     })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ConsistencyQuery {
-    from: u64,
-    to: Option<u64>,
-}
-
 /// `GET /v1/proof/consistency?from=&to=` (to defaults to the latest checkpoint's size).
 pub(super) async fn consistency(
     State(st): State<Arc<AppState>>,
-    Query(q): Query<ConsistencyQuery>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let q = Params::new(q, &["from", "to"])?;
+    let from = q
+        .u64("from")?
+        .ok_or_else(|| ApiError::bad_request("bad_parameter", "from is required"))?;
     let store = st.ledger.store().clone();
-    let to = match q.to {
+    let to = match q.u64("to")? {
         Some(s) => s,
         None => store
             .checkpoint()
             .map(|c| c.checkpoint.size)
             .ok_or_else(|| ApiError::not_found("no checkpoint yet"))?,
     };
-    if q.from == 0 || q.from > to {
+    if from == 0 || from > to {
         return Err(ApiError::bad_request(
             "bad_proof_request",
-            format!("need 0 < from <= to, got from={} to={to}", q.from),
+            format!("need 0 < from <= to, got from={from} to={to}"),
         ));
     }
-    let from = q.from;
     let proof = blocking(move || Ok(store.consistency_proof(from, to)?)).await?;
     Ok(Json(json!({
         "from": from,
         "to": to,
         "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
     })))
+}
+
+/// Query parameters, checked: unknown names and malformed values are 400s
+/// with a message that names them.
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn new(map: HashMap<String, String>, allowed: &[&str]) -> Result<Params, ApiError> {
+        let mut unknown: Vec<&str> = map
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !allowed.contains(k))
+            .collect();
+        unknown.sort_unstable();
+        if !unknown.is_empty() {
+            return Err(ApiError::bad_request(
+                "unknown_parameter",
+                format!("unknown query parameter(s) {unknown:?}; accepted: {allowed:?}"),
+            ));
+        }
+        Ok(Params(map))
+    }
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+    fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::bad_request(
+                        "bad_parameter",
+                        format!("{name}={v:?} is not a non-negative integer"),
+                    )
+                })
+            })
+            .transpose()
+    }
 }
