@@ -275,12 +275,16 @@ async fn send_all(a: &SendArgs, bar: ProgressBar) -> anyhow::Result<(u64, u64)> 
             loop {
                 let batch = { rx.lock().await.recv().await };
                 let Some(batch) = batch else { break };
-                let d = post_batch(&client, &server, &batch, retries).await?;
+                // On failure, still report what this worker stored before it.
+                let d = match post_batch(&client, &server, &batch, retries).await {
+                    Ok(d) => d,
+                    Err(e) => return (sent, dups, Err(e)),
+                };
                 sent += batch.count as u64;
                 dups += d;
                 bar.inc(batch.count as u64);
             }
-            anyhow::Ok((sent, dups))
+            (sent, dups, anyhow::Ok(()))
         });
     }
     // Read input on a blocking thread and feed the workers.
@@ -340,11 +344,11 @@ async fn send_all(a: &SendArgs, bar: ProgressBar) -> anyhow::Result<(u64, u64)> 
     let mut dups = 0;
     let mut first_err = None;
     while let Some(r) = workers.join_next().await {
-        match r? {
-            Ok((s, d)) => {
-                sent += s;
-                dups += d;
-            }
+        let (s, d, r) = r?;
+        sent += s;
+        dups += d;
+        match r {
+            Ok(()) => {}
             Err(e) => {
                 if first_err.is_none() {
                     first_err = Some(e);

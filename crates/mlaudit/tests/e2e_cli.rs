@@ -1,0 +1,266 @@
+//! End to end: the client commands `send` and `log` against a real server.
+
+mod common;
+
+use common::{cli, entry_event_id, gen_events, ids_of, Http, TestServer};
+use serde_json::Value;
+
+#[test]
+fn send_stops_at_a_bad_batch_and_keeps_the_earlier_ones() {
+    let srv = TestServer::start();
+    let http = Http::new();
+    let good = gen_events(30, 51);
+    let mut lines: Vec<String> = good.lines().map(str::to_string).collect();
+    // Line 25 (the 5th line of the 3rd batch of 10) is not JSON.
+    lines[24] = r#"{"id": "broken", "action": "model.train", "actor": "#.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+
+    let url = srv.url();
+    let out = cli(
+        &[
+            "send",
+            file.to_str().unwrap(),
+            "--batch",
+            "10",
+            "--concurrency",
+            "1",
+            "--quiet",
+        ],
+        &[("MLAUDIT_URL", &url)],
+        None,
+    );
+    assert_ne!(out.code, 0, "send of a bad file must fail: {out:?}");
+    // The client names the batch by its first line in the file, and prints
+    // the server's error, which names the line within the request body.
+    for want in [
+        "starting at line 21",
+        "rejected (400)",
+        "nothing of it was stored",
+        "malformed JSON at line 5",
+        "malformed_json",
+        "20 events were stored before the failure",
+    ] {
+        assert!(
+            out.stderr.contains(want),
+            "stderr lacks {want:?}:\n{}",
+            out.stderr
+        );
+    }
+
+    // The first two batches are stored, in order; nothing of the third.
+    assert_eq!(srv.size(&http), 20);
+    let ids = ids_of(&good);
+    for (seq, entry) in srv.all_entries(&http, 20).iter().enumerate() {
+        assert_eq!(entry_event_id(entry).as_deref(), Some(ids[seq].as_str()));
+    }
+
+    // An invalid (not malformed) event: the server names the line too.
+    let mut lines: Vec<String> = gen_events(5, 52).lines().map(str::to_string).collect();
+    lines[3] = r#"{"id": "no-actor", "action": "model.train"}"#.to_string();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = cli(
+        &["send", file.to_str().unwrap(), "--quiet"],
+        &[("MLAUDIT_URL", &url)],
+        None,
+    );
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("line 4") && out.stderr.contains("actor"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(srv.size(&http), 20);
+    srv.assert_healthy(&http);
+}
+
+#[test]
+fn send_twice_reports_duplicates_and_appends_nothing() {
+    let srv = TestServer::start();
+    let http = Http::new();
+    let events = gen_events(250, 53);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, &events).unwrap();
+    let url = srv.url();
+    let args = [
+        "send",
+        file.to_str().unwrap(),
+        "--batch",
+        "40",
+        "--url",
+        &url,
+        "--quiet",
+    ];
+
+    let out = cli(&args, &[], None);
+    out.assert_ok("first send");
+    assert!(
+        out.stderr.contains("sent 250 events (0 duplicates)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(srv.size(&http), 250);
+
+    let out = cli(&args, &[], None);
+    out.assert_ok("second send");
+    assert!(
+        out.stderr.contains("sent 250 events (250 duplicates)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(srv.size(&http), 250, "a resend appends nothing");
+
+    // Every event is stored exactly once.
+    let mut stored: Vec<String> = srv
+        .all_entries(&http, 250)
+        .iter()
+        .map(|e| entry_event_id(e).unwrap())
+        .collect();
+    stored.sort();
+    let mut want = ids_of(&events);
+    want.sort();
+    assert_eq!(stored, want);
+
+    // From standard input, mixed with new events.
+    let more = gen_events(10, 54);
+    let input = format!(
+        "{}{}",
+        events.lines().take(5).collect::<Vec<_>>().join("\n") + "\n",
+        more
+    );
+    let out = cli(
+        &["send", "-", "--url", &url, "--quiet"],
+        &[],
+        Some(input.as_bytes()),
+    );
+    out.assert_ok("send -");
+    assert!(
+        out.stderr.contains("sent 15 events (5 duplicates)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(srv.size(&http), 260);
+}
+
+#[test]
+fn log_records_one_event_and_prints_its_receipt() {
+    let srv = TestServer::start();
+    let http = Http::new();
+    let url = srv.url();
+    let env = [("MLAUDIT_URL", url.as_str())];
+    let args = [
+        "log",
+        "model.train",
+        "--actor",
+        "ci@example.com",
+        "--actor-type",
+        "service",
+        "--resource",
+        "model:churn@7",
+        "--param",
+        "learning_rate=0.01",
+        "--param",
+        "algorithm=xgboost",
+        "--metric",
+        "accuracy=0.93",
+        "--related",
+        "dataset:customers@v3:training_data",
+        "--project",
+        "churn",
+        "--environment",
+        "prod",
+        "--reason",
+        "nightly",
+        "--id",
+        "ci-run-1",
+    ];
+    let out = cli(&args, &env, None);
+    out.assert_ok("mlaudit log");
+    let line = out.stdout.trim();
+    assert!(line.starts_with("seq 0 leaf_hash "), "{line}");
+    let leaf = line.trim_start_matches("seq 0 leaf_hash ");
+    assert_eq!(leaf.len(), 44, "a base64 SHA-256: {line}");
+
+    let e = http.get(&srv.at("/v1/events/0")).json();
+    assert_eq!(e["leaf_hash"], leaf);
+    let ev = &e["event"];
+    assert_eq!(ev["action"], "model.train");
+    assert_eq!(ev["id"], "ci-run-1");
+    assert_eq!(ev["actor"]["id"], "ci@example.com");
+    assert_eq!(ev["actor"]["type"], "service");
+    assert_eq!(ev["resource"]["type"], "model");
+    assert_eq!(ev["resource"]["id"], "churn");
+    assert_eq!(ev["resource"]["version"], "7");
+    assert_eq!(ev["parameters"]["learning_rate"], 0.01);
+    assert_eq!(ev["parameters"]["algorithm"], "xgboost");
+    assert_eq!(ev["metrics"]["accuracy"], 0.93);
+    assert_eq!(ev["related"][0]["type"], "dataset");
+    assert_eq!(ev["related"][0]["id"], "customers");
+    assert_eq!(ev["related"][0]["version"], "v3");
+    assert_eq!(ev["related"][0]["relation"], "training_data");
+    assert_eq!(ev["context"]["project"], "churn");
+    assert_eq!(ev["context"]["environment"], "prod");
+    assert_eq!(ev["reason"], "nightly");
+
+    // Retrying with the same id: the original receipt, marked as a duplicate.
+    let out = cli(&args, &env, None);
+    out.assert_ok("mlaudit log (retry)");
+    assert_eq!(
+        out.stdout.trim(),
+        format!("seq 0 leaf_hash {leaf} (duplicate: already recorded)")
+    );
+    assert_eq!(srv.size(&http), 1);
+
+    // --json prints the server's answer as JSON.
+    let out = cli(
+        &[
+            "log",
+            "dataset.read",
+            "--actor",
+            "bob",
+            "--resource",
+            "dataset:customers",
+            "--json",
+        ],
+        &env,
+        None,
+    );
+    out.assert_ok("mlaudit log --json");
+    let v: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {}", out.stdout));
+    assert_eq!(v["accepted"], 1);
+    assert_eq!(v["receipts"][0]["seq"], 1);
+    assert!(v["receipts"][0]["leaf_hash"].is_string());
+
+    // Bad input is refused by the server with its error, and exits non-zero.
+    let out = cli(&["log", "Model.Train", "--actor", "bob"], &env, None);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("400") && out.stderr.contains("action"),
+        "{}",
+        out.stderr
+    );
+    let out = cli(
+        &[
+            "log",
+            "model.train",
+            "--actor",
+            "bob",
+            "--metric",
+            "acc=high",
+        ],
+        &env,
+        None,
+    );
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("not a number"), "{}", out.stderr);
+    assert_eq!(srv.size(&http), 2);
+
+    // No server at all: a clear error, non-zero.
+    drop(srv);
+    let out = cli(&["log", "model.train", "--actor", "bob"], &env, None);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("mlaudit: error"), "{}", out.stderr);
+}

@@ -1,0 +1,354 @@
+//! End to end: ingest, read back, prove, verify, stop, restart — with the
+//! real `mlaudit` binary on a loopback port.
+
+mod common;
+
+use common::{b64, cli, entry_event_id, unb64_hash, Http, TestServer};
+use serde_json::{json, Value};
+
+fn event(id: &str, action: &str) -> Value {
+    json!({
+        "id": id,
+        "action": action,
+        "actor": {"id": "alice@example.com", "type": "user"},
+        "resource": {"type": "model", "id": "churn", "version": "7"},
+        "metrics": {"accuracy": 0.93},
+        "context": {"project": "churn", "environment": "prod"}
+    })
+}
+
+#[test]
+fn ingest_read_prove_verify_online_and_offline() {
+    let mut srv = TestServer::start();
+    let http = Http::new();
+    assert!(srv.data_dir.join("keys/log.key").exists());
+
+    // One event, then a batch of four: a proof for the middle one has a path.
+    let r = srv.post_json(&http, &event("lifecycle-0", "model.train"));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["accepted"], 1);
+    let first = &v["receipts"][0];
+    assert_eq!(first["seq"], 0);
+    assert!(first.get("duplicate").is_none(), "{v}");
+    let batch: Vec<Value> = (1..5)
+        .map(|i| event(&format!("lifecycle-{i}"), "model.update"))
+        .collect();
+    let r = srv.post_json(&http, &Value::Array(batch));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let receipts = r.json()["receipts"].as_array().unwrap().clone();
+    let seqs: Vec<u64> = receipts
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![1, 2, 3, 4],
+        "a batch gets consecutive seqs in order"
+    );
+    let size = 5;
+
+    // Every entry is readable, as JSON and as its exact bytes, and the leaf
+    // hash of those bytes is the receipt's.
+    let all: Vec<&Value> = std::iter::once(first).chain(receipts.iter()).collect();
+    for (i, receipt) in all.iter().enumerate() {
+        let seq = receipt["seq"].as_u64().unwrap();
+        let r = http.get(&srv.at(&format!("/v1/events/{seq}")));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let e = r.json();
+        assert_eq!(e["seq"], seq);
+        assert_eq!(e["leaf_hash"], receipt["leaf_hash"]);
+        assert_eq!(e["event"]["id"], format!("lifecycle-{i}"));
+        assert_eq!(e["event"]["outcome"], "success", "default outcome");
+        assert!(e["event"]["time"].is_string(), "default time: {e}");
+        assert!(e["recorded_at"].is_string());
+        assert_eq!(e["source"]["principal"], "anonymous");
+
+        let raw = srv.raw_entry(&http, seq);
+        assert_eq!(
+            b64(&tlog::leaf_hash(&raw)),
+            receipt["leaf_hash"].as_str().unwrap(),
+            "leaf hash of the raw entry {seq}"
+        );
+        let stored: Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(stored["v"], 1);
+        assert_eq!(stored["seq"], seq);
+        assert_eq!(stored["event"], e["event"]);
+    }
+    let r = http.get(&srv.at("/v1/events/5"));
+    assert_eq!(r.status, 404, "an entry past the end: {}", r.text());
+    assert_eq!(r.json()["error"]["code"], "not_found");
+
+    // Inclusion proofs: the CLI checks them against a pinned key; by hand too.
+    let (_, cp) = srv.wait_checkpoint(&http, size);
+    assert_eq!(cp.size, size);
+    assert_eq!(cp.origin, srv.origin);
+    let url = srv.url();
+    let out = cli(
+        &["proof", "2", "--url", &url, "--vkey", &srv.vkey],
+        &[],
+        None,
+    );
+    out.assert_ok("mlaudit proof 2");
+    assert!(
+        out.stdout.contains("verified: entry 2") && out.stdout.contains(&format!("of size {size}")),
+        "{}",
+        out.stdout
+    );
+    let p = http
+        .get(&srv.at(&format!("/v1/proof/inclusion?seq=3&size={size}")))
+        .json();
+    let proof: Vec<tlog::Hash> = p["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| unb64_hash(h.as_str().unwrap()))
+        .collect();
+    let leaf = unb64_hash(receipts[2]["leaf_hash"].as_str().unwrap());
+    tlog::verify_inclusion(3, size, &leaf, &proof, &cp.root).expect("inclusion proof of seq 3");
+
+    // A proof checked against another log's key is refused.
+    let (_, _, other_vkey) = tlog::Signer::generate(&srv.origin).unwrap();
+    let out = cli(
+        &["proof", "2", "--url", &url, "--vkey", &other_vkey],
+        &[],
+        None,
+    );
+    assert_ne!(out.code, 0, "a proof against a foreign key must fail");
+    assert!(
+        out.stderr.contains("signature"),
+        "names the signature: {}",
+        out.stderr
+    );
+
+    // `mlaudit info` (with MLAUDIT_URL) shows what the server announced.
+    let out = cli(&["info"], &[("MLAUDIT_URL", &url)], None);
+    out.assert_ok("mlaudit info");
+    assert!(out.stdout.contains(&srv.vkey), "{}", out.stdout);
+    assert!(out.stdout.contains(&srv.origin), "{}", out.stdout);
+
+    // The whole log verifies over HTTP …
+    let log_url = srv.log_url();
+    let out = cli(
+        &["verify", "--url", &log_url, "--vkey", &srv.vkey, "--quiet"],
+        &[],
+        None,
+    );
+    out.assert_ok("mlaudit verify --url");
+    assert!(
+        out.stdout.starts_with(&format!("ok: size {size} ")),
+        "{}",
+        out.stdout
+    );
+
+    // … and offline after a graceful stop.
+    srv.stop();
+    let dir = srv.data_dir.to_str().unwrap().to_string();
+    let out = cli(&["verify", "--data-dir", &dir, "--quiet"], &[], None);
+    out.assert_ok("mlaudit verify --data-dir");
+    assert!(
+        out.stdout.starts_with(&format!("ok: size {size} ")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn restart_keeps_entries_checkpoint_and_idempotency() {
+    let mut srv = TestServer::start();
+    let http = Http::new();
+    let first: Vec<Value> = (0..40)
+        .map(|i| event(&format!("restart-{i}"), "dataset.read"))
+        .collect();
+    let r = srv.post_json(&http, &Value::Array(first));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let receipts = r.json()["receipts"].as_array().unwrap().clone();
+    let (note_a, cp_a) = srv.wait_checkpoint(&http, 40);
+    let entries_before = srv.all_entries(&http, 40);
+    let vkey = srv.vkey.clone();
+
+    srv.stop();
+    srv.restart();
+    assert_eq!(srv.vkey, vkey, "the key survives a restart");
+    assert!(
+        srv.stderr_text().contains("mlaudit: entries      40"),
+        "{}",
+        srv.stderr_text()
+    );
+
+    // Same size, same bytes, and the checkpoint is the one signed at stop
+    // (or a later one of the same tree).
+    assert_eq!(srv.size(&http), 40);
+    assert_eq!(srv.all_entries(&http, 40), entries_before);
+    let (_, cp_restart) = srv.checkpoint(&http);
+    assert_eq!(cp_restart.size, 40);
+    assert_eq!(cp_restart.root, cp_a.root, "same tree, same root");
+    for (i, r) in receipts.iter().enumerate() {
+        let seq = r["seq"].as_u64().unwrap();
+        let e = http.get(&srv.at(&format!("/v1/events/{seq}"))).json();
+        assert_eq!(e["leaf_hash"], r["leaf_hash"], "seq {seq}");
+        assert_eq!(e["event"]["id"], format!("restart-{i}"));
+    }
+
+    // Retrying an event after the restart returns its original receipt.
+    let retry = srv.post_json(&http, &event("restart-7", "dataset.read"));
+    assert_eq!(retry.status, 200, "all duplicates: {}", retry.text());
+    let v = retry.json();
+    assert_eq!(v["duplicates"], 1);
+    assert_eq!(v["receipts"][0]["duplicate"], true);
+    assert_eq!(v["receipts"][0]["seq"], receipts[7]["seq"]);
+    assert_eq!(v["receipts"][0]["leaf_hash"], receipts[7]["leaf_hash"]);
+    assert_eq!(srv.size(&http), 40, "a duplicate appends nothing");
+
+    // A mixed batch: the retried id is answered as a duplicate, the new one appended.
+    let mixed = json!([
+        event("restart-0", "dataset.read"),
+        event("restart-new", "dataset.read")
+    ]);
+    let r = srv.post_json(&http, &mixed);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["receipts"][0]["duplicate"], true);
+    assert_eq!(v["receipts"][0]["seq"], 0);
+    assert_eq!(v["receipts"][1]["seq"], 40);
+    assert!(v["receipts"][1].get("duplicate").is_none());
+
+    // More events; the new checkpoint is consistent with the one before the restart.
+    let more: Vec<Value> = (0..300)
+        .map(|i| event(&format!("restart-more-{i}"), "model.update"))
+        .collect();
+    let r = srv.post_json(&http, &Value::Array(more));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let (note_b, cp_b) = srv.wait_checkpoint(&http, 341);
+    assert_eq!(cp_b.size, 341);
+    let p = http
+        .get(&srv.at(&format!(
+            "/v1/proof/consistency?from={}&to={}",
+            cp_a.size, cp_b.size
+        )))
+        .json();
+    assert_eq!(p["from"], cp_a.size);
+    assert_eq!(p["to"], cp_b.size);
+    let proof: Vec<tlog::Hash> = p["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| unb64_hash(h.as_str().unwrap()))
+        .collect();
+    tlog::verify_consistency(cp_a.size, cp_b.size, &cp_a.root, &cp_b.root, &proof)
+        .expect("the checkpoint after the restart is consistent with the one before");
+    assert_ne!(note_a, note_b);
+
+    // The saved pre-restart checkpoint also passes `mlaudit verify --checkpoint`.
+    let saved = srv.data_dir.parent().unwrap().join("checkpoint.a");
+    std::fs::write(&saved, &note_a).unwrap();
+    let out = cli(
+        &[
+            "verify",
+            "--url",
+            &srv.log_url(),
+            "--vkey",
+            &srv.vkey,
+            "--checkpoint",
+            saved.to_str().unwrap(),
+            "--quiet",
+        ],
+        &[],
+        None,
+    );
+    out.assert_ok("mlaudit verify --checkpoint");
+    assert!(
+        out.stdout.contains("consistent with the saved checkpoint"),
+        "{}",
+        out.stdout
+    );
+
+    // A second restart after SIGKILL keeps everything too.
+    srv.kill9();
+    srv.restart();
+    assert_eq!(srv.size(&http), 341);
+    let e = srv.raw_entry(&http, 340);
+    assert_eq!(
+        entry_event_id(&e).as_deref(),
+        Some("restart-more-299"),
+        "last entry survives SIGKILL"
+    );
+    let (_, cp_c) = srv.wait_checkpoint(&http, 341);
+    assert_eq!(cp_c.root, cp_b.root);
+    srv.stop();
+}
+
+#[test]
+fn metrics_info_and_schema_endpoints() {
+    let srv = TestServer::start();
+    let http = Http::new();
+    let r = srv.post_json(
+        &http,
+        &json!([event("m-1", "model.train"), event("m-2", "model.train")]),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    // One rejected request, to populate the rejection counter.
+    let r = srv.post_json(&http, &json!({"actor": {"id": "x"}}));
+    assert_eq!(r.status, 400);
+
+    let m = http.get(&srv.at("/metrics"));
+    assert_eq!(m.status, 200);
+    let text = m.text();
+    for name in [
+        "mlaudit_events_accepted_total",
+        "mlaudit_tree_size",
+        "mlaudit_commit_seconds",
+        "mlaudit_queue_depth",
+        "mlaudit_events_rejected_total",
+        "mlaudit_batch_events",
+        "mlaudit_checkpoint_age_seconds",
+    ] {
+        assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
+    }
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix}:\n{text}"))
+            .to_string()
+    };
+    assert_eq!(
+        line("mlaudit_events_accepted_total "),
+        "mlaudit_events_accepted_total 2"
+    );
+    assert_eq!(line("mlaudit_tree_size "), "mlaudit_tree_size 2");
+    assert!(
+        line("mlaudit_commit_seconds_count ").ends_with(" 1"),
+        "{text}"
+    );
+
+    let info = http.get(&srv.at("/v1/info"));
+    assert_eq!(info.status, 200);
+    let info = info.json();
+    assert_eq!(info["origin"], srv.origin.as_str());
+    assert_eq!(info["vkey"], srv.vkey.as_str());
+    assert_eq!(info["size"], 2);
+    assert!(info["version"].is_string(), "{info}");
+
+    let schema = http.get(&srv.at("/v1/schema/event"));
+    assert_eq!(schema.status, 200);
+    assert!(
+        schema
+            .headers
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("application/json")),
+        "{:?}",
+        schema.headers
+    );
+    let schema = schema.json();
+    let props = schema["properties"]
+        .as_object()
+        .expect("the schema has properties");
+    for field in ["action", "actor", "id", "time", "outcome", "metrics"] {
+        assert!(props.contains_key(field), "schema lacks {field}: {schema}");
+    }
+
+    let r = http.get(&srv.at("/v1/nope"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], "not_found");
+    srv.assert_healthy(&http);
+}
