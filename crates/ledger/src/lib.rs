@@ -115,6 +115,9 @@ pub enum AppendError {
         /// Its size.
         bytes: usize,
     },
+    /// The batch holds more than [`GROUP_ENTRIES_MAX`] entries.
+    #[error("batch of {0} entries is over the limit of {GROUP_ENTRIES_MAX}; split it")]
+    TooManyEntries(usize),
     /// The batch was empty.
     #[error("empty batch")]
     Empty,

@@ -23,6 +23,13 @@ pub const FRAME_HEADER_BYTES: usize = 36;
 /// Largest raw (uncompressed) frame payload: a full bundle of maximal entries.
 pub const FRAME_RAW_BYTES_MAX: usize = TILE_WIDTH as usize * (2 + tlog::ENTRY_BYTES_MAX);
 
+/// Frame flag: this frame ends a commit group (or the part of one that
+/// fits in its segment). Recovery keeps frames only up to the last such
+/// frame, so a batch torn by a crash disappears whole.
+pub const FLAG_GROUP_END: u8 = 1;
+
+const _: () = assert!(SEGMENT_MAGIC[7] as u32 == crate::FORMAT_VERSION);
+
 /// Payload stored as is.
 pub const CODEC_NONE: u8 = 0;
 /// Payload compressed with zstd.
@@ -33,6 +40,8 @@ pub const CODEC_ZSTD: u8 = 1;
 pub struct FrameHeader {
     /// `CODEC_NONE` or `CODEC_ZSTD`.
     pub codec: u8,
+    /// `FLAG_GROUP_END` or 0.
+    pub flags: u8,
     /// Seq of the first entry in the frame.
     pub first_seq: u64,
     /// Number of entries in the frame (1..=256).
@@ -51,6 +60,7 @@ impl FrameHeader {
         let mut b = [0u8; FRAME_HEADER_BYTES];
         b[0..4].copy_from_slice(&FRAME_MAGIC);
         b[4] = self.codec;
+        b[5] = self.flags;
         b[8..16].copy_from_slice(&self.first_seq.to_le_bytes());
         b[16..20].copy_from_slice(&self.count.to_le_bytes());
         b[20..24].copy_from_slice(&self.raw_len.to_le_bytes());
@@ -73,6 +83,7 @@ impl FrameHeader {
         }
         let h = FrameHeader {
             codec: b[4],
+            flags: b[5],
             first_seq: u64::from_le_bytes(b[8..16].try_into().unwrap()),
             count: u32::from_le_bytes(b[16..20].try_into().unwrap()),
             raw_len: u32::from_le_bytes(b[20..24].try_into().unwrap()),
@@ -81,6 +92,9 @@ impl FrameHeader {
         };
         if h.codec != CODEC_NONE && h.codec != CODEC_ZSTD {
             return Err(format!("unknown frame codec {}", h.codec));
+        }
+        if h.flags & !FLAG_GROUP_END != 0 || b[6] != 0 || b[7] != 0 {
+            return Err(format!("unknown frame flags {:#x}", h.flags));
         }
         if h.count == 0 || u64::from(h.count) > TILE_WIDTH {
             return Err(format!("bad frame entry count {}", h.count));
@@ -159,6 +173,7 @@ pub fn encode_frame(
     out.truncate(payload_at + stored_len);
     let header = FrameHeader {
         codec,
+        flags: 0,
         first_seq,
         count,
         raw_len: raw.len() as u32,
@@ -174,6 +189,14 @@ thread_local! {
     /// cost more than decompressing a small frame.
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { std::cell::RefCell::new(None) };
+}
+
+/// Marks the frame whose header starts at `header` as the end of a commit group.
+pub fn set_group_end(header: &mut [u8]) {
+    let b: &mut [u8; FRAME_HEADER_BYTES] = header.try_into().expect("a frame header");
+    let mut h = FrameHeader::decode(b).expect("we just encoded it");
+    h.flags |= FLAG_GROUP_END;
+    *b = h.encode();
 }
 
 /// Decodes a frame payload back into bundle-framed entries, checking its CRC and lengths.
@@ -196,7 +219,10 @@ pub fn decode_payload(h: &FrameHeader, stored: &[u8], out: &mut Vec<u8>) -> Resu
                         .unwrap()
                         .decompress_to_buffer(stored, &mut out[start..])
                 })
-                .map_err(|e| format!("frame payload does not decompress: {e}"))?;
+                .map_err(|e| {
+                    out.truncate(start);
+                    format!("frame payload does not decompress: {e}")
+                })?;
             if n != h.raw_len as usize {
                 out.truncate(start);
                 return Err("frame payload length mismatch".into());
@@ -225,7 +251,8 @@ pub struct ScannedFrame {
 pub struct Scan {
     /// Valid frames in order.
     pub frames: Vec<ScannedFrame>,
-    /// Offset just past the last valid frame.
+    /// Offset just past the last valid frame that ends a commit group:
+    /// everything after it is a torn tail (or corruption).
     pub valid_len: u64,
     /// Why scanning stopped before the end of the file, if it did.
     pub stopped: Option<String>,
@@ -252,6 +279,7 @@ pub fn scan_segment(file: &dyn FsFile, segment: u64, check_payload: bool) -> io:
     let end_seq = next_seq + SEGMENT_ENTRIES;
     let mut payload = Vec::new();
     let mut raw = Vec::new();
+    let mut committed_frames = 0;
     scan.valid_len = offset;
     while offset < file_len {
         if file_len - offset < FRAME_HEADER_BYTES as u64 {
@@ -290,7 +318,17 @@ pub fn scan_segment(file: &dyn FsFile, segment: u64, check_payload: bool) -> io:
         scan.frames.push(ScannedFrame { offset, header: h });
         offset += h.disk_len();
         next_seq += u64::from(h.count);
-        scan.valid_len = offset;
+        if h.flags & FLAG_GROUP_END != 0 {
+            committed_frames = scan.frames.len();
+            scan.valid_len = offset;
+        }
+    }
+    if committed_frames < scan.frames.len() {
+        // Frames of a commit group whose last frame never reached the disk:
+        // that group was never acknowledged, and is dropped whole.
+        scan.frames.truncate(committed_frames);
+        scan.stopped
+            .get_or_insert_with(|| "an unfinished commit group".into());
     }
     Ok(scan)
 }

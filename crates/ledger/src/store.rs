@@ -107,6 +107,36 @@ pub(crate) fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<u64>, OpenErr
     Ok(segs)
 }
 
+/// Reads `<dir>/checkpoint` without verifying its signature (the caller does).
+pub(crate) fn load_checkpoint(
+    fs: &dyn Fs,
+    dir: &Path,
+) -> Result<Option<Arc<SignedCheckpoint>>, OpenError> {
+    let path = checkpoint_path(dir);
+    if !fs.exists(&path) {
+        return Ok(None);
+    }
+    let bytes =
+        read_all(fs, &path).map_err(OpenError::io(format!("reading {}", path.display())))?;
+    let note = String::from_utf8(bytes)
+        .map_err(|_| OpenError::Corrupt(format!("{} is not UTF-8", path.display())))?;
+    let body = note.split_once("\n\n").map(|(b, _)| format!("{b}\n"));
+    let checkpoint = body
+        .as_deref()
+        .map(tlog::Checkpoint::parse)
+        .transpose()
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            OpenError::Corrupt(format!("{} is not a checkpoint note", path.display()))
+        })?;
+    Ok(Some(Arc::new(SignedCheckpoint {
+        note,
+        checkpoint,
+        published_at: std::time::SystemTime::now(),
+    })))
+}
+
 /// Checks the FORMAT file.
 pub(crate) fn check_format(fs: &dyn Fs, dir: &Path) -> Result<(), OpenError> {
     let path = format_path(dir);
@@ -178,29 +208,7 @@ impl Store {
 
     /// Reads `<dir>/checkpoint` without verifying its signature (the caller does).
     pub(crate) fn load_checkpoint_note(&self) -> Result<Option<Arc<SignedCheckpoint>>, OpenError> {
-        let path = checkpoint_path(&self.dir);
-        if !self.fs.exists(&path) {
-            return Ok(None);
-        }
-        let bytes = read_all(self.fs.as_ref(), &path)
-            .map_err(OpenError::io(format!("reading {}", path.display())))?;
-        let note = String::from_utf8(bytes)
-            .map_err(|_| OpenError::Corrupt(format!("{} is not UTF-8", path.display())))?;
-        let body = note.split_once("\n\n").map(|(b, _)| format!("{b}\n"));
-        let checkpoint = body
-            .as_deref()
-            .map(tlog::Checkpoint::parse)
-            .transpose()
-            .ok()
-            .flatten()
-            .ok_or_else(|| {
-                OpenError::Corrupt(format!("{} is not a checkpoint note", path.display()))
-            })?;
-        Ok(Some(Arc::new(SignedCheckpoint {
-            note,
-            checkpoint,
-            published_at: std::time::SystemTime::now(),
-        })))
+        load_checkpoint(self.fs.as_ref(), &self.dir)
     }
 
     /// Number of committed (durable, acknowledged or recovered) entries.

@@ -19,8 +19,8 @@ use tlog::{CompactRange, Hash, Signer, TILE_WIDTH};
 use crate::fs::{write_durably, Fs, FsFile};
 use crate::segment::{self, BundleIndex, SEGMENT_HEADER_BYTES};
 use crate::store::{
-    check_format, checkpoint_path, format_path, format_text, list_segments, segments_dir,
-    SignedCheckpoint, Store,
+    check_format, checkpoint_path, format_path, format_text, list_segments, load_checkpoint,
+    segments_dir, SignedCheckpoint, Store,
 };
 use crate::tiles::{level_len, BoundedTiles, TileStore, TILE_LEVELS_MAX};
 use crate::{AppendError, Config, OpenError, ENTRY_BYTES_MAX, GROUP_ENTRIES_MAX, SEGMENT_ENTRIES};
@@ -208,6 +208,9 @@ impl Ledger {
             return Err(AppendError::Poisoned(why));
         }
         let n = entries.len();
+        if n > GROUP_ENTRIES_MAX {
+            return Err(AppendError::TooManyEntries(n));
+        }
         let before = self.queued.fetch_add(n, Ordering::AcqRel);
         if before > 0 && before + n > self.queue_entries_max {
             self.queued.fetch_sub(n, Ordering::AcqRel);
@@ -304,8 +307,29 @@ fn recover(
     let segs = list_segments(fs.as_ref(), dir)?;
     let seg_dir = segments_dir(dir);
 
-    // 1. The last segment may end in a torn frame (a commit that never
-    //    finished its fdatasync, so it was never acknowledged): cut it off.
+    // 1. The last signed checkpoint must verify with our key. Nothing is
+    //    written before the stored data is known to cover it, so a refusal
+    //    leaves the directory exactly as it was found.
+    let cp = load_checkpoint(fs.as_ref(), dir)?;
+    if let Some(cp) = &cp {
+        let verifier =
+            tlog::Verifier::parse(&signer.vkey()).map_err(|e| OpenError::Key(e.to_string()))?;
+        let opened = tlog::open_checkpoint(&cp.note, &verifier).map_err(|e| {
+            OpenError::Key(format!(
+                "the stored checkpoint does not verify with this log's key ({e}); wrong key file?"
+            ))
+        })?;
+        if opened.origin != config.origin {
+            return Err(OpenError::Key(format!(
+                "stored checkpoint is for origin {:?}, not {:?}",
+                opened.origin, config.origin
+            )));
+        }
+    }
+    let checkpoint_size = cp.as_ref().map_or(0, |c| c.checkpoint.size);
+
+    // 2. The last segment may end in a torn commit group (one whose fdatasync
+    //    never finished, so it was never acknowledged).
     let mut active = None;
     let mut active_segment = 0;
     let mut index = BundleIndex {
@@ -324,6 +348,16 @@ fn recover(
         let file_len = file
             .len()
             .map_err(OpenError::io("reading segment length"))?;
+        let count: u64 = scan.frames.iter().map(|f| u64::from(f.header.count)).sum();
+        size = last * SEGMENT_ENTRIES + count;
+        if checkpoint_size > size {
+            return Err(OpenError::Corrupt(format!(
+                "the signed checkpoint covers {checkpoint_size} entries but only {size} are stored \
+                 intact ({}: {}): acknowledged entries are missing or damaged; nothing was changed",
+                path.display(),
+                scan.stopped.as_deref().unwrap_or("file ends early")
+            )));
+        }
         if scan.valid_len < SEGMENT_HEADER_BYTES && file_len > SEGMENT_HEADER_BYTES {
             return Err(OpenError::Corrupt(format!(
                 "{} has a damaged header: {}",
@@ -335,7 +369,6 @@ fn recover(
             tracing::warn!(file = %path.display(), "segment header torn by a crash; rewriting it");
             file.set_len(0)
                 .and_then(|_| file.append(&segment::segment_header(last * SEGMENT_ENTRIES)))
-                .and_then(|_| file.sync_data())
                 .map_err(OpenError::io(format!("repairing {}", path.display())))?;
         } else if scan.valid_len < file_len {
             tracing::warn!(
@@ -345,46 +378,31 @@ fn recover(
                 "cutting a torn tail left by a crash"
             );
             file.set_len(scan.valid_len)
-                .and_then(|_| file.sync_data())
                 .map_err(OpenError::io(format!("truncating {}", path.display())))?;
         }
-        let count: u64 = scan.frames.iter().map(|f| u64::from(f.header.count)).sum();
-        size = last * SEGMENT_ENTRIES + count;
+        // What we keep may only be in the page cache (a kill -9 keeps it
+        // there): make it durable before anything signs over it.
+        file.sync_data()
+            .map_err(OpenError::io(format!("syncing {}", path.display())))?;
         index = BundleIndex::from_scan(&scan);
         index.end = index.end.max(SEGMENT_HEADER_BYTES);
         active = Some(file);
         active_segment = last;
+        if last > 0 {
+            let prev = seg_dir.join(segment::segment_name(last - 1));
+            fs.open(&prev)
+                .and_then(|f| f.sync_data())
+                .map_err(OpenError::io(format!("syncing {}", prev.display())))?;
+        }
+        fs.sync_dir(&seg_dir)
+            .map_err(OpenError::io("syncing the segments directory"))?;
     }
 
-    // 2. The last signed checkpoint must verify with our key, and everything
-    //    it covers must still be stored.
     let tiles = TileStore::open(fs.clone(), &dir.join("tiles"), true)
         .map_err(OpenError::io("opening tile files"))?;
+    fs.sync_dir(dir)
+        .map_err(OpenError::io(format!("syncing {}", dir.display())))?;
     let store = Store::new(fs.clone(), dir, tiles, active_segment, index, size);
-    let cp = store.load_checkpoint_note()?;
-    if let Some(cp) = &cp {
-        let verifier =
-            tlog::Verifier::parse(&signer.vkey()).map_err(|e| OpenError::Key(e.to_string()))?;
-        let opened = tlog::open_checkpoint(&cp.note, &verifier).map_err(|e| {
-            OpenError::Key(format!(
-                "the stored checkpoint does not verify with this log's key ({e}); wrong key file?"
-            ))
-        })?;
-        if opened.origin != config.origin {
-            return Err(OpenError::Key(format!(
-                "stored checkpoint is for origin {:?}, not {:?}",
-                opened.origin, config.origin
-            )));
-        }
-        if opened.size > size {
-            return Err(OpenError::Corrupt(format!(
-                "the signed checkpoint covers {} entries but only {size} are stored: \
-                 acknowledged entries are missing",
-                opened.size
-            )));
-        }
-    }
-    let checkpoint_size = cp.as_ref().map_or(0, |c| c.checkpoint.size);
 
     // 3. Tiles up to the checkpoint were synced before it was written; past it
     //    they may be torn. Keep the checkpointed prefix if its root matches,
@@ -525,14 +543,19 @@ struct SegmentWrite {
     bytes: Vec<u8>,
     /// (offset in `bytes`, first seq) of frames that start a bundle.
     bundle_starts: Vec<(u64, u64)>,
+    /// Offset in `bytes` of the last frame's header.
+    last_frame_at: usize,
 }
 
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
+        let mut carry: Option<Request> = None;
         loop {
             let pending =
                 self.compact.size() > self.last_checkpoint_size && self.is_poisoned().is_none();
-            let msg = if pending {
+            let msg = if let Some(r) = carry.take() {
+                Ok(Msg::Append(r))
+            } else if pending {
                 let due = self.last_checkpoint_at + self.interval;
                 rx.recv_timeout(due.saturating_duration_since(Instant::now()))
             } else {
@@ -543,8 +566,18 @@ impl Writer {
                     let mut group = vec![first];
                     let mut entries = group[0].entries.len();
                     let mut control = Vec::new();
-                    while entries < GROUP_ENTRIES_MAX {
-                        match rx.try_recv() {
+                    // Take what is waiting, up to GROUP_ENTRIES_MAX entries; a
+                    // batch that would overflow the group starts the next one.
+                    loop {
+                        let next = match carry.take() {
+                            Some(r) => Ok(Msg::Append(r)),
+                            None => rx.try_recv(),
+                        };
+                        match next {
+                            Ok(Msg::Append(r)) if entries + r.entries.len() > GROUP_ENTRIES_MAX => {
+                                carry = Some(r);
+                                break;
+                            }
                             Ok(Msg::Append(r)) => {
                                 entries += r.entries.len();
                                 group.push(r);
@@ -685,6 +718,12 @@ impl Writer {
         if accepted.is_empty() {
             return answers;
         }
+        // The last frame of the group (in each segment it touches) carries the
+        // group-end flag: recovery keeps a group whole or drops it whole.
+        for w in &mut writes {
+            let at = w.last_frame_at;
+            segment::set_group_end(&mut w.bytes[at..at + segment::FRAME_HEADER_BYTES]);
+        }
 
         match self.persist(&writes, &tile_bufs) {
             Ok(()) => {}
@@ -738,9 +777,11 @@ impl Writer {
                 segment,
                 bytes: Vec::with_capacity(raw.len() / 2),
                 bundle_starts: Vec::new(),
+                last_frame_at: 0,
             });
         }
         let w = writes.last_mut().unwrap();
+        w.last_frame_at = w.bytes.len();
         if first.is_multiple_of(TILE_WIDTH) {
             w.bundle_starts.push((w.bytes.len() as u64, first));
         }
@@ -777,7 +818,8 @@ impl Writer {
         let undo = |this: &Writer, e: io::Error| -> Failure {
             let mut ok = true;
             if let (Some(f), Some(len)) = (&this.active, seg_len) {
-                ok &= f.set_len(len).is_ok();
+                // Synced, so that the undone frames cannot come back after a power cut.
+                ok &= f.set_len(len).and_then(|_| f.sync_data()).is_ok();
             }
             for (level, &n) in tile_lens.iter().enumerate() {
                 ok &= this.store.tiles.truncate(level, n).is_ok();
@@ -796,9 +838,12 @@ impl Writer {
                 // undoing a half-made file is not worth the risk.
                 rotated = true;
                 if let Some(prev) = self.active.take() {
-                    if !synced.iter().any(|f| Arc::ptr_eq(f, &prev)) {
-                        synced.push(prev);
-                    }
+                    // The full segment must be durable before its successor
+                    // exists: recovery only repairs the tail of the last one.
+                    prev.sync_data().map_err(|e| {
+                        Failure::Unknown(format!("fdatasync of a full segment failed: {e}"))
+                    })?;
+                    synced.retain(|f| !Arc::ptr_eq(f, &prev));
                 }
                 let path = seg_dir.join(segment::segment_name(w.segment));
                 let file: Arc<dyn FsFile> = fs

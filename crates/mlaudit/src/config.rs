@@ -78,8 +78,11 @@ impl ServeConfig {
             .batch_events_max
             .or(from_file.batch_events_max)
             .unwrap_or(crate::event::BATCH_EVENTS_MAX);
-        if batch_events_max == 0 {
-            bail!("batch_events_max must be at least 1");
+        if batch_events_max == 0 || batch_events_max > ledger::GROUP_ENTRIES_MAX {
+            bail!(
+                "batch_events_max must be between 1 and {} (one ledger commit group)",
+                ledger::GROUP_ENTRIES_MAX
+            );
         }
         let checkpoint_interval_ms = flags
             .checkpoint_interval_ms

@@ -299,6 +299,11 @@ fn append_error(e: AppendError) -> ApiError {
                 e.to_string(),
             )
         },
+        AppendError::TooManyEntries(_) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_events",
+            e.to_string(),
+        ),
         AppendError::Closed => {
             ApiError::unavailable("shutting_down", "the server is shutting down", 1)
         }
