@@ -203,6 +203,8 @@ fn describe_error(body: &str) -> String {
 struct Batch {
     source: String,
     first_line: usize,
+    /// File line of each event in the batch (blank lines are skipped).
+    lines: Vec<usize>,
     body: String,
     count: usize,
 }
@@ -305,6 +307,7 @@ async fn send_all(a: &SendArgs, bar: ProgressBar) -> anyhow::Result<(u64, u64)> 
             let mut batch = Batch {
                 source: name.clone(),
                 first_line: 1,
+                lines: Vec::new(),
                 body: String::new(),
                 count: 0,
             };
@@ -316,6 +319,7 @@ async fn send_all(a: &SendArgs, bar: ProgressBar) -> anyhow::Result<(u64, u64)> 
                 if batch.count == 0 {
                     batch.first_line = i + 1;
                 }
+                batch.lines.push(i + 1);
                 batch.body.push_str(&line);
                 batch.body.push('\n');
                 batch.count += 1;
@@ -325,6 +329,7 @@ async fn send_all(a: &SendArgs, bar: ProgressBar) -> anyhow::Result<(u64, u64)> 
                         Batch {
                             source: name.clone(),
                             first_line: 0,
+                            lines: Vec::new(),
                             body: String::new(),
                             count: 0,
                         },
@@ -404,7 +409,7 @@ async fn post_batch(
                         batch.source,
                         batch.count,
                         batch.first_line,
-                        describe_error(&body)
+                        describe_batch_error(&body, batch)
                     );
                 }
             }
@@ -420,6 +425,36 @@ async fn post_batch(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+}
+
+/// The server's error with each item named by its file and line.
+fn describe_batch_error(body: &str, batch: &Batch) -> String {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return body.trim().to_string();
+    };
+    let e = &v["error"];
+    let mut out = format!(
+        "{} ({})",
+        e["message"].as_str().unwrap_or(body),
+        e["code"].as_str().unwrap_or("?")
+    );
+    for d in e["details"].as_array().into_iter().flatten() {
+        let index = d["index"].as_u64().unwrap_or(0) as usize;
+        let line = batch.lines.get(index).copied().unwrap_or(batch.first_line);
+        // The server numbers lines within the request; ours are the file's.
+        let message = d["message"].as_str().unwrap_or("");
+        let message = match message.strip_prefix("line ") {
+            Some(rest) => rest.split_once(": ").map_or(message, |(_, m)| m),
+            None => message,
+        };
+        let field = d["field"].as_str().filter(|f| !f.is_empty());
+        out.push_str(&format!(
+            "\n  {}:{line}: {}{message}",
+            batch.source,
+            field.map(|f| format!("{f}: ")).unwrap_or_default()
+        ));
+    }
+    out
 }
 
 fn split_kv(s: &str, what: &str) -> anyhow::Result<(String, String)> {

@@ -56,7 +56,7 @@ fn send_stops_at_a_bad_batch_and_keeps_the_earlier_ones() {
         assert_eq!(entry_event_id(entry).as_deref(), Some(ids[seq].as_str()));
     }
 
-    // An invalid (not malformed) event: the server names the line too.
+    // An invalid (not malformed) event: named by its file and line.
     let mut lines: Vec<String> = gen_events(5, 52).lines().map(str::to_string).collect();
     lines[3] = r#"{"id": "no-actor", "action": "model.train"}"#.to_string();
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
@@ -67,7 +67,7 @@ fn send_stops_at_a_bad_batch_and_keeps_the_earlier_ones() {
     );
     assert_ne!(out.code, 0);
     assert!(
-        out.stderr.contains("line 4") && out.stderr.contains("actor"),
+        out.stderr.contains("events.ndjson:4: actor.id: is required"),
         "{}",
         out.stderr
     );
