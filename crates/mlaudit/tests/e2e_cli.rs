@@ -67,7 +67,8 @@ fn send_stops_at_a_bad_batch_and_keeps_the_earlier_ones() {
     );
     assert_ne!(out.code, 0);
     assert!(
-        out.stderr.contains("events.ndjson:4: actor.id: is required"),
+        out.stderr
+            .contains("events.ndjson:4: actor.id: is required"),
         "{}",
         out.stderr
     );

@@ -352,3 +352,21 @@ fn metrics_info_and_schema_endpoints() {
     assert_eq!(r.json()["error"]["code"], "not_found");
     srv.assert_healthy(&http);
 }
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused() {
+    let srv = TestServer::start();
+    let dir = srv.data_dir.to_str().unwrap().to_string();
+    let out = cli(
+        &["serve", "--data-dir", &dir, "--listen", "127.0.0.1:0"],
+        &[],
+        None,
+    );
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("in use by another mlaudit serve"),
+        "{}",
+        out.stderr
+    );
+    srv.assert_healthy(&Http::new());
+}

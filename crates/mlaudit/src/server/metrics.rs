@@ -21,7 +21,7 @@ pub struct Metrics {
     pub events_accepted: Counter,
     /// Events answered as duplicates of earlier ones.
     pub events_duplicate: Counter,
-    /// Events rejected, by error code.
+    /// Ingest requests rejected (whole batches), by error code.
     pub events_rejected: Family<Reason, Counter>,
     /// Events per ingest request.
     pub batch_events: Histogram,

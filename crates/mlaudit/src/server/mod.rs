@@ -51,6 +51,31 @@ pub struct Server {
     pub state: Arc<AppState>,
     /// Whether the signing key was created by this start.
     pub created: bool,
+    /// Held for the server's lifetime: one writer per data directory.
+    _lock: std::fs::File,
+}
+
+/// Takes an exclusive lock on `<data-dir>/LOCK`, so that two servers never
+/// write one log (the lock goes away with the process, even on kill -9).
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        anyhow::bail!(
+            "{} is in use by another mlaudit serve (lock {} is held)",
+            dir.display(),
+            path.display()
+        );
+    }
+    Ok(file)
 }
 
 impl Server {
@@ -58,6 +83,7 @@ impl Server {
     pub fn open(cfg: &ServeConfig) -> anyhow::Result<Server> {
         let dir = &cfg.data_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock = lock_data_dir(dir)?;
         let (signer, created) = crate::keys::load_or_create(dir, cfg.origin.as_deref())?;
         let origin = signer.name().to_string();
         let vkey = signer.vkey();
@@ -78,6 +104,7 @@ impl Server {
                 ingest_permits: Arc::new(tokio::sync::Semaphore::new(INGEST_REQUESTS_MAX)),
             }),
             created,
+            _lock: lock,
         })
     }
 
