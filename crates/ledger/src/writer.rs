@@ -154,6 +154,8 @@ impl Ledger {
             active: recovered.active,
             active_segment: recovered.active_segment,
             compressor,
+            compressor2: zstd::bulk::Compressor::new(config.compression_level)
+                .map_err(OpenError::io("creating zstd compressor"))?,
             last_checkpoint_size: recovered.checkpoint_size,
             last_checkpoint_at: Instant::now(),
             poisoned: poisoned.clone(),
@@ -531,10 +533,41 @@ struct Writer {
     active: Option<Arc<dyn FsFile>>,
     active_segment: u64,
     compressor: zstd::bulk::Compressor<'static>,
+    /// For the second frame-sealing thread.
+    compressor2: zstd::bulk::Compressor<'static>,
     last_checkpoint_size: u64,
     last_checkpoint_at: Instant,
     poisoned: Arc<Mutex<Option<String>>>,
     queued: Arc<AtomicUsize>,
+}
+
+/// Entries of one frame before hashing and compression.
+struct RawFrame {
+    first: u64,
+    count: u32,
+    /// Bundle-framed entries.
+    raw: Vec<u8>,
+    /// Offset of each entry's length prefix in `raw`.
+    starts: Vec<usize>,
+}
+
+/// Appends an encoded frame to the write of its segment.
+fn place_frame(writes: &mut Vec<SegmentWrite>, first: u64, bytes: Vec<u8>) {
+    let segment = first / SEGMENT_ENTRIES;
+    if writes.last().map(|w| w.segment) != Some(segment) {
+        writes.push(SegmentWrite {
+            segment,
+            bytes: Vec::with_capacity(bytes.len()),
+            bundle_starts: Vec::new(),
+            last_frame_at: 0,
+        });
+    }
+    let w = writes.last_mut().expect("pushed above");
+    w.last_frame_at = w.bytes.len();
+    if first.is_multiple_of(TILE_WIDTH) {
+        w.bundle_starts.push((w.bytes.len() as u64, first));
+    }
+    w.bytes.extend_from_slice(&bytes);
 }
 
 /// Frames of one commit group that go to one segment.
@@ -664,10 +697,11 @@ impl Writer {
         let mut next = start_size;
         let mut writes: Vec<SegmentWrite> = Vec::new();
         let mut tile_bufs: Vec<Vec<u8>> = vec![Vec::new(); TILE_LEVELS_MAX];
-        let mut raw = Vec::with_capacity(64 << 10);
-        let mut frame_first = next;
-        let mut accepted: Vec<(Reply, Committed)> = Vec::with_capacity(group.len());
+        let mut frames: Vec<RawFrame> = Vec::new();
+        let mut accepted: Vec<(Reply, u64, usize)> = Vec::with_capacity(group.len());
 
+        // 1. Assign seqs and lay the entries out as bundle-framed bytes, one
+        //    RawFrame per (part of a) bundle.
         for req in group {
             // Check sizes before the batch takes any seq, so a refused batch
             // leaves no trace.
@@ -684,40 +718,64 @@ impl Writer {
                 answers.push((req.reply, Err(AppendError::TooLarge { index, bytes })));
                 continue;
             }
-            let first_seq = next;
-            let mut leaf_hashes = Vec::with_capacity(req.entries.len());
+            accepted.push((req.reply, next, req.entries.len()));
             for e in &req.entries {
-                let at = raw.len();
-                raw.extend_from_slice(&[0, 0]);
-                e.write(next, &mut raw);
-                let len = raw.len() - at - 2;
-                raw[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
-                let leaf = tlog::leaf_hash(&raw[at + 2..]);
-                leaf_hashes.push(leaf);
-                self.compact.append(leaf, |node, hash| {
-                    collect_tile_hash(&mut tile_bufs, node, hash)
-                });
-                next += 1;
-                if next.is_multiple_of(TILE_WIDTH) {
-                    self.add_frame(&mut writes, frame_first, next, &raw);
-                    raw.clear();
-                    frame_first = next;
+                if frames
+                    .last()
+                    .is_none_or(|f| next.is_multiple_of(TILE_WIDTH) && f.count > 0)
+                {
+                    frames.push(RawFrame {
+                        first: next,
+                        count: 0,
+                        raw: Vec::with_capacity(64 << 10),
+                        starts: Vec::with_capacity(TILE_WIDTH as usize),
+                    });
                 }
+                let f = frames.last_mut().expect("pushed above");
+                let at = f.raw.len();
+                f.raw.extend_from_slice(&[0, 0]);
+                e.write(next, &mut f.raw);
+                let len = f.raw.len() - at - 2;
+                f.raw[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
+                f.starts.push(at);
+                f.count += 1;
+                next += 1;
             }
-            accepted.push((
-                req.reply,
-                Committed {
-                    first_seq,
-                    leaf_hashes,
-                },
-            ));
-        }
-        if next > frame_first {
-            self.add_frame(&mut writes, frame_first, next, &raw);
         }
         if accepted.is_empty() {
             return answers;
         }
+
+        // 2. Hash and compress the frames; they are independent, so with two
+        //    or more frames half of them go to a second thread.
+        let sealed = self.seal_frames(&frames);
+
+        // 3. In order: extend the tree and place the frames in their segments.
+        let mut leaves: Vec<Hash> = Vec::with_capacity((next - start_size) as usize);
+        for (frame, (hashes, bytes)) in frames.iter().zip(sealed) {
+            for leaf in &hashes {
+                self.compact.append(*leaf, |node, hash| {
+                    collect_tile_hash(&mut tile_bufs, node, hash)
+                });
+            }
+            leaves.extend(hashes);
+            place_frame(&mut writes, frame.first, bytes);
+        }
+        let accepted: Vec<(Reply, Committed)> = accepted
+            .into_iter()
+            .map(|(reply, first_seq, n)| {
+                let at = (first_seq - start_size) as usize;
+                let leaf_hashes = leaves[at..at + n].to_vec();
+                (
+                    reply,
+                    Committed {
+                        first_seq,
+                        leaf_hashes,
+                    },
+                )
+            })
+            .collect();
+
         // The last frame of the group (in each segment it touches) carries the
         // group-end flag: recovery keeps a group whole or drops it whole.
         for w in &mut writes {
@@ -770,29 +828,34 @@ impl Writer {
         answers
     }
 
-    fn add_frame(&mut self, writes: &mut Vec<SegmentWrite>, first: u64, end: u64, raw: &[u8]) {
-        let segment = first / SEGMENT_ENTRIES;
-        if writes.last().map(|w| w.segment) != Some(segment) {
-            writes.push(SegmentWrite {
-                segment,
-                bytes: Vec::with_capacity(raw.len() / 2),
-                bundle_starts: Vec::new(),
-                last_frame_at: 0,
-            });
+    /// Leaf hashes and encoded bytes of each frame, in order.
+    fn seal_frames(&mut self, frames: &[RawFrame]) -> Vec<(Vec<Hash>, Vec<u8>)> {
+        fn seal(c: &mut zstd::bulk::Compressor<'static>, f: &RawFrame) -> (Vec<Hash>, Vec<u8>) {
+            let mut hashes = Vec::with_capacity(f.starts.len());
+            for (i, &at) in f.starts.iter().enumerate() {
+                let end = f.starts.get(i + 1).copied().unwrap_or(f.raw.len());
+                hashes.push(tlog::leaf_hash(&f.raw[at + 2..end]));
+            }
+            let mut bytes = Vec::with_capacity(f.raw.len() / 2);
+            segment::encode_frame(c, f.first, f.count, &f.raw, &mut bytes)
+                .expect("encoding into memory cannot fail");
+            (hashes, bytes)
         }
-        let w = writes.last_mut().unwrap();
-        w.last_frame_at = w.bytes.len();
-        if first.is_multiple_of(TILE_WIDTH) {
-            w.bundle_starts.push((w.bytes.len() as u64, first));
+        if frames.len() < 2 {
+            return frames
+                .iter()
+                .map(|f| seal(&mut self.compressor, f))
+                .collect();
         }
-        segment::encode_frame(
-            &mut self.compressor,
-            first,
-            (end - first) as u32,
-            raw,
-            &mut w.bytes,
-        )
-        .expect("encoding into memory cannot fail");
+        let (mine, theirs) = frames.split_at(frames.len() / 2);
+        let (c1, c2) = (&mut self.compressor, &mut self.compressor2);
+        std::thread::scope(|scope| {
+            let helper =
+                scope.spawn(move || theirs.iter().map(|f| seal(c2, f)).collect::<Vec<_>>());
+            let mut out: Vec<_> = mine.iter().map(|f| seal(c1, f)).collect();
+            out.extend(helper.join().expect("frame sealing thread panicked"));
+            out
+        })
     }
 
     /// Writes frames and tile hashes, then makes them durable.
