@@ -162,8 +162,9 @@ impl Ledger {
             queued: queued.clone(),
         };
         if recovered.checkpoint_size != writer.compact.size() || store.checkpoint().is_none() {
-            writer.publish_checkpoint().map_err(|e| {
-                OpenError::Corrupt(format!("publishing the recovered checkpoint: {e}"))
+            writer.publish_checkpoint().map_err(|e| OpenError::Io {
+                context: "publishing the recovered checkpoint".into(),
+                source: std::io::Error::other(e),
             })?;
         }
         let thread = std::thread::Builder::new()
@@ -329,6 +330,15 @@ fn recover(
         }
     }
     let checkpoint_size = cp.as_ref().map_or(0, |c| c.checkpoint.size);
+    if checkpoint_size > 0 && segs.is_empty() {
+        // Regression: with no segment at all the size check below never ran,
+        // and the ledger signed a rollback to size 0.
+        return Err(OpenError::Corrupt(format!(
+            "the signed checkpoint covers {checkpoint_size} entries but {} holds no segment file: \
+             acknowledged entries are missing; nothing was changed",
+            seg_dir.display()
+        )));
+    }
 
     // 2. The last segment may end in a torn commit group (one whose fdatasync
     //    never finished, so it was never acknowledged).

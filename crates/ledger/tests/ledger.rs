@@ -562,3 +562,23 @@ fn a_torn_batch_disappears_whole() {
         );
     }
 }
+
+#[test]
+fn missing_segments_under_a_checkpoint_are_refused_not_signed_over() {
+    // Regression: with segments/ emptied, the ledger used to open at size 0
+    // and sign a rollback of its own signed history.
+    let (skey, _) = key();
+    let mem = MemFs::new();
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let dir = Path::new("/m");
+    let ledger = open(&fs, dir, &skey).unwrap();
+    ledger.append(batch(0, 5)).unwrap();
+    ledger.checkpoint_now().unwrap();
+    drop(ledger);
+    fs.remove(&dir.join("segments").join("00000000000000000000.seg"))
+        .unwrap();
+    match open(&fs, dir, &skey) {
+        Err(OpenError::Corrupt(msg)) => assert!(msg.contains("no segment file"), "{msg}"),
+        other => panic!("expected refusal, got {:?}", other.err()),
+    }
+}

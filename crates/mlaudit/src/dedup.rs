@@ -54,6 +54,18 @@ pub enum Lookup {
     Duplicate(Receipt),
 }
 
+/// Why ids could not be reserved.
+#[derive(Debug)]
+pub enum ReserveError {
+    /// A request with the same id is between reservation and commit.
+    InFlight(InFlight),
+    /// The SQLite lookup failed; nothing was reserved.
+    Storage(String),
+}
+
+/// SQLite read connections kept for lookups.
+const READERS_MAX: usize = 8;
+
 /// A request with the same id is between reservation and commit.
 #[derive(Debug, Clone, Copy)]
 pub struct InFlight {
@@ -67,7 +79,6 @@ enum Slot {
 }
 
 struct State {
-    reader: Connection,
     slots: HashMap<Key, Slot>,
     to_flush: Vec<(Key, Receipt)>,
     next_seq: u64,
@@ -77,6 +88,8 @@ struct State {
 /// The idempotency store.
 pub struct Dedup {
     state: Mutex<State>,
+    readers: Mutex<Vec<Connection>>,
+    path: std::path::PathBuf,
     wake: Condvar,
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -98,10 +111,10 @@ impl Dedup {
              CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )?;
         catch_up(&mut writer, store)?;
-        let reader = open_db(path)?;
         let dedup = Arc::new(Dedup {
+            readers: Mutex::new(Vec::new()),
+            path: path.to_path_buf(),
             state: Mutex::new(State {
-                reader,
                 slots: HashMap::new(),
                 to_flush: Vec::new(),
                 next_seq: 0,
@@ -120,32 +133,106 @@ impl Dedup {
 
     /// Looks up every key of a batch and reserves the new ones. Fails, reserving
     /// nothing, if a key is reserved by a request still in flight.
-    pub fn reserve(&self, keys: &[Option<Key>]) -> Result<Vec<Lookup>, InFlight> {
-        let mut st = self.state.lock().unwrap();
+    ///
+    /// The mutex covers only the in-memory slots; the SQLite lookups run
+    /// outside it, in one read transaction, on a pooled connection. That is
+    /// safe because a key leaves the slots only after its row is committed:
+    /// a key absent from the slots is either new or already in SQLite.
+    pub fn reserve(&self, keys: &[Option<Key>]) -> Result<Vec<Lookup>, ReserveError> {
         let mut out = Vec::with_capacity(keys.len());
-        for (index, k) in keys.iter().enumerate() {
-            let Some(k) = k else {
-                out.push(Lookup::New);
-                continue;
-            };
-            let found = match st.slots.get(k) {
-                Some(Slot::Reserved) => {
-                    drop(st);
-                    self.release(&keys[..index], &out);
-                    return Err(InFlight { index });
-                }
-                Some(Slot::Done(r)) => Some(*r),
-                None => lookup_db(&st.reader, k),
-            };
-            match found {
-                Some(r) => out.push(Lookup::Duplicate(r)),
-                None => {
-                    st.slots.insert(*k, Slot::Reserved);
+        let mut tentative = Vec::new();
+        {
+            let mut st = self.state.lock().unwrap();
+            for (index, k) in keys.iter().enumerate() {
+                let Some(k) = k else {
                     out.push(Lookup::New);
+                    continue;
+                };
+                match st.slots.get(k) {
+                    Some(Slot::Reserved) => {
+                        for &i in &tentative {
+                            st.slots.remove(keys[i as usize].as_ref().expect("a key"));
+                        }
+                        return Err(ReserveError::InFlight(InFlight { index }));
+                    }
+                    Some(Slot::Done(r)) => out.push(Lookup::Duplicate(*r)),
+                    None => {
+                        st.slots.insert(*k, Slot::Reserved);
+                        tentative.push(index as u32);
+                        out.push(Lookup::New);
+                    }
                 }
             }
         }
-        Ok(out)
+        if tentative.is_empty() {
+            return Ok(out);
+        }
+        let found = self.lookup_many(keys, &tentative);
+        let mut st = self.state.lock().unwrap();
+        match found {
+            Ok(found) => {
+                for (i, r) in found {
+                    st.slots.remove(keys[i].as_ref().expect("a key"));
+                    out[i] = Lookup::Duplicate(r);
+                }
+                Ok(out)
+            }
+            Err(e) => {
+                for &i in &tentative {
+                    st.slots.remove(keys[i as usize].as_ref().expect("a key"));
+                }
+                Err(ReserveError::Storage(e.to_string()))
+            }
+        }
+    }
+
+    /// Looks keys up in SQLite; returns (position, receipt) of those found.
+    fn lookup_many(
+        &self,
+        keys: &[Option<Key>],
+        positions: &[u32],
+    ) -> rusqlite::Result<Vec<(usize, Receipt)>> {
+        let conn = match self.readers.lock().unwrap().pop() {
+            Some(c) => c,
+            None => open_db(&self.path).map_err(|e| {
+                rusqlite::Error::InvalidPath(std::path::PathBuf::from(format!("{e:#}")))
+            })?,
+        };
+        let result = (|| {
+            let tx = conn.unchecked_transaction()?;
+            let mut found = Vec::new();
+            {
+                let mut stmt =
+                    tx.prepare_cached("SELECT seq, leaf_hash FROM ids WHERE key = ?1")?;
+                for &i in positions {
+                    let k = keys[i as usize].as_ref().expect("a key");
+                    let row = stmt
+                        .query_row([&k[..]], |row| {
+                            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+                        })
+                        .optional()?;
+                    if let Some((seq, leaf)) = row {
+                        let leaf_hash = leaf
+                            .try_into()
+                            .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(1, 0))?;
+                        found.push((
+                            i as usize,
+                            Receipt {
+                                seq: seq as u64,
+                                leaf_hash,
+                            },
+                        ));
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(found)
+        })();
+        let mut pool = self.readers.lock().unwrap();
+        if pool.len() < READERS_MAX {
+            pool.push(conn);
+        }
+        result
     }
 
     /// Drops the reservations of a batch that was not stored.
@@ -227,26 +314,6 @@ impl Dedup {
             }
         }
     }
-}
-
-fn lookup_db(conn: &Connection, k: &Key) -> Option<Receipt> {
-    let mut stmt = conn
-        .prepare_cached("SELECT seq, leaf_hash FROM ids WHERE key = ?1")
-        .ok()?;
-    stmt.query_row([&k[..]], |row| {
-        let seq: i64 = row.get(0)?;
-        let leaf: Vec<u8> = row.get(1)?;
-        Ok((seq, leaf))
-    })
-    .optional()
-    .ok()
-    .flatten()
-    .and_then(|(seq, leaf)| {
-        Some(Receipt {
-            seq: seq as u64,
-            leaf_hash: leaf.try_into().ok()?,
-        })
-    })
 }
 
 fn write_ids(

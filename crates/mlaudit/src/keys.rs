@@ -27,6 +27,12 @@ pub fn load_or_create(data_dir: &Path, origin: Option<&str>) -> anyhow::Result<(
             .with_context(|| format!("reading {}", skey_path.display()))?;
         let signer = Signer::from_skey(skey.trim())
             .with_context(|| format!("{} is not a valid signing key", skey_path.display()))?;
+        // log.vkey is derived from the key; a crash during creation may have
+        // left it missing, so write it again.
+        let vkey_path = dir.join("log.vkey");
+        if !vkey_path.exists() {
+            write_new(&vkey_path, format!("{}\n", signer.vkey()).as_bytes(), 0o644)?;
+        }
         if let Some(origin) = origin {
             if origin != signer.name() {
                 bail!(

@@ -28,6 +28,9 @@ pub struct IngestOutcome {
     pub receipts: Vec<(Receipt, bool)>,
 }
 
+/// Bodies up to this size are validated on the async worker itself.
+const INLINE_BODY_BYTES_MAX: usize = 16 << 10;
+
 /// Principal recorded as `source.principal` until authentication exists.
 pub const ANONYMOUS: &str = "anonymous";
 
@@ -184,6 +187,30 @@ fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
     }
 }
 
+/// Ids reserved for one request. Released when dropped unless disarmed, so
+/// a request abandoned at any await (client gone, task cancelled) cannot
+/// leave its ids blocked until restart.
+struct Reservation {
+    dedup: Arc<crate::dedup::Dedup>,
+    keys: Vec<Option<Key>>,
+    lookups: Vec<Lookup>,
+    armed: bool,
+}
+
+impl Reservation {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.armed {
+            self.dedup.release(&self.keys, &self.lookups);
+        }
+    }
+}
+
 /// One event ready for the ledger.
 struct Prepared {
     key: Option<Key>,
@@ -200,11 +227,16 @@ pub async fn ingest(
 ) -> Result<IngestOutcome, ApiError> {
     // Parsing and canonicalizing are CPU work: keep them off the async workers.
     let st2 = st.clone();
-    let (prepared, lookups) =
+    // A small body is parsed in place: handing it to the blocking pool would
+    // cost more (thread wake-ups) than the parsing itself.
+    let (prepared, mut reservation) = if body.len() <= INLINE_BODY_BYTES_MAX {
+        prepare(&st2, &body, format, &principal)?
+    } else {
         tokio::task::spawn_blocking(move || prepare(&st2, &body, format, &principal))
             .await
-            .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??;
-    let keys: Vec<Option<Key>> = prepared.iter().map(|p| p.key).collect();
+            .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??
+    };
+    let lookups = reservation.lookups.clone();
     let new: Vec<usize> = (0..prepared.len())
         .filter(|&i| matches!(lookups[i], Lookup::New))
         .collect();
@@ -254,11 +286,12 @@ pub async fn ingest(
             let _ = tx.send(result);
         });
         let committed = match submitted {
-            Ok(()) => rx.await.unwrap_or(Err(AppendError::Closed)),
-            Err(e) => {
-                st.dedup.release(&keys, &lookups);
-                Err(e)
+            Ok(()) => {
+                // The reply callback owns the reservations now.
+                reservation.disarm();
+                rx.await.unwrap_or(Err(AppendError::Closed))
             }
+            Err(e) => Err(e), // `reservation` releases them when dropped
         };
         let committed = committed.map_err(append_error)?;
         st.metrics
@@ -317,7 +350,7 @@ fn prepare(
     body: &[u8],
     format: BodyFormat,
     principal: &str,
-) -> Result<(Vec<Prepared>, Vec<Lookup>), ApiError> {
+) -> Result<(Vec<Prepared>, Reservation), ApiError> {
     let items = split_body_items(body, format, st.batch_events_max)?;
     let now = chrono::Utc::now();
     let events = parse_events(items, now, false).map_err(|details| ApiError {
@@ -381,7 +414,11 @@ fn prepare(
         });
     }
     let keys: Vec<Option<Key>> = prepared.iter().map(|p| p.key).collect();
-    let lookups = st.dedup.reserve(&keys).map_err(|f| ApiError {
+    let lookups = st.dedup.reserve(&keys).map_err(|e| match e {
+        dedup::ReserveError::Storage(why) => {
+            ApiError::unavailable("storage_failure", format!("idempotency lookup failed: {why}"), 1)
+        }
+        dedup::ReserveError::InFlight(f) => ApiError {
         details: vec![FieldError {
             index: f.index,
             field: "id".into(),
@@ -392,6 +429,13 @@ fn prepare(
             "id_in_flight",
             "an event with the same id is being stored by another request; retry to get its receipt",
         )
+        },
     })?;
-    Ok((prepared, lookups))
+    let reservation = Reservation {
+        dedup: st.dedup.clone(),
+        keys,
+        lookups,
+        armed: true,
+    };
+    Ok((prepared, reservation))
 }

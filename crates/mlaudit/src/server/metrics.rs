@@ -62,7 +62,7 @@ impl Metrics {
         );
         registry.register(
             "events_rejected",
-            "Events rejected, by reason",
+            "Ingest requests rejected (each a whole batch, nothing stored), by reason",
             m.events_rejected.clone(),
         );
         registry.register(
