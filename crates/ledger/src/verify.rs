@@ -130,7 +130,15 @@ pub fn verify_log(
             )
         })?;
         if entries.len() as u64 != width {
-            let bad = first_seq + (entries.len() as u64).min(width);
+            // Name the first entry that no longer matches its hash in the
+            // tile (a deleted entry shifts the rest), else the first missing one.
+            let mut bad = first_seq + (entries.len() as u64).min(width);
+            if let Ok(tile) = src.tile(0, b, width) {
+                let leaves: Vec<u8> = entries.iter().flat_map(|e| tlog::leaf_hash(e)).collect();
+                let n = leaves.len().min(tile.len());
+                let i = first_difference(&tile[..n], &leaves[..n]);
+                bad = bad.min(first_seq + i);
+            }
             return Err(fail(
                 Some(bad),
                 format!(

@@ -582,3 +582,119 @@ fn missing_segments_under_a_checkpoint_are_refused_not_signed_over() {
         other => panic!("expected refusal, got {:?}", other.err()),
     }
 }
+
+/// Rewrites the 15-entry Tessera bundle in a copy of the log.
+fn tessera_with_entries(edit: impl FnOnce(&mut Vec<Vec<u8>>)) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&tessera_dir(), tmp.path());
+    let path = tmp.path().join("tile/entries/000.p/15");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut entries: Vec<Vec<u8>> = tlog::parse_bundle(&bytes)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.to_vec())
+        .collect();
+    edit(&mut entries);
+    let refs: Vec<&[u8]> = entries.iter().map(|e| e.as_slice()).collect();
+    let mut out = Vec::new();
+    tlog::encode_bundle(&refs, &mut out).unwrap();
+    std::fs::write(&path, out).unwrap();
+    tmp
+}
+
+fn verify_dir(
+    dir: &Path,
+    saved: Option<&str>,
+) -> Result<ledger::verify::Report, ledger::verify::VerifyError> {
+    let verifier = Verifier::parse(TESSERA_VKEY).unwrap();
+    verify_log(
+        &DirSource(dir.to_path_buf()),
+        &verifier,
+        saved,
+        &mut |_, _| {},
+    )
+}
+
+#[test]
+fn verify_names_a_deleted_entry() {
+    let tmp = tessera_with_entries(|e| {
+        e.remove(6);
+    });
+    let err = verify_dir(tmp.path(), None).unwrap_err();
+    assert_eq!(err.seq, Some(6), "{err}");
+    assert!(err.message.contains("holds 14 entries"), "{err}");
+}
+
+#[test]
+fn verify_names_the_first_of_two_reordered_entries() {
+    let tmp = tessera_with_entries(|e| e.swap(4, 9));
+    let err = verify_dir(tmp.path(), None).unwrap_err();
+    assert_eq!(err.seq, Some(4), "{err}");
+}
+
+#[test]
+fn verify_catches_a_truncated_log_against_a_saved_checkpoint() {
+    // The log now serves its size-10 checkpoint; someone kept the size-15 one.
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&tessera_dir(), tmp.path());
+    std::fs::copy(
+        tmp.path().join("checkpoint.10"),
+        tmp.path().join("checkpoint"),
+    )
+    .unwrap();
+    verify_dir(tmp.path(), None).unwrap(); // a shorter log is valid on its own…
+    let saved = std::fs::read_to_string(tessera_dir().join("checkpoint.15")).unwrap();
+    let err = verify_dir(tmp.path(), Some(&saved)).unwrap_err(); // …but not after 15 was signed
+    assert!(err.message.contains("truncated"), "{err}");
+}
+
+#[test]
+fn verify_catches_history_rewritten_after_a_saved_checkpoint() {
+    // Same key, same length, but entry 3 differs from what a saved checkpoint committed to:
+    // a consistent, freshly signed log that rewrote its past.
+    let (skey, vkey) = key();
+    let honest_fs: Arc<dyn Fs> = Arc::new(MemFs::new());
+    let honest = open(&honest_fs, Path::new("/h"), &skey).unwrap();
+    honest.append(batch(0, 10)).unwrap();
+    let saved = honest.checkpoint_now().unwrap().note.clone();
+    let forged_fs: Arc<dyn Fs> = Arc::new(MemFs::new());
+    let forged = open(&forged_fs, Path::new("/f"), &skey).unwrap();
+    let mut entries = batch(0, 10);
+    entries[3] = NewEntry::Bytes(b"rewritten".to_vec());
+    forged.append(entries).unwrap();
+    forged.append(batch(1, 5)).unwrap();
+    forged.checkpoint_now().unwrap();
+    let verifier = Verifier::parse(&vkey).unwrap();
+    verify_log(forged.store().as_ref(), &verifier, None, &mut |_, _| {}).unwrap();
+    let err = verify_log(
+        forged.store().as_ref(),
+        &verifier,
+        Some(&saved),
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(err.message.contains("history was rewritten"), "{err}");
+    // The honest log extends the saved checkpoint.
+    honest.append(batch(1, 5)).unwrap();
+    honest.checkpoint_now().unwrap();
+    verify_log(
+        honest.store().as_ref(),
+        &verifier,
+        Some(&saved),
+        &mut |_, _| {},
+    )
+    .unwrap();
+}
+
+#[test]
+fn verify_rejects_a_checkpoint_signed_by_another_key() {
+    let (skey, _) = key();
+    let (_, other_vkey) = key();
+    let fs: Arc<dyn Fs> = Arc::new(MemFs::new());
+    let ledger = open(&fs, Path::new("/o"), &skey).unwrap();
+    ledger.append(batch(0, 3)).unwrap();
+    ledger.checkpoint_now().unwrap();
+    let other = Verifier::parse(&other_vkey).unwrap();
+    let err = verify_log(ledger.store().as_ref(), &other, None, &mut |_, _| {}).unwrap_err();
+    assert!(err.message.contains("does not verify"), "{err}");
+}
