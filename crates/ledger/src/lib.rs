@@ -49,6 +49,8 @@ pub struct Config {
     pub queue_entries_max: usize,
     /// zstd level for frames (1 is fast and already shrinks JSON several times).
     pub compression_level: i32,
+    /// Threads that hash and compress the frames of a commit group (1 or 2).
+    pub seal_threads: usize,
 }
 
 impl Config {
@@ -59,6 +61,7 @@ impl Config {
             checkpoint_interval: Duration::from_millis(500),
             queue_entries_max: 200_000,
             compression_level: 1,
+            seal_threads: 2,
         }
     }
 }

@@ -156,6 +156,7 @@ impl Ledger {
             compressor,
             compressor2: zstd::bulk::Compressor::new(config.compression_level)
                 .map_err(OpenError::io("creating zstd compressor"))?,
+            seal_threads: config.seal_threads,
             last_checkpoint_size: recovered.checkpoint_size,
             last_checkpoint_at: Instant::now(),
             poisoned: poisoned.clone(),
@@ -545,6 +546,7 @@ struct Writer {
     compressor: zstd::bulk::Compressor<'static>,
     /// For the second frame-sealing thread.
     compressor2: zstd::bulk::Compressor<'static>,
+    seal_threads: usize,
     last_checkpoint_size: u64,
     last_checkpoint_at: Instant,
     poisoned: Arc<Mutex<Option<String>>>,

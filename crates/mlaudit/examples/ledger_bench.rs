@@ -48,7 +48,8 @@ const PROOF_SAMPLES: usize = 10_000;
 /// How often phase 5 looks at the published checkpoint.
 const CHECKPOINT_POLL: Duration = Duration::from_millis(1);
 /// How to call the benchmark.
-const USAGE: &str = "usage: ledger_bench [--quick] [--dir DIR] [--compression-level N]";
+const USAGE: &str =
+    "usage: ledger_bench [--quick] [--dir DIR] [--compression-level N] [--seal-threads N]";
 
 /// The size of a run.
 struct Plan {
@@ -97,6 +98,12 @@ fn main() -> Result<()> {
                 config.compression_level = level
                     .parse()
                     .with_context(|| format!("bad --compression-level {level:?}"))?;
+            }
+            "--seal-threads" => {
+                let n = args.next().context("--seal-threads needs a number")?;
+                config.seal_threads = n
+                    .parse()
+                    .with_context(|| format!("bad --seal-threads {n:?}"))?;
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
