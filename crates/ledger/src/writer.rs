@@ -853,7 +853,7 @@ impl Writer {
                 .expect("encoding into memory cannot fail");
             (hashes, bytes)
         }
-        if frames.len() < 2 {
+        if frames.len() < 2 || self.seal_threads < 2 {
             return frames
                 .iter()
                 .map(|f| seal(&mut self.compressor, f))
