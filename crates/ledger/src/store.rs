@@ -4,7 +4,7 @@
 //! commit) and any number of readers. Readers never see past the committed
 //! size, so everything they return is durable.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -58,6 +58,7 @@ pub struct Store {
     pub(crate) state: RwLock<ReadState>,
     sealed: Mutex<VecDeque<(u64, Arc<BundleIndex>)>>,
     pub(crate) checkpoint: RwLock<Option<Arc<SignedCheckpoint>>>,
+    node_cache: Mutex<HashMap<tlog::NodeId, Hash>>,
 }
 
 pub(crate) fn segments_dir(dir: &Path) -> PathBuf {
@@ -203,6 +204,7 @@ impl Store {
             }),
             sealed: Mutex::new(VecDeque::new()),
             checkpoint: RwLock::new(None),
+            node_cache: Mutex::new(HashMap::new()),
         }
     }
 
@@ -399,11 +401,65 @@ impl Store {
         Ok(())
     }
 
-    fn hash_reader(&self, size: u64) -> tlog::TileHashReader<BoundedTiles<'_>> {
-        tlog::TileHashReader(BoundedTiles {
-            store: &self.tiles,
-            size,
-        })
+    fn hash_reader(&self, size: u64) -> CachedNodes<'_> {
+        CachedNodes {
+            inner: tlog::TileHashReader(BoundedTiles {
+                store: &self.tiles,
+                size,
+            }),
+            cache: &self.node_cache,
+        }
+    }
+}
+
+/// Node hashes recomputed from tiles for proofs, kept for reuse; bounded.
+const NODE_CACHE_MAX: usize = 8192;
+
+/// A hash reader that remembers nodes of height 8 and up. A perfect
+/// subtree's hash never changes once it exists, so nothing is ever stale;
+/// the upper nodes are shared by every proof, and recomputing them from
+/// their tile is most of a proof's cost.
+struct CachedNodes<'a> {
+    inner: tlog::TileHashReader<BoundedTiles<'a>>,
+    cache: &'a Mutex<HashMap<tlog::NodeId, Hash>>,
+}
+
+impl tlog::HashReader for CachedNodes<'_> {
+    fn read_hashes(&self, nodes: &[tlog::NodeId]) -> Result<Vec<Hash>, tlog::Error> {
+        let mut out: Vec<Option<Hash>> = {
+            let cache = self.cache.lock().unwrap();
+            nodes.iter().map(|n| cache.get(n).copied()).collect()
+        };
+        let missing: Vec<tlog::NodeId> = nodes
+            .iter()
+            .zip(&out)
+            .filter(|(_, h)| h.is_none())
+            .map(|(n, _)| *n)
+            .collect();
+        if !missing.is_empty() {
+            let read = self.inner.read_hashes(&missing)?;
+            if read.len() != missing.len() {
+                return Err(tlog::Error::ReaderCount {
+                    expected: missing.len(),
+                    got: read.len(),
+                });
+            }
+            let mut cache = self.cache.lock().unwrap();
+            if cache.len() + missing.len() > NODE_CACHE_MAX {
+                cache.clear();
+            }
+            let mut it = read.into_iter();
+            for (slot, node) in out.iter_mut().zip(nodes) {
+                if slot.is_none() {
+                    let h = it.next().expect("counted above");
+                    if node.level >= 8 {
+                        cache.insert(*node, h);
+                    }
+                    *slot = Some(h);
+                }
+            }
+        }
+        Ok(out.into_iter().map(|h| h.expect("filled above")).collect())
     }
 }
 
