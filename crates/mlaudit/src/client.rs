@@ -173,8 +173,14 @@ async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     ))
 }
 
-/// The server's JSON error as readable lines.
+/// The server's JSON error as readable lines, items named "item N".
 fn describe_error(body: &str) -> String {
+    describe_error_items(body, |index, message| format!("item {index}: {message}"))
+}
+
+/// The server's JSON error as readable lines; `item(index, message)` formats
+/// one entry of `details` (the message already carries its field).
+fn describe_error_items(body: &str, item: impl Fn(usize, &str) -> String) -> String {
     let Ok(v) = serde_json::from_str::<Value>(body) else {
         return body.trim().to_string();
     };
@@ -185,16 +191,15 @@ fn describe_error(body: &str) -> String {
         e["code"].as_str().unwrap_or("?")
     );
     for d in e["details"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "\n  item {}: {}{}",
-            d["index"],
-            d["field"]
-                .as_str()
-                .filter(|f| !f.is_empty())
-                .map(|f| format!("{f}: "))
-                .unwrap_or_default(),
+        let index = d["index"].as_u64().unwrap_or(0) as usize;
+        let field = d["field"].as_str().filter(|f| !f.is_empty());
+        let message = format!(
+            "{}{}",
+            field.map(|f| format!("{f}: ")).unwrap_or_default(),
             d["message"].as_str().unwrap_or("")
-        ));
+        );
+        out.push_str("\n  ");
+        out.push_str(&item(index, &message));
     }
     out
 }
@@ -429,32 +434,28 @@ async fn post_batch(
 
 /// The server's error with each item named by its file and line.
 fn describe_batch_error(body: &str, batch: &Batch) -> String {
-    let Ok(v) = serde_json::from_str::<Value>(body) else {
-        return body.trim().to_string();
-    };
-    let e = &v["error"];
-    let mut out = format!(
-        "{} ({})",
-        e["message"].as_str().unwrap_or(body),
-        e["code"].as_str().unwrap_or("?")
-    );
-    for d in e["details"].as_array().into_iter().flatten() {
-        let index = d["index"].as_u64().unwrap_or(0) as usize;
+    describe_error_items(body, |index, message| {
         let line = batch.lines.get(index).copied().unwrap_or(batch.first_line);
-        // The server numbers lines within the request; ours are the file's.
-        let message = d["message"].as_str().unwrap_or("");
-        let message = match message.strip_prefix("line ") {
-            Some(rest) => rest.split_once(": ").map_or(message, |(_, m)| m),
-            None => message,
-        };
-        let field = d["field"].as_str().filter(|f| !f.is_empty());
-        out.push_str(&format!(
-            "\n  {}:{line}: {}{message}",
-            batch.source,
-            field.map(|f| format!("{f}: ")).unwrap_or_default()
-        ));
+        // The server numbers NDJSON lines within the request; ours are the file's.
+        let message = strip_request_line(message);
+        format!("{}:{line}: {message}", batch.source)
+    })
+}
+
+/// Drops the server's "line N: " (counted within the request) from a message
+/// that may start with a field path.
+fn strip_request_line(message: &str) -> String {
+    let (field, rest) = match message.split_once(": line ") {
+        Some((field, rest)) => (format!("{field}: "), rest),
+        None => match message.strip_prefix("line ") {
+            Some(rest) => (String::new(), rest),
+            None => return message.to_string(),
+        },
+    };
+    match rest.split_once(": ") {
+        Some((n, m)) if n.bytes().all(|c| c.is_ascii_digit()) => format!("{field}{m}"),
+        _ => message.to_string(),
     }
-    out
 }
 
 fn split_kv(s: &str, what: &str) -> anyhow::Result<(String, String)> {
