@@ -7,5 +7,6 @@ pub mod client;
 pub mod config;
 pub mod dedup;
 pub mod event;
+pub mod index;
 pub mod keys;
 pub mod server;

@@ -1,0 +1,278 @@
+//! The query index: a SQLite file (`<data-dir>/index.sqlite`) derived from the ledger.
+//!
+//! It holds the filter columns of every committed event (never the event itself: results
+//! are read back from the ledger by `seq`), tags, `related` links for lineage, a contentless
+//! FTS5 table over reason, parameters and resource name, and rollups of counts by hour and
+//! day. It is fed from committed entries in seq order ([`Index::catch_up`]), one entry
+//! bundle per transaction, and records the next seq to index in `meta`, so after a crash it
+//! continues from the ledger; [`Index::rebuild`] starts from nothing. Schema and the
+//! reasoning behind each SQLite index: `docs/index.md`.
+
+mod extract;
+mod query;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::event::parse_entry;
+
+pub use extract::{IndexedEvent, Related};
+pub use query::{Cursor, Filter, Hit, Order, Page, QueryError, LIMIT_DEFAULT, LIMIT_MAX};
+
+/// SQLite read connections kept for queries.
+const READERS_MAX: usize = 8;
+
+/// One hour and one day, in milliseconds: the widths of rollup buckets.
+pub const HOUR_MS: i64 = 3_600_000;
+/// See [`HOUR_MS`].
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The index over one SQLite file.
+pub struct Index {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn open_db(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+impl Index {
+    /// Opens (or creates) the index. It does not catch up: call [`Index::catch_up`].
+    pub fn open(path: &Path) -> anyhow::Result<Index> {
+        let writer = open_db(path)?;
+        writer.execute_batch(schema::SCHEMA)?;
+        Ok(Index {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The next seq to index: every entry below it is indexed.
+    pub fn next_seq(&self) -> anyhow::Result<u64> {
+        let conn = self.writer.lock().unwrap();
+        Ok(read_next_seq(&conn)?)
+    }
+
+    /// Indexes the entries of the ledger past [`Index::next_seq`], one entry bundle per
+    /// transaction (rows, rollups and the high-water mark commit together). Returns the
+    /// number of entries indexed. Stops at the ledger's size when called, so it only ever
+    /// indexes durable entries.
+    pub fn catch_up(&self, store: &ledger::Store) -> anyhow::Result<u64> {
+        self.catch_up_with(store, |_, _| {})
+    }
+
+    /// [`Index::catch_up`], calling `progress(indexed_up_to, target)` after each bundle
+    /// (for a progress bar).
+    pub fn catch_up_with(
+        &self,
+        store: &ledger::Store,
+        mut progress: impl FnMut(u64, u64),
+    ) -> anyhow::Result<u64> {
+        let mut conn = self.writer.lock().unwrap();
+        let start = read_next_seq(&conn)?;
+        let size = store.size();
+        let width = tlog::TILE_WIDTH;
+        let mut seq = start;
+        while seq < size {
+            let bundle = seq / width;
+            let end = ((bundle + 1) * width).min(size);
+            let bytes = store
+                .bundle(bundle, end - bundle * width)
+                .with_context(|| format!("reading entry bundle {bundle}"))?;
+            let entries = tlog::parse_bundle(&bytes)?;
+            let mut rows = Vec::with_capacity(entries.len());
+            for (i, e) in entries
+                .iter()
+                .enumerate()
+                .skip((seq - bundle * width) as usize)
+            {
+                let s = bundle * width + i as u64;
+                let entry = parse_entry(e).with_context(|| format!("parsing entry {s}"))?;
+                if entry.seq != s {
+                    anyhow::bail!("entry at position {s} says it has seq {}", entry.seq);
+                }
+                rows.push(extract::extract(&entry));
+            }
+            write_rows(&mut conn, &rows, end)?;
+            seq = end;
+            progress(seq, size);
+        }
+        Ok(seq - start)
+    }
+
+    /// Drops everything and indexes the whole ledger again (`mlaudit reindex`).
+    pub fn rebuild(
+        &self,
+        store: &ledger::Store,
+        progress: impl FnMut(u64, u64),
+    ) -> anyhow::Result<u64> {
+        {
+            let conn = self.writer.lock().unwrap();
+            conn.execute_batch(schema::DROP)?;
+            conn.execute_batch(schema::SCHEMA)?;
+        }
+        self.catch_up_with(store, progress)
+    }
+
+    /// Every rollup row of bucket width `width` ([`HOUR_MS`] or [`DAY_MS`]), ordered by
+    /// bucket. The stats API will aggregate these; they are exposed whole for it and for
+    /// tests.
+    pub fn rollup_rows(&self, width: i64) -> Result<Vec<RollupRow>, QueryError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT bucket, action, category, outcome, project, resource_type, count
+                 FROM rollup WHERE width = ?1 ORDER BY bucket, action, outcome, project, resource_type",
+            )?;
+            let rows = stmt.query_map([width], |r| {
+                Ok(RollupRow {
+                    bucket: r.get(0)?,
+                    action: r.get(1)?,
+                    category: r.get(2)?,
+                    outcome: r.get(3)?,
+                    project: r.get(4)?,
+                    resource_type: r.get(5)?,
+                    count: r.get::<_, i64>(6)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// Runs `f` on a pooled read connection.
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, QueryError>,
+    ) -> Result<T, QueryError> {
+        let conn = match self.readers.lock().unwrap().pop() {
+            Some(c) => c,
+            None => open_db(&self.path).map_err(|e| QueryError::Storage(format!("{e:#}")))?,
+        };
+        let result = f(&conn);
+        let mut pool = self.readers.lock().unwrap();
+        if pool.len() < READERS_MAX {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+/// Count of events in one rollup bucket with one combination of dimensions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RollupRow {
+    /// Start of the bucket, in milliseconds since the Unix epoch (by event `time`).
+    pub bucket: i64,
+    /// `action`.
+    pub action: String,
+    /// Its category.
+    pub category: String,
+    /// `outcome`.
+    pub outcome: String,
+    /// `context.project`, or empty.
+    pub project: String,
+    /// `resource.type`, or empty.
+    pub resource_type: String,
+    /// Number of events.
+    pub count: u64,
+}
+
+fn read_next_seq(conn: &Connection) -> rusqlite::Result<u64> {
+    let next: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE name = 'next_seq'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(next.unwrap_or(0) as u64)
+}
+
+/// Key of a rollup row: (bucket width, bucket start, action, category, outcome, project,
+/// resource type).
+type RollupKey<'a> = (i64, i64, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+fn write_rows(conn: &mut Connection, rows: &[IndexedEvent], next_seq: u64) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    insert_rows(&tx, rows)?;
+    tx.execute(
+        "INSERT INTO meta (name, value) VALUES ('next_seq', ?1)
+         ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        [next_seq as i64],
+    )?;
+    tx.commit()
+}
+
+fn insert_rows(tx: &Transaction<'_>, rows: &[IndexedEvent]) -> rusqlite::Result<()> {
+    let mut ev = tx.prepare_cached(
+        "INSERT INTO events (seq, time, recorded_at, action, category, actor, resource_type,
+             resource_id, resource_version, outcome, project, environment)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    let mut tag = tx.prepare_cached("INSERT OR IGNORE INTO tags (tag, seq) VALUES (?1, ?2)")?;
+    let mut rel = tx.prepare_cached(
+        "INSERT INTO related (seq, type, id, version, relation) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut fts = tx.prepare_cached(
+        "INSERT INTO fts (rowid, reason, parameters, name) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut rollup: HashMap<RollupKey<'_>, i64> = HashMap::new();
+    for r in rows {
+        let seq = r.seq as i64;
+        ev.execute(params![
+            seq,
+            r.time,
+            r.recorded_at,
+            r.action,
+            r.category,
+            r.actor,
+            r.resource_type,
+            r.resource_id,
+            r.resource_version,
+            r.outcome,
+            r.project,
+            r.environment
+        ])?;
+        for t in &r.tags {
+            tag.execute(params![t, seq])?;
+        }
+        for l in &r.related {
+            rel.execute(params![seq, l.r#type, l.id, l.version, l.relation])?;
+        }
+        if r.reason.is_some() || r.parameters.is_some() || r.name.is_some() {
+            fts.execute(params![seq, r.reason, r.parameters, r.name])?;
+        }
+        for width in [HOUR_MS, DAY_MS] {
+            let key = (
+                width,
+                r.time.div_euclid(width) * width,
+                r.action.as_str(),
+                r.category,
+                r.outcome.as_str(),
+                r.project.as_deref().unwrap_or(""),
+                r.resource_type.as_deref().unwrap_or(""),
+            );
+            *rollup.entry(key).or_default() += 1;
+        }
+    }
+    let mut up = tx.prepare_cached(
+        "INSERT INTO rollup (width, bucket, action, category, outcome, project, resource_type, count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT DO UPDATE SET count = count + excluded.count",
+    )?;
+    for ((width, bucket, action, category, outcome, project, rtype), n) in rollup {
+        up.execute(params![
+            width, bucket, action, category, outcome, project, rtype, n
+        ])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,395 @@
+//! `Index::query`: filtered, keyset-paginated reads of the index, with the events read back
+//! from the ledger.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rusqlite::types::Value as Sql;
+use serde_json::Value;
+use tlog::Hash;
+
+use super::Index;
+use crate::event::{parse_entry, Category};
+
+/// Results per page when the filter does not say.
+pub const LIMIT_DEFAULT: usize = 100;
+/// Most results per page; larger limits are capped to it. Every result is read back from
+/// the ledger, so this bounds the work (and the response size) of one query.
+pub const LIMIT_MAX: usize = 1000;
+
+/// Result order, by `seq` (the order the log recorded events in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    #[default]
+    Desc,
+}
+
+/// What to look for. Every condition set must hold (AND); unset ones match everything.
+/// String conditions are exact matches, except `action`.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Event `time` at or after this (milliseconds since the Unix epoch).
+    pub from: Option<i64>,
+    /// Event `time` strictly before this (milliseconds since the Unix epoch).
+    pub to: Option<i64>,
+    /// `recorded_at` at or after this (milliseconds since the Unix epoch).
+    pub recorded_from: Option<i64>,
+    /// `recorded_at` strictly before this (milliseconds since the Unix epoch).
+    pub recorded_to: Option<i64>,
+    /// An action, or a glob over actions where `*` matches any run of characters
+    /// (`dataset.*`). Only `[a-z0-9_.*]` are allowed.
+    pub action: Option<String>,
+    /// A category name (`data_access`, …).
+    pub category: Option<String>,
+    /// `actor.id`.
+    pub actor: Option<String>,
+    /// `resource.type`.
+    pub resource_type: Option<String>,
+    /// `resource.id`.
+    pub resource_id: Option<String>,
+    /// `resource.version`.
+    pub resource_version: Option<String>,
+    /// `success`, `failure` or `denied`.
+    pub outcome: Option<String>,
+    /// `context.project`.
+    pub project: Option<String>,
+    /// `context.environment`.
+    pub environment: Option<String>,
+    /// One of `resource.tags`.
+    pub tag: Option<String>,
+    /// `(type, id)` of one of the event's `related` links; see [`Filter::parse_related`].
+    pub related: Option<(String, String)>,
+    /// An SQLite FTS5 query over reason, parameters and resource name.
+    pub q: Option<String>,
+    /// Page size: [`LIMIT_DEFAULT`] when unset, capped at [`LIMIT_MAX`].
+    pub limit: Option<usize>,
+    /// Result order.
+    pub order: Order,
+    /// Where the previous page ended ([`Page::next_cursor`]); must come from a query with the
+    /// same order.
+    pub cursor: Option<String>,
+}
+
+impl Filter {
+    /// Parses `type:id` (the id may itself contain `:`).
+    pub fn parse_related(s: &str) -> Result<(String, String), QueryError> {
+        match s.split_once(':') {
+            Some((t, id)) if !t.is_empty() && !id.is_empty() => Ok((t.into(), id.into())),
+            _ => Err(QueryError::Invalid(format!(
+                "related must be TYPE:ID, e.g. dataset:customers; got {s:?}"
+            ))),
+        }
+    }
+}
+
+/// A position in a result list: the last seq returned, and the order it was returned in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// Last seq of the previous page.
+    pub seq: u64,
+    /// Order of the listing.
+    pub order: Order,
+}
+
+const CURSOR_VERSION: u8 = 1;
+
+impl Cursor {
+    /// The opaque form handed to clients: base64url of version, order and seq.
+    pub fn encode(&self) -> String {
+        let mut b = Vec::with_capacity(10);
+        b.push(CURSOR_VERSION);
+        b.push(match self.order {
+            Order::Asc => 0,
+            Order::Desc => 1,
+        });
+        b.extend_from_slice(&self.seq.to_be_bytes());
+        URL_SAFE_NO_PAD.encode(b)
+    }
+
+    /// Reads a cursor made by [`Cursor::encode`].
+    pub fn decode(s: &str) -> Result<Cursor, QueryError> {
+        let bad = || QueryError::Invalid(format!("cursor {s:?} is not one this server returned"));
+        let b = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
+        if b.len() != 10 || b[0] != CURSOR_VERSION {
+            return Err(bad());
+        }
+        let order = match b[1] {
+            0 => Order::Asc,
+            1 => Order::Desc,
+            _ => return Err(bad()),
+        };
+        let seq = u64::from_be_bytes(b[2..].try_into().expect("8 bytes"));
+        Ok(Cursor { seq, order })
+    }
+}
+
+/// One result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Position in the log.
+    pub seq: u64,
+    /// When mlaudit recorded it.
+    pub recorded_at: String,
+    /// Its RFC 6962 leaf hash (the handle for an inclusion proof).
+    pub leaf_hash: Hash,
+    /// The event as stored in the ledger.
+    pub event: Value,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The results, in the requested order.
+    pub hits: Vec<Hit>,
+    /// Where to continue: after the last hit, or the request's cursor when the page is
+    /// empty. `None` only for an empty first page. Following it never skips or repeats an
+    /// event, also while events are being ingested (ascending listings then reach the new
+    /// events; descending ones never see them, as they sort before the first page).
+    pub next_cursor: Option<String>,
+    /// Whether more results existed when the page was read.
+    pub more: bool,
+}
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// A bad filter value (HTTP 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The index or the ledger could not be read.
+    #[error("reading the index: {0}")]
+    Storage(String),
+}
+
+impl From<rusqlite::Error> for QueryError {
+    fn from(e: rusqlite::Error) -> Self {
+        QueryError::Storage(e.to_string())
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix` (prefix is ASCII
+/// and non-empty, and its last byte is below 0x7f).
+fn prefix_end(prefix: &str) -> String {
+    let mut b = prefix.as_bytes().to_vec();
+    let last = b.pop().expect("non-empty prefix");
+    b.push(last + 1);
+    String::from_utf8(b).expect("ASCII")
+}
+
+/// Builds the WHERE clause (without the cursor) and its parameters.
+fn conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
+    let mut w: Vec<String> = Vec::new();
+    let mut p: Vec<Sql> = Vec::new();
+    // Appends `sql` with each `?` numbered after the parameters so far.
+    let cond = |w: &mut Vec<String>, p: &mut Vec<Sql>, sql: &str, vals: Vec<Sql>| {
+        let mut out = String::new();
+        let mut parts = sql.split('?');
+        out.push_str(parts.next().unwrap_or(""));
+        for (part, v) in parts.zip(vals) {
+            p.push(v);
+            out.push_str(&format!("?{}", p.len()));
+            out.push_str(part);
+        }
+        w.push(out);
+    };
+    if let Some(v) = f.from {
+        cond(&mut w, &mut p, "time >= ?", vec![Sql::Integer(v)]);
+    }
+    if let Some(v) = f.to {
+        cond(&mut w, &mut p, "time < ?", vec![Sql::Integer(v)]);
+    }
+    if let Some(v) = f.recorded_from {
+        cond(&mut w, &mut p, "recorded_at >= ?", vec![Sql::Integer(v)]);
+    }
+    if let Some(v) = f.recorded_to {
+        cond(&mut w, &mut p, "recorded_at < ?", vec![Sql::Integer(v)]);
+    }
+    if let Some(a) = &f.action {
+        if a.is_empty()
+            || !a
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.*".contains(&c))
+        {
+            return Err(QueryError::Invalid(format!(
+                "action {a:?} must be an action or a glob like dataset.* (only a-z, 0-9, _, . and *)"
+            )));
+        }
+        match a.find('*') {
+            None => cond(&mut w, &mut p, "action = ?", vec![Sql::Text(a.clone())]),
+            Some(i) if i == a.len() - 1 => {
+                let prefix = &a[..i];
+                if !prefix.is_empty() {
+                    cond(
+                        &mut w,
+                        &mut p,
+                        "action >= ?",
+                        vec![Sql::Text(prefix.into())],
+                    );
+                    cond(
+                        &mut w,
+                        &mut p,
+                        "action < ?",
+                        vec![Sql::Text(prefix_end(prefix))],
+                    );
+                }
+            }
+            // No `?` or `[` can reach GLOB: the character check above refuses them.
+            Some(_) => cond(&mut w, &mut p, "action GLOB ?", vec![Sql::Text(a.clone())]),
+        }
+    }
+    if let Some(c) = &f.category {
+        if !Category::ALL.iter().any(|k| k.as_str() == c) {
+            let names: Vec<_> = Category::ALL.iter().map(|k| k.as_str()).collect();
+            return Err(QueryError::Invalid(format!(
+                "unknown category {c:?}; expected one of {}",
+                names.join(", ")
+            )));
+        }
+        cond(&mut w, &mut p, "category = ?", vec![Sql::Text(c.clone())]);
+    }
+    if let Some(o) = &f.outcome {
+        if !["success", "failure", "denied"].contains(&o.as_str()) {
+            return Err(QueryError::Invalid(format!(
+                "unknown outcome {o:?}; expected success, failure or denied"
+            )));
+        }
+        cond(&mut w, &mut p, "outcome = ?", vec![Sql::Text(o.clone())]);
+    }
+    for (col, v) in [
+        ("actor", &f.actor),
+        ("resource_type", &f.resource_type),
+        ("resource_id", &f.resource_id),
+        ("resource_version", &f.resource_version),
+        ("project", &f.project),
+        ("environment", &f.environment),
+    ] {
+        if let Some(v) = v {
+            cond(
+                &mut w,
+                &mut p,
+                &format!("{col} = ?"),
+                vec![Sql::Text(v.clone())],
+            );
+        }
+    }
+    if let Some(t) = &f.tag {
+        cond(
+            &mut w,
+            &mut p,
+            "seq IN (SELECT seq FROM tags WHERE tag = ?)",
+            vec![Sql::Text(t.clone())],
+        );
+    }
+    if let Some((t, id)) = &f.related {
+        cond(
+            &mut w,
+            &mut p,
+            "seq IN (SELECT seq FROM related WHERE type = ? AND id = ?)",
+            vec![Sql::Text(t.clone()), Sql::Text(id.clone())],
+        );
+    }
+    if let Some(q) = &f.q {
+        cond(
+            &mut w,
+            &mut p,
+            "seq IN (SELECT rowid FROM fts WHERE fts MATCH ?)",
+            vec![Sql::Text(q.clone())],
+        );
+    }
+    Ok((w, p))
+}
+
+impl Index {
+    /// Runs a query: the seqs come from the index, the events from `store`.
+    pub fn query(&self, store: &ledger::Store, f: &Filter) -> Result<Page, QueryError> {
+        let limit = match f.limit {
+            Some(0) => return Err(QueryError::Invalid("limit must be at least 1".into())),
+            Some(n) => n.min(LIMIT_MAX),
+            None => LIMIT_DEFAULT,
+        };
+        let cursor = f.cursor.as_deref().map(Cursor::decode).transpose()?;
+        if let Some(c) = cursor {
+            if c.order != f.order {
+                return Err(QueryError::Invalid(
+                    "cursor was made for the other order; keep the order while paging".into(),
+                ));
+            }
+        }
+        let (mut w, mut p) = conditions(f)?;
+        if let Some(c) = cursor {
+            p.push(Sql::Integer(c.seq as i64));
+            let op = if f.order == Order::Asc { ">" } else { "<" };
+            w.push(format!("seq {op} ?{}", p.len()));
+        }
+        let sql = format!(
+            "SELECT seq FROM events{}{} ORDER BY seq {} LIMIT {}",
+            if w.is_empty() { "" } else { " WHERE " },
+            w.join(" AND "),
+            if f.order == Order::Asc { "ASC" } else { "DESC" },
+            limit + 1
+        );
+        let mut seqs: Vec<u64> = self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows =
+                stmt.query_map(rusqlite::params_from_iter(p.iter()), |r| r.get::<_, i64>(0))?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(r? as u64);
+            }
+            Ok(out)
+        })?;
+        let more = seqs.len() > limit;
+        seqs.truncate(limit);
+        let hits = read_hits(store, &seqs)?;
+        let next_cursor = seqs
+            .last()
+            .map(|&seq| {
+                Cursor {
+                    seq,
+                    order: f.order,
+                }
+                .encode()
+            })
+            .or_else(|| f.cursor.clone());
+        Ok(Page {
+            hits,
+            next_cursor,
+            more,
+        })
+    }
+}
+
+/// Reads the entries of `seqs` from the ledger, one bundle read per distinct bundle.
+fn read_hits(store: &ledger::Store, seqs: &[u64]) -> Result<Vec<Hit>, QueryError> {
+    let width = tlog::TILE_WIDTH;
+    let size = store.size();
+    let mut hits = Vec::with_capacity(seqs.len());
+    let mut cached: Option<(u64, Vec<u8>)> = None;
+    for &seq in seqs {
+        let bundle = seq / width;
+        if cached.as_ref().map(|c| c.0) != Some(bundle) {
+            let n = (size.saturating_sub(bundle * width)).min(width);
+            let bytes = store
+                .bundle(bundle, n)
+                .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
+            cached = Some((bundle, bytes));
+        }
+        let bytes = &cached.as_ref().expect("just set").1;
+        let entries = tlog::parse_bundle(bytes)
+            .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
+        let raw = entries
+            .get((seq % width) as usize)
+            .ok_or_else(|| QueryError::Storage(format!("entry {seq} is missing")))?;
+        let entry = parse_entry(raw)
+            .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
+        hits.push(Hit {
+            seq,
+            recorded_at: entry.recorded_at,
+            leaf_hash: tlog::leaf_hash(raw),
+            event: entry.event,
+        });
+    }
+    Ok(hits)
+}
