@@ -1,4 +1,4 @@
-//! Client commands: `send`, `log`, `proof`, `info`, `verify`.
+//! Client commands: `send`, `log`, `proof`, `info`, `verify`, `query`, `reindex` (offline).
 //! They read `MLAUDIT_URL` and `MLAUDIT_TOKEN` from the environment.
 
 use std::io::BufRead;
@@ -830,4 +830,247 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
             Ok(2)
         }
     }
+}
+
+/// `mlaudit query`.
+#[derive(Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Action, or a glob like dataset.*.
+    #[arg(long)]
+    action: Option<String>,
+    /// Category (data_access, …).
+    #[arg(long)]
+    category: Option<String>,
+    /// actor.id.
+    #[arg(long)]
+    actor: Option<String>,
+    /// resource.type.
+    #[arg(long)]
+    resource_type: Option<String>,
+    /// resource.id.
+    #[arg(long)]
+    resource_id: Option<String>,
+    /// resource.version.
+    #[arg(long)]
+    resource_version: Option<String>,
+    /// success, failure or denied.
+    #[arg(long)]
+    outcome: Option<String>,
+    /// context.project.
+    #[arg(long)]
+    project: Option<String>,
+    /// context.environment.
+    #[arg(long)]
+    environment: Option<String>,
+    /// One of resource.tags.
+    #[arg(long)]
+    tag: Option<String>,
+    /// A related resource, TYPE:ID.
+    #[arg(long)]
+    related: Option<String>,
+    /// Event time at or after (RFC 3339).
+    #[arg(long)]
+    from: Option<String>,
+    /// Event time before (RFC 3339).
+    #[arg(long)]
+    to: Option<String>,
+    /// Recorded at or after (RFC 3339).
+    #[arg(long)]
+    recorded_from: Option<String>,
+    /// Recorded before (RFC 3339).
+    #[arg(long)]
+    recorded_to: Option<String>,
+    /// Full-text query (SQLite FTS5) over reason, parameters and resource name.
+    #[arg(long)]
+    q: Option<String>,
+    /// Results per page (the server caps it).
+    #[arg(long)]
+    limit: Option<u64>,
+    /// asc (oldest first) or desc (newest first, the default).
+    #[arg(long)]
+    order: Option<String>,
+    /// Start after this cursor (the `next` of an earlier page).
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Follow cursors until every matching event is printed.
+    #[arg(long)]
+    all: bool,
+    /// Print a JSON array of results.
+    #[arg(long, conflicts_with = "ndjson")]
+    json: bool,
+    /// Print one JSON result per line.
+    #[arg(long)]
+    ndjson: bool,
+}
+
+impl QueryArgs {
+    fn params(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        for (name, v) in [
+            ("action", &self.action),
+            ("category", &self.category),
+            ("actor", &self.actor),
+            ("resource_type", &self.resource_type),
+            ("resource_id", &self.resource_id),
+            ("resource_version", &self.resource_version),
+            ("outcome", &self.outcome),
+            ("project", &self.project),
+            ("environment", &self.environment),
+            ("tag", &self.tag),
+            ("related", &self.related),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("recorded_from", &self.recorded_from),
+            ("recorded_to", &self.recorded_to),
+            ("q", &self.q),
+            ("order", &self.order),
+        ] {
+            if let Some(v) = v {
+                p.push((name, v.clone()));
+            }
+        }
+        if let Some(l) = self.limit {
+            p.push(("limit", l.to_string()));
+        }
+        p
+    }
+}
+
+/// `mlaudit query`: `GET /v1/events` with the filters as flags.
+pub fn query(a: QueryArgs) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let hits: Vec<Value> = rt.block_on(async {
+        let c = http()?;
+        let base = a.params();
+        let mut cursor = a.cursor.clone();
+        let mut hits = Vec::new();
+        loop {
+            let mut params = base.clone();
+            if let Some(cur) = &cursor {
+                params.push(("cursor", cur.clone()));
+            }
+            let resp = a
+                .server
+                .get(&c, "/v1/events")
+                .query(&params)
+                .send()
+                .await
+                .with_context(|| format!("contacting {}", a.server.url))?;
+            let mut page: Value = check(resp).await?.json().await?;
+            if let Some(Value::Array(events)) = page.get_mut("events").map(Value::take) {
+                hits.extend(events);
+            }
+            match page["next"].as_str() {
+                Some(next) if a.all => cursor = Some(next.to_string()),
+                Some(next) => {
+                    eprintln!("mlaudit: more results: --cursor {next} (or --all)");
+                    break;
+                }
+                None => break,
+            }
+        }
+        anyhow::Ok(hits)
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&hits)?);
+    } else if a.ndjson {
+        for h in &hits {
+            println!("{h}");
+        }
+    } else {
+        print_table(&hits);
+    }
+    Ok(0)
+}
+
+/// seq, time, action, outcome, actor, resource: one aligned row per result.
+fn print_table(hits: &[Value]) {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let mut rows = vec![[
+        "SEQ".to_string(),
+        "TIME".into(),
+        "ACTION".into(),
+        "OUTCOME".into(),
+        "ACTOR".into(),
+        "RESOURCE".into(),
+    ]];
+    for h in hits {
+        let e = &h["event"];
+        let r = &e["resource"];
+        let resource = if r.is_object() {
+            let mut t = format!("{}:{}", s(&r["type"]), s(&r["id"]));
+            if let Some(v) = r["version"].as_str() {
+                t.push('@');
+                t.push_str(v);
+            }
+            t
+        } else {
+            String::new()
+        };
+        rows.push([
+            h["seq"].to_string(),
+            s(&e["time"]),
+            s(&e["action"]),
+            e["outcome"].as_str().unwrap_or("success").to_string(),
+            s(&e["actor"]["id"]),
+            resource,
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+/// `mlaudit reindex`.
+#[derive(Args)]
+pub struct ReindexArgs {
+    /// Data directory of a stopped server.
+    #[arg(long, env = "MLAUDIT_DATA_DIR")]
+    data_dir: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `mlaudit reindex --data-dir DIR`: rebuilds `<data-dir>/index.sqlite` from the ledger,
+/// offline (it takes the server's lock).
+pub fn reindex(a: ReindexArgs) -> anyhow::Result<i32> {
+    let dir = &a.data_dir;
+    let _lock = crate::server::lock_data_dir(dir)?;
+    let store = ledger::Store::open_read_only(Arc::new(ledger::fs::StdFs), &dir.join("ledger"))
+        .with_context(|| format!("opening the ledger in {}", dir.display()))?;
+    let index = crate::index::Index::open(&dir.join("index.sqlite"))?;
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(store.size())
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} entries ({per_sec}, eta {eta})")
+            .expect("valid template"),
+    );
+    let started = Instant::now();
+    let n = index.rebuild(&store, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    eprintln!(
+        "mlaudit: indexed {n} entries in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(0)
 }

@@ -39,6 +39,10 @@ enum Command {
     Info(client::ServerArgs),
     /// Verify a whole log: offline on a data directory, or any C2SP tlog-tiles log over HTTP.
     Verify(client::VerifyArgs),
+    /// Search the log: events matching filters, from the server's query index.
+    Query(client::QueryArgs),
+    /// Rebuild the query index of a stopped server's data directory from its ledger.
+    Reindex(client::ReindexArgs),
 }
 
 #[derive(Args)]
@@ -82,6 +86,8 @@ fn main() {
         Command::Proof(a) => client::proof(a),
         Command::Info(a) => client::info(a),
         Command::Verify(a) => client::verify(a),
+        Command::Query(a) => client::query(a),
+        Command::Reindex(a) => client::reindex(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

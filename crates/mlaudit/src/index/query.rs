@@ -331,14 +331,17 @@ impl Index {
             limit + 1
         );
         let mut seqs: Vec<u64> = self.with_reader(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows =
-                stmt.query_map(rusqlite::params_from_iter(p.iter()), |r| r.get::<_, i64>(0))?;
-            let mut out = Vec::new();
-            for r in rows {
-                out.push(r? as u64);
-            }
-            Ok(out)
+            let read = || -> rusqlite::Result<Vec<u64>> {
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows =
+                    stmt.query_map(rusqlite::params_from_iter(p.iter()), |r| r.get::<_, i64>(0))?;
+                let mut out = Vec::new();
+                for r in rows {
+                    out.push(r? as u64);
+                }
+                Ok(out)
+            };
+            read().map_err(|e| fts_error(f, e))
         })?;
         let more = seqs.len() > limit;
         seqs.truncate(limit);
@@ -358,6 +361,22 @@ impl Index {
             next_cursor,
             more,
         })
+    }
+}
+
+/// A generic SQLite error (`SQLITE_ERROR`) while a full-text query is set is FTS5 refusing
+/// `q` (syntax, unknown column filter): a bad value, not a storage failure.
+fn fts_error(f: &Filter, e: rusqlite::Error) -> QueryError {
+    match (&f.q, &e) {
+        (Some(q), rusqlite::Error::SqliteFailure(err, msg))
+            if err.code == rusqlite::ErrorCode::Unknown =>
+        {
+            QueryError::Invalid(format!(
+                "q {q:?} is not a valid full-text query: {}",
+                msg.as_deref().unwrap_or("syntax error")
+            ))
+        }
+        _ => e.into(),
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub checkpoint_age_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Entries waiting for the ledger writer (sampled at scrape).
     pub queue_depth: Gauge,
+    /// Entries in the log not yet in the query index (sampled at scrape).
+    pub index_lag_entries: Gauge,
 }
 
 impl Metrics {
@@ -48,6 +50,7 @@ impl Metrics {
             tree_size: Gauge::default(),
             checkpoint_age_seconds: Gauge::default(),
             queue_depth: Gauge::default(),
+            index_lag_entries: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -85,6 +88,11 @@ impl Metrics {
             "queue_depth",
             "Entries waiting for the ledger writer",
             m.queue_depth.clone(),
+        );
+        registry.register(
+            "index_lag_entries",
+            "Entries in the log not yet in the query index",
+            m.index_lag_entries.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -4,6 +4,7 @@
 //! reads on `ledger::Store`); every failure goes through [`ApiError`].
 
 mod error;
+pub mod indexer;
 mod ingest;
 pub mod metrics;
 mod read;
@@ -25,6 +26,8 @@ pub use ingest::{ingest, IngestOutcome};
 use crate::config::ServeConfig;
 use crate::dedup::Dedup;
 use crate::event::BODY_BYTES_MAX;
+use crate::index::Index;
+use indexer::Indexer;
 use metrics::Metrics;
 
 /// Everything a handler needs, shared.
@@ -33,6 +36,10 @@ pub struct AppState {
     pub ledger: Arc<Ledger>,
     /// Idempotency store.
     pub dedup: Arc<Dedup>,
+    /// Query index (derived from the ledger, fed by the indexer thread).
+    pub index: Arc<Index>,
+    /// The indexer thread's progress (for the lag metric).
+    pub indexer: Indexer,
     /// Metrics.
     pub metrics: Metrics,
     /// Log origin.
@@ -57,7 +64,8 @@ pub struct Server {
 
 /// Takes an exclusive lock on `<data-dir>/LOCK`, so that two servers never
 /// write one log (the lock goes away with the process, even on kill -9).
-fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+/// `mlaudit reindex` takes it too, so it never runs beside a server.
+pub fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     use std::os::fd::AsRawFd;
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
@@ -70,7 +78,7 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
         anyhow::bail!(
-            "{} is in use by another mlaudit serve (lock {} is held)",
+            "{} is in use by another mlaudit serve or reindex (lock {} is held)",
             dir.display(),
             path.display()
         );
@@ -93,10 +101,21 @@ impl Server {
         let ledger = Ledger::open(Arc::new(StdFs), &dir.join("ledger"), lcfg, signer)
             .with_context(|| format!("opening the ledger in {}", dir.display()))?;
         let dedup = Dedup::open(&dir.join("dedup.sqlite"), ledger.store())?;
+        let index_path = dir.join("index.sqlite");
+        let index = Arc::new(Index::open(&index_path)?);
+        let caught_up = index
+            .catch_up(ledger.store())
+            .with_context(|| format!("catching up the index {}", index_path.display()))?;
+        if caught_up > 0 {
+            tracing::info!(entries = caught_up, "index caught up with the ledger");
+        }
+        let indexer = Indexer::start(index.clone(), ledger.store().clone())?;
         Ok(Server {
             state: Arc::new(AppState {
                 ledger: Arc::new(ledger),
                 dedup,
+                index,
+                indexer,
                 metrics: Metrics::new(),
                 origin,
                 vkey,
@@ -112,6 +131,8 @@ impl Server {
     pub fn close(&self) {
         self.state.ledger.close();
         self.state.dedup.close();
+        // After the ledger: the final catch_up indexes everything it wrote.
+        self.state.indexer.stop();
     }
 }
 
@@ -120,7 +141,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(read::healthz))
         .route("/metrics", get(read::metrics))
-        .route("/v1/events", post(ingest::post_events))
+        .route(
+            "/v1/events",
+            post(ingest::post_events).get(read::query_events),
+        )
         .route("/v1/events/{seq}", get(read::get_event))
         .route("/v1/proof/inclusion", get(read::inclusion))
         .route("/v1/proof/consistency", get(read::consistency))

@@ -16,6 +16,7 @@ use tlog::{TileKind, TileRef};
 use super::error::ApiError;
 use super::AppState;
 use crate::event::{event_schema, parse_entry};
+use crate::index::{Filter, Order, QueryError};
 
 fn b64(h: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(h)
@@ -46,6 +47,7 @@ pub(super) async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let store = st.ledger.store();
     m.tree_size.set(store.size() as i64);
     m.queue_depth.set(st.ledger.queue_depth() as i64);
+    m.index_lag_entries.set(st.indexer.lag() as i64);
     if let Some(cp) = store.checkpoint() {
         let age = cp.published_at.elapsed().unwrap_or_default().as_secs_f64();
         m.checkpoint_age_seconds.set(age);
@@ -232,6 +234,104 @@ pub(super) async fn consistency(
     })))
 }
 
+/// Parameters of `GET /v1/events` (DESIGN section 9).
+const QUERY_PARAMS: &[&str] = &[
+    "action",
+    "category",
+    "actor",
+    "resource_type",
+    "resource_id",
+    "resource_version",
+    "outcome",
+    "project",
+    "environment",
+    "tag",
+    "related",
+    "from",
+    "to",
+    "recorded_from",
+    "recorded_to",
+    "q",
+    "limit",
+    "cursor",
+    "order",
+];
+
+/// Builds the index filter of `GET /v1/events` from checked parameters.
+fn query_filter(q: &Params) -> Result<Filter, ApiError> {
+    let s = |name: &str| q.get(name).map(str::to_string);
+    let order = match q.get("order") {
+        None | Some("desc") => Order::Desc,
+        Some("asc") => Order::Asc,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "bad_parameter",
+                format!("order={other:?} is not one of asc, desc"),
+            ))
+        }
+    };
+    let related = q
+        .get("related")
+        .map(Filter::parse_related)
+        .transpose()
+        .map_err(query_error)?;
+    Ok(Filter {
+        from: q.time_ms("from")?,
+        to: q.time_ms("to")?,
+        recorded_from: q.time_ms("recorded_from")?,
+        recorded_to: q.time_ms("recorded_to")?,
+        action: s("action"),
+        category: s("category"),
+        actor: s("actor"),
+        resource_type: s("resource_type"),
+        resource_id: s("resource_id"),
+        resource_version: s("resource_version"),
+        outcome: s("outcome"),
+        project: s("project"),
+        environment: s("environment"),
+        tag: s("tag"),
+        related,
+        q: s("q"),
+        limit: q.u64("limit")?.map(|n| n.min(usize::MAX as u64) as usize),
+        order,
+        cursor: s("cursor"),
+    })
+}
+
+fn query_error(e: QueryError) -> ApiError {
+    match e {
+        QueryError::Invalid(m) => ApiError::bad_request("bad_parameter", m),
+        QueryError::Storage(m) => ApiError::internal(m),
+    }
+}
+
+/// `GET /v1/events?…`: events matching a filter, from the query index, newest first by
+/// default, with a cursor for the next page.
+pub(super) async fn query_events(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let q = Params::new(q, QUERY_PARAMS)?;
+    let filter = query_filter(&q)?;
+    let index = st.index.clone();
+    let store = st.ledger.store().clone();
+    let page = blocking(move || index.query(&store, &filter).map_err(query_error)).await?;
+    let events: Vec<Value> = page
+        .hits
+        .into_iter()
+        .map(|h| {
+            json!({
+                "seq": h.seq,
+                "recorded_at": h.recorded_at,
+                "leaf_hash": b64(&h.leaf_hash),
+                "event": h.event,
+            })
+        })
+        .collect();
+    let next = if page.more { page.next_cursor } else { None };
+    Ok(Json(json!({"events": events, "next": next})))
+}
+
 /// Query parameters, checked: unknown names and malformed values are 400s
 /// with a message that names them.
 struct Params(HashMap<String, String>);
@@ -254,6 +354,21 @@ impl Params {
     }
     fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+    /// An RFC 3339 time, as milliseconds since the Unix epoch.
+    fn time_ms(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                chrono::DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.timestamp_millis())
+                    .map_err(|e| {
+                        ApiError::bad_request(
+                            "bad_parameter",
+                            format!("{name}={v:?} is not an RFC 3339 time ({e}), e.g. 2026-01-31T12:00:00Z"),
+                        )
+                    })
+            })
+            .transpose()
     }
     fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
         self.get(name)
