@@ -94,7 +94,10 @@ pub struct Dedup {
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-fn open_db(path: &Path) -> anyhow::Result<Connection> {
+/// Opens a derived SQLite store the way all of them are opened: WAL, so
+/// readers never block the writer, and `synchronous=NORMAL`, because the
+/// ledger, not SQLite, is what must survive a power cut.
+pub(crate) fn open_db(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;

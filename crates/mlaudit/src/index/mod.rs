@@ -15,7 +15,6 @@ mod schema;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -40,13 +39,7 @@ pub struct Index {
     readers: Mutex<Vec<Connection>>,
 }
 
-fn open_db(path: &Path) -> anyhow::Result<Connection> {
-    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    Ok(conn)
-}
+use crate::dedup::open_db;
 
 impl Index {
     /// Opens (or creates) the index. It does not catch up: call [`Index::catch_up`].
