@@ -898,11 +898,15 @@ pub struct QueryArgs {
     #[arg(long)]
     all: bool,
     /// Print a JSON array of results.
-    #[arg(long, conflicts_with = "ndjson")]
+    #[arg(long, conflicts_with_all = ["ndjson", "csv"])]
     json: bool,
     /// Print one JSON result per line.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     ndjson: bool,
+    /// Print CSV with a header row (seq, recorded_at, time, action, outcome, actor,
+    /// resource_type, resource_id, resource_version, project, environment, leaf_hash).
+    #[arg(long)]
+    csv: bool,
 }
 
 impl QueryArgs {
@@ -941,6 +945,13 @@ impl QueryArgs {
 /// `mlaudit query`: `GET /v1/events` with the filters as flags.
 pub fn query(a: QueryArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
+    // Following cursors can take a while: show how far it got (stderr, only on a terminal).
+    let bar = if a.all {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(ProgressStyle::with_template("{spinner} {pos} events {per_sec}").unwrap());
     let hits: Vec<Value> = rt.block_on(async {
         let c = http()?;
         let base = a.params();
@@ -960,6 +971,7 @@ pub fn query(a: QueryArgs) -> anyhow::Result<i32> {
                 .with_context(|| format!("contacting {}", a.server.url))?;
             let mut page: Value = check(resp).await?.json().await?;
             if let Some(Value::Array(events)) = page.get_mut("events").map(Value::take) {
+                bar.inc(events.len() as u64);
                 hits.extend(events);
             }
             match page["next"].as_str() {
@@ -973,8 +985,11 @@ pub fn query(a: QueryArgs) -> anyhow::Result<i32> {
         }
         anyhow::Ok(hits)
     })?;
+    bar.finish_and_clear();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&hits)?);
+    } else if a.csv {
+        print_csv(&hits)?;
     } else if a.ndjson {
         for h in &hits {
             println!("{h}");
@@ -983,6 +998,45 @@ pub fn query(a: QueryArgs) -> anyhow::Result<i32> {
         print_table(&hits);
     }
     Ok(0)
+}
+
+/// One CSV row per result, for spreadsheets and audit evidence.
+fn print_csv(hits: &[Value]) -> anyhow::Result<()> {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+    w.write_record([
+        "seq",
+        "recorded_at",
+        "time",
+        "action",
+        "outcome",
+        "actor",
+        "resource_type",
+        "resource_id",
+        "resource_version",
+        "project",
+        "environment",
+        "leaf_hash",
+    ])?;
+    for h in hits {
+        let e = &h["event"];
+        w.write_record([
+            h["seq"].to_string(),
+            s(&h["recorded_at"]),
+            s(&e["time"]),
+            s(&e["action"]),
+            e["outcome"].as_str().unwrap_or("success").to_string(),
+            s(&e["actor"]["id"]),
+            s(&e["resource"]["type"]),
+            s(&e["resource"]["id"]),
+            s(&e["resource"]["version"]),
+            s(&e["context"]["project"]),
+            s(&e["context"]["environment"]),
+            s(&h["leaf_hash"]),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 /// seq, time, action, outcome, actor, resource: one aligned row per result.

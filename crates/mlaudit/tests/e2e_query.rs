@@ -243,6 +243,22 @@ fn filters_and_pagination_match_a_reference() {
         })
         .collect();
     assert_eq!(got, want);
+    // CSV: a header, then one record per result in the same order, fields quoted as needed.
+    let out = cli(
+        &["query", "--actor", &actor, "--csv", "--all"],
+        &[("MLAUDIT_URL", &url)],
+        None,
+    );
+    out.assert_ok("mlaudit query --csv");
+    let mut rd = csv::Reader::from_reader(out.stdout.as_bytes());
+    let header: Vec<String> = rd.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(header[0], "seq");
+    assert_eq!(header[5], "actor");
+    let records: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), want.len(), "{}", out.stdout);
+    for r in &records {
+        assert_eq!(&r[5], actor.as_str());
+    }
     let out = cli(
         &["query", "--actor", &actor],
         &[("MLAUDIT_URL", &url)],
