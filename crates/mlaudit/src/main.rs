@@ -41,6 +41,8 @@ enum Command {
     Verify(client::VerifyArgs),
     /// Search the log: events matching filters, from the server's query index.
     Query(client::QueryArgs),
+    /// Show one resource: a summary, then its timeline of events.
+    History(client::HistoryArgs),
     /// Rebuild the query index of a stopped server's data directory from its ledger.
     Reindex(client::ReindexArgs),
 }
@@ -87,6 +89,7 @@ fn main() {
         Command::Info(a) => client::info(a),
         Command::Verify(a) => client::verify(a),
         Command::Query(a) => client::query(a),
+        Command::History(a) => client::history(a),
         Command::Reindex(a) => client::reindex(a),
     };
     match result {

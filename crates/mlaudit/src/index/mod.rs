@@ -11,6 +11,7 @@
 mod extract;
 mod query;
 mod schema;
+mod summary;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use crate::event::parse_entry;
 
 pub use extract::{IndexedEvent, Related};
 pub use query::{Cursor, Filter, Hit, Order, Page, QueryError, LIMIT_DEFAULT, LIMIT_MAX};
+pub use summary::{Summary, SUMMARY_ACTORS_MAX};
 
 /// SQLite read connections kept for queries.
 const READERS_MAX: usize = 8;

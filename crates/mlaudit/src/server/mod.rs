@@ -146,6 +146,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(ingest::post_events).get(read::query_events),
         )
         .route("/v1/events/{seq}", get(read::get_event))
+        .route("/v1/resources/{type}/{id}", get(read::resource))
         .route("/v1/proof/inclusion", get(read::inclusion))
         .route("/v1/proof/consistency", get(read::consistency))
         .route("/v1/info", get(read::info))

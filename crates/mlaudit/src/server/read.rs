@@ -16,7 +16,7 @@ use tlog::{TileKind, TileRef};
 use super::error::ApiError;
 use super::AppState;
 use crate::event::{event_schema, parse_entry};
-use crate::index::{Filter, Order, QueryError};
+use crate::index::{Filter, Order, Page, QueryError};
 
 fn b64(h: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(h)
@@ -316,6 +316,11 @@ pub(super) async fn query_events(
     let index = st.index.clone();
     let store = st.ledger.store().clone();
     let page = blocking(move || index.query(&store, &filter).map_err(query_error)).await?;
+    Ok(Json(page_json(page)))
+}
+
+/// A page of results as `{"events": […], "next": cursor or null}`.
+fn page_json(page: Page) -> Value {
     let events: Vec<Value> = page
         .hits
         .into_iter()
@@ -329,7 +334,67 @@ pub(super) async fn query_events(
         })
         .collect();
     let next = if page.more { page.next_cursor } else { None };
-    Ok(Json(json!({"events": events, "next": next})))
+    json!({"events": events, "next": next})
+}
+
+/// Parameters of `GET /v1/resources/{type}/{id}`: the timeline's paging.
+const RESOURCE_PARAMS: &[&str] = &["limit", "cursor", "order"];
+
+/// `GET /v1/resources/{type}/{id}`: the resource's summary and its timeline (the events
+/// whose `resource` it is, oldest first by default, paged like `GET /v1/events`).
+pub(super) async fn resource(
+    State(st): State<Arc<AppState>>,
+    Path((rtype, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let q = Params::new(q, RESOURCE_PARAMS)?;
+    let order = match q.get("order") {
+        None | Some("asc") => Order::Asc,
+        Some("desc") => Order::Desc,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "bad_parameter",
+                format!("order={other:?} is not one of asc, desc"),
+            ))
+        }
+    };
+    let filter = Filter {
+        resource_type: Some(rtype.clone()),
+        resource_id: Some(id.clone()),
+        limit: q.u64("limit")?.map(|n| n.min(usize::MAX as u64) as usize),
+        order,
+        cursor: q.get("cursor").map(str::to_string),
+        ..Filter::default()
+    };
+    let index = st.index.clone();
+    let store = st.ledger.store().clone();
+    let (t, i) = (rtype.clone(), id.clone());
+    let (summary, page) = blocking(move || {
+        let Some(summary) = index.resource_summary(&t, &i).map_err(query_error)? else {
+            return Ok((None, None));
+        };
+        let page = index.query(&store, &filter).map_err(query_error)?;
+        Ok((Some(summary), Some(page)))
+    })
+    .await?;
+    let (Some(s), Some(page)) = (summary, page) else {
+        return Err(ApiError::not_found(format!(
+            "no event has resource {rtype}:{id} (or the index has not reached it yet)"
+        )));
+    };
+    Ok(Json(json!({
+        "type": rtype,
+        "id": id,
+        "summary": {
+            "first_seen": s.first_seen,
+            "last_seen": s.last_seen,
+            "events": s.events,
+            "versions": s.versions,
+            "counts_by_action": s.counts_by_action,
+            "actors": {"count": s.actor_count, "ids": s.actors},
+        },
+        "timeline": page_json(page),
+    })))
 }
 
 /// Query parameters, checked: unknown names and malformed values are 400s
