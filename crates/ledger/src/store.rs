@@ -335,6 +335,29 @@ impl Store {
         Ok(entries[(seq % TILE_WIDTH) as usize].to_vec())
     }
 
+    /// Reads the committed entries from seq `from` up to the current size, one
+    /// bundle at a time: `f(first_seq, entries)` gets consecutive entries of one
+    /// bundle. This is how derived stores catch up (one transaction per call).
+    /// Returns the seq after the last entry read.
+    pub fn for_each_bundle<E: From<ReadError>>(
+        &self,
+        from: u64,
+        mut f: impl FnMut(u64, &[&[u8]]) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let size = self.size();
+        let mut seq = from;
+        while seq < size {
+            let index = seq / TILE_WIDTH;
+            let end = ((index + 1) * TILE_WIDTH).min(size);
+            let bytes = self.bundle(index, end - index * TILE_WIDTH)?;
+            let entries = tlog::parse_bundle(&bytes)
+                .map_err(|e| ReadError::Corrupt(format!("entry bundle {index}: {e}")))?;
+            f(seq, &entries[(seq - index * TILE_WIDTH) as usize..])?;
+            seq = end;
+        }
+        Ok(seq.max(from))
+    }
+
     /// The bytes of C2SP hash tile `level/index` of width `width`.
     pub fn tile(&self, level: u8, index: u64, width: u64) -> Result<Vec<u8>, ReadError> {
         let size = self.size();

@@ -349,23 +349,10 @@ fn catch_up(conn: &mut Connection, store: &ledger::Store) -> anyhow::Result<()> 
         })
         .optional()?
         .unwrap_or(0);
-    let size = store.size();
-    let width = tlog::TILE_WIDTH;
-    let mut seq = next as u64;
-    while seq < size {
-        let bundle = seq / width;
-        let end = ((bundle + 1) * width).min(size);
-        let bytes = store
-            .bundle(bundle, end - bundle * width)
-            .with_context(|| format!("reading entry bundle {bundle}"))?;
-        let entries = tlog::parse_bundle(&bytes)?;
+    store.for_each_bundle(next as u64, |first, entries| -> anyhow::Result<()> {
         let mut batch = Vec::new();
-        for (i, e) in entries
-            .iter()
-            .enumerate()
-            .skip((seq - bundle * width) as usize)
-        {
-            let s = bundle * width + i as u64;
+        for (i, e) in entries.iter().enumerate() {
+            let s = first + i as u64;
             let entry = parse_entry(e).with_context(|| format!("parsing entry {s}"))?;
             if let Some(id) = entry.event.get("id").and_then(|v| v.as_str()) {
                 let receipt = Receipt {
@@ -375,8 +362,8 @@ fn catch_up(conn: &mut Connection, store: &ledger::Store) -> anyhow::Result<()> 
                 batch.push((key(&entry.principal, id), receipt));
             }
         }
-        write_ids(conn, &batch, end)?;
-        seq = end;
-    }
+        write_ids(conn, &batch, first + entries.len() as u64)?;
+        Ok(())
+    })?;
     Ok(())
 }

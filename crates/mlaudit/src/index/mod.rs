@@ -79,33 +79,22 @@ impl Index {
         let mut conn = self.writer.lock().unwrap();
         let start = read_next_seq(&conn)?;
         let size = store.size();
-        let width = tlog::TILE_WIDTH;
-        let mut seq = start;
-        while seq < size {
-            let bundle = seq / width;
-            let end = ((bundle + 1) * width).min(size);
-            let bytes = store
-                .bundle(bundle, end - bundle * width)
-                .with_context(|| format!("reading entry bundle {bundle}"))?;
-            let entries = tlog::parse_bundle(&bytes)?;
+        let end = store.for_each_bundle(start, |first, entries| -> anyhow::Result<()> {
             let mut rows = Vec::with_capacity(entries.len());
-            for (i, e) in entries
-                .iter()
-                .enumerate()
-                .skip((seq - bundle * width) as usize)
-            {
-                let s = bundle * width + i as u64;
+            for (i, e) in entries.iter().enumerate() {
+                let s = first + i as u64;
                 let entry = parse_entry(e).with_context(|| format!("parsing entry {s}"))?;
                 if entry.seq != s {
                     anyhow::bail!("entry at position {s} says it has seq {}", entry.seq);
                 }
                 rows.push(extract::extract(&entry));
             }
-            write_rows(&mut conn, &rows, end)?;
-            seq = end;
-            progress(seq, size);
-        }
-        Ok(seq - start)
+            let next = first + entries.len() as u64;
+            write_rows(&mut conn, &rows, next)?;
+            progress(next, size);
+            Ok(())
+        })?;
+        Ok(end - start)
     }
 
     /// Drops everything and indexes the whole ledger again (`mlaudit reindex`).
