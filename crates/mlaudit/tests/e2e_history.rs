@@ -5,44 +5,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, Instant};
 
 use common::{cli, gen_events, Http, TestServer};
 use serde_json::{json, Value};
-
-/// Sends `ndjson` in batches of 500, one POST at a time (so the log order is the send
-/// order); returns the events in seq order.
-fn send(srv: &TestServer, http: &Http, ndjson: &str) -> Vec<Value> {
-    let lines: Vec<&str> = ndjson.lines().filter(|l| !l.trim().is_empty()).collect();
-    for chunk in lines.chunks(500) {
-        let r = srv.post_ndjson(http, &(chunk.join("\n") + "\n"));
-        assert!(r.status == 200 || r.status == 201, "ingest: {}", r.text());
-    }
-    lines
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// Waits until the index holds every entry of the log (`mlaudit_index_lag_entries` 0).
-fn wait_indexed(srv: &TestServer, http: &Http, size: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = http.get(&srv.at("/metrics")).text();
-        let lag: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("mlaudit_index_lag_entries "))
-            .unwrap_or_else(|| panic!("no mlaudit_index_lag_entries in /metrics:\n{text}"))
-            .trim()
-            .parse()
-            .unwrap();
-        if srv.size(http) >= size && lag == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the index did not catch up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn resource_of(e: &Value) -> Option<(String, String)> {
     let r = e.get("resource")?;
@@ -169,8 +134,8 @@ fn check_resource(
 fn summary_and_timeline_match_a_reference() {
     let srv = TestServer::start();
     let http = Http::new();
-    let events = send(&srv, &http, &gen_events(2000, 43));
-    wait_indexed(&srv, &http, 2000);
+    let events = srv.send_in_order(&http, &gen_events(2000, 43));
+    srv.wait_indexed(&http, 2000);
 
     // The resource with the most events (ties: the smallest type and id).
     let mut n: HashMap<(String, String), usize> = HashMap::new();

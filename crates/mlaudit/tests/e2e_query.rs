@@ -4,44 +4,9 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
 
 use common::{cli, gen_events, Http, TestServer};
 use serde_json::Value;
-
-/// Sends `ndjson` in batches of 500; returns the events in seq order (one POST at a
-/// time, so the log order is the send order).
-fn send(srv: &TestServer, http: &Http, ndjson: &str) -> Vec<Value> {
-    let lines: Vec<&str> = ndjson.lines().filter(|l| !l.trim().is_empty()).collect();
-    for chunk in lines.chunks(500) {
-        let r = srv.post_ndjson(http, &(chunk.join("\n") + "\n"));
-        assert!(r.status == 200 || r.status == 201, "ingest: {}", r.text());
-    }
-    lines
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// The index lag the server reports in /metrics.
-fn lag(srv: &TestServer, http: &Http) -> u64 {
-    let text = http.get(&srv.at("/metrics")).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix("mlaudit_index_lag_entries "))
-        .unwrap_or_else(|| panic!("no mlaudit_index_lag_entries in /metrics:\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// Waits until the index holds every entry of the log.
-fn wait_indexed(srv: &TestServer, http: &Http, size: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while srv.size(http) < size || lag(srv, http) > 0 {
-        assert!(Instant::now() < deadline, "the index did not catch up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Every result of a query (following `next`), as event ids; checks no id repeats.
 fn ids(srv: &TestServer, http: &Http, query: &str) -> Vec<String> {
@@ -118,8 +83,8 @@ fn answers(srv: &TestServer, http: &Http, actor: &str) -> Vec<(String, Vec<Strin
 fn filters_and_pagination_match_a_reference() {
     let srv = TestServer::start();
     let http = Http::new();
-    let events = send(&srv, &http, &gen_events(2000, 41));
-    wait_indexed(&srv, &http, 2000);
+    let events = srv.send_in_order(&http, &gen_events(2000, 41));
+    srv.wait_indexed(&http, 2000);
 
     let actor = most_common_actor(&events);
     let got = ids(&srv, &http, &format!("actor={actor}"));
@@ -281,11 +246,11 @@ fn filters_and_pagination_match_a_reference() {
 fn index_catches_up_after_sigkill_and_reindex_gives_the_same_answers() {
     let mut srv = TestServer::start();
     let http = Http::new();
-    let events = send(&srv, &http, &gen_events(3000, 42));
+    let events = srv.send_in_order(&http, &gen_events(3000, 42));
     // Killed right after the acknowledgements: the index may be behind the ledger.
     srv.kill9();
     srv.restart();
-    wait_indexed(&srv, &http, 3000);
+    srv.wait_indexed(&http, 3000);
     let actor = most_common_actor(&events);
     let live = answers(&srv, &http, &actor);
     let all = &live[3].1;
@@ -310,7 +275,7 @@ fn index_catches_up_after_sigkill_and_reindex_gives_the_same_answers() {
         out.stderr
     );
     srv.restart();
-    assert_eq!(lag(&srv, &http), 0);
+    assert_eq!(srv.index_lag(&http), 0);
     assert_eq!(
         answers(&srv, &http, &actor),
         live,

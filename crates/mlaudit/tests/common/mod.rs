@@ -261,6 +261,40 @@ impl TestServer {
     }
 
     /// Asserts that /healthz answers 200.
+    /// Sends `ndjson` in batches of 500, one POST at a time (so the log order is the
+    /// send order); returns the events in seq order.
+    pub fn send_in_order(&self, http: &Http, ndjson: &str) -> Vec<Value> {
+        let lines: Vec<&str> = ndjson.lines().filter(|l| !l.trim().is_empty()).collect();
+        for chunk in lines.chunks(500) {
+            let r = self.post_ndjson(http, &(chunk.join("\n") + "\n"));
+            assert!(r.status == 200 || r.status == 201, "ingest: {}", r.text());
+        }
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The index lag the server reports in /metrics (`mlaudit_index_lag_entries`).
+    pub fn index_lag(&self, http: &Http) -> u64 {
+        let text = http.get(&self.at("/metrics")).text();
+        text.lines()
+            .find_map(|l| l.strip_prefix("mlaudit_index_lag_entries "))
+            .unwrap_or_else(|| panic!("no mlaudit_index_lag_entries in /metrics:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Waits until the log holds `size` entries and the index holds all of them.
+    pub fn wait_indexed(&self, http: &Http, size: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.size(http) < size || self.index_lag(http) > 0 {
+            assert!(Instant::now() < deadline, "the index did not catch up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn assert_healthy(&self, http: &Http) {
         let r = http.get(&self.at("/healthz"));
         assert_eq!(r.status, 200, "healthz: {}", r.text());
