@@ -197,18 +197,24 @@ fn refuses_a_foreign_key_and_a_contradicting_checkpoint() {
     }
 }
 
-#[test]
-fn corruption_is_named_by_verify_and_refused_on_open() {
+/// An in-memory ledger at `/l` of 800 entries in four batches, checkpointed and closed.
+fn checkpointed_800() -> (String, String, MemFs, Arc<dyn Fs>) {
     let (skey, vkey) = key();
     let mem = MemFs::new();
     let fs: Arc<dyn Fs> = Arc::new(mem.clone());
-    let dir = Path::new("/l");
-    let ledger = open(&fs, dir, &skey).unwrap();
+    let ledger = open(&fs, Path::new("/l"), &skey).unwrap();
     for t in 0..4 {
         ledger.append(batch(t, 200)).unwrap();
     }
     ledger.checkpoint_now().unwrap();
     drop(ledger);
+    (skey, vkey, mem, fs)
+}
+
+#[test]
+fn corruption_is_named_by_verify_and_refused_on_open() {
+    let (skey, vkey, mem, fs) = checkpointed_800();
+    let dir = Path::new("/l");
     // Flip a bit in the middle of the segment file (inside some frame).
     let seg = dir.join("segments").join("00000000000000000000.seg");
     let len = fs.open(&seg).unwrap().len().unwrap() as usize;
@@ -250,20 +256,29 @@ fn run_workload(ledger: &Ledger, sizes: &[usize], w: &mut Workload) {
     }
 }
 
-/// Runs the workload with a fault at operation `k`, crashes, reopens and checks.
-fn crash_case(prefill: usize, sizes: &[usize], k: u64, fault: Fault, torn: fn(usize) -> usize) {
+const CRASH_DIR: &str = "/d/ledger";
+
+/// A fresh key and in-memory ledger at `CRASH_DIR` holding `prefill` acknowledged
+/// entries (none when 0), closed again.
+fn prefilled(prefill: usize) -> (String, String, MemFs, Arc<dyn Fs>, Workload) {
     let (skey, vkey) = key();
     let mem = MemFs::new();
     let fs: Arc<dyn Fs> = Arc::new(mem.clone());
-    let dir = Path::new("/d/ledger");
     let mut w = Workload {
         acked: Vec::new(),
         checkpoints: Vec::new(),
     };
     if prefill > 0 {
-        let ledger = open(&fs, dir, &skey).unwrap();
+        let ledger = open(&fs, Path::new(CRASH_DIR), &skey).unwrap();
         run_workload(&ledger, &[prefill], &mut w);
     }
+    (skey, vkey, mem, fs, w)
+}
+
+/// Runs the workload with a fault at operation `k`, crashes, reopens and checks.
+fn crash_case(prefill: usize, sizes: &[usize], k: u64, fault: Fault, torn: fn(usize) -> usize) {
+    let (skey, vkey, mem, fs, mut w) = prefilled(prefill);
+    let dir = Path::new(CRASH_DIR);
     mem.fail_at(mem.ops() + k, fault);
     if let Ok(ledger) = open(&fs, dir, &skey) {
         run_workload(&ledger, sizes, &mut w);
@@ -290,20 +305,9 @@ fn crash_case(prefill: usize, sizes: &[usize], k: u64, fault: Fault, torn: fn(us
 }
 
 fn ops_of(prefill: usize, sizes: &[usize]) -> u64 {
-    let (skey, _) = key();
-    let mem = MemFs::new();
-    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
-    let dir = Path::new("/d/ledger");
-    let mut w = Workload {
-        acked: Vec::new(),
-        checkpoints: Vec::new(),
-    };
-    if prefill > 0 {
-        let ledger = open(&fs, dir, &skey).unwrap();
-        run_workload(&ledger, &[prefill], &mut w);
-    }
+    let (skey, _, mem, fs, mut w) = prefilled(prefill);
     let before = mem.ops();
-    let ledger = open(&fs, dir, &skey).unwrap();
+    let ledger = open(&fs, Path::new(CRASH_DIR), &skey).unwrap();
     run_workload(&ledger, sizes, &mut w);
     drop(ledger);
     mem.ops() - before
@@ -492,16 +496,8 @@ fn copy_dir(from: &Path, to: &Path) {
 fn a_refused_open_changes_nothing_on_disk() {
     // Regression: recovery used to cut a "torn tail" (really corruption under
     // the checkpoint) and sync it before refusing, destroying signed entries.
-    let (skey, _) = key();
-    let mem = MemFs::new();
-    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let (skey, _, mem, fs) = checkpointed_800();
     let dir = Path::new("/l");
-    let ledger = open(&fs, dir, &skey).unwrap();
-    for t in 0..4 {
-        ledger.append(batch(t, 200)).unwrap();
-    }
-    ledger.checkpoint_now().unwrap();
-    drop(ledger);
     let seg = dir.join("segments").join("00000000000000000000.seg");
     mem.corrupt(&seg, 40);
     let before = ledger::fs::read_all(fs.as_ref(), &seg).unwrap();
