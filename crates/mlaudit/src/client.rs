@@ -943,6 +943,43 @@ impl QueryArgs {
     }
 }
 
+/// GETs `url` with `params` (and `cursor`), hands each page to `on_page`, and while
+/// `all` follows the cursor found at the JSON pointer `next_at`. Returns the cursor of
+/// the page after the last one fetched, if there is more.
+async fn for_each_page(
+    server: &ServerArgs,
+    url: reqwest::Url,
+    params: &[(&'static str, String)],
+    mut cursor: Option<String>,
+    all: bool,
+    next_at: &str,
+    mut on_page: impl FnMut(Value),
+) -> anyhow::Result<Option<String>> {
+    let c = http()?;
+    loop {
+        let mut query = params.to_vec();
+        if let Some(cur) = &cursor {
+            query.push(("cursor", cur.clone()));
+        }
+        let resp = server
+            .auth(c.get(url.clone()))
+            .query(&query)
+            .send()
+            .await
+            .with_context(|| format!("contacting {}", server.url))?;
+        let page: Value = check(resp).await?.json().await?;
+        let next = page
+            .pointer(next_at)
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        on_page(page);
+        match next {
+            Some(next) if all => cursor = Some(next),
+            other => return Ok(other),
+        }
+    }
+}
+
 /// `mlaudit query`: `GET /v1/events` with the filters as flags.
 pub fn query(a: QueryArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
@@ -954,35 +991,27 @@ pub fn query(a: QueryArgs) -> anyhow::Result<i32> {
     };
     bar.set_style(ProgressStyle::with_template("{spinner} {pos} events {per_sec}").unwrap());
     let hits: Vec<Value> = rt.block_on(async {
-        let c = http()?;
         let base = a.params();
-        let mut cursor = a.cursor.clone();
         let mut hits = Vec::new();
-        loop {
-            let mut params = base.clone();
-            if let Some(cur) = &cursor {
-                params.push(("cursor", cur.clone()));
-            }
-            let resp = a
-                .server
-                .get(&c, "/v1/events")
-                .query(&params)
-                .send()
-                .await
-                .with_context(|| format!("contacting {}", a.server.url))?;
-            let mut page: Value = check(resp).await?.json().await?;
-            if let Some(Value::Array(events)) = page.get_mut("events").map(Value::take) {
-                bar.inc(events.len() as u64);
-                hits.extend(events);
-            }
-            match page["next"].as_str() {
-                Some(next) if a.all => cursor = Some(next.to_string()),
-                Some(next) => {
-                    eprintln!("mlaudit: more results: --cursor {next} (or --all)");
-                    break;
+        let url = reqwest::Url::parse(&a.server.endpoint("/v1/events"))
+            .with_context(|| format!("server URL {:?}", a.server.url))?;
+        let next = for_each_page(
+            &a.server,
+            url,
+            &base,
+            a.cursor.clone(),
+            a.all,
+            "/next",
+            |mut page| {
+                if let Some(Value::Array(events)) = page.get_mut("events").map(Value::take) {
+                    bar.inc(events.len() as u64);
+                    hits.extend(events);
                 }
-                None => break,
-            }
+            },
+        )
+        .await?;
+        if let Some(next) = next {
+            eprintln!("mlaudit: more results: --cursor {next} (or --all)");
         }
         anyhow::Ok(hits)
     })?;
@@ -1043,24 +1072,15 @@ pub fn history(a: HistoryArgs) -> anyhow::Result<i32> {
         base.push(("limit", l.to_string()));
     }
     let answer: Value = rt.block_on(async {
-        let c = http()?;
         let mut first: Option<Value> = None;
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut params = base.clone();
-            if let Some(cur) = &cursor {
-                params.push(("cursor", cur.clone()));
-            }
-            let resp = a
-                .server
-                .auth(c.get(url.clone()))
-                .query(&params)
-                .send()
-                .await
-                .with_context(|| format!("contacting {}", a.server.url))?;
-            let mut page: Value = check(resp).await?.json().await?;
-            let next = page["timeline"]["next"].as_str().map(str::to_string);
-            match &mut first {
+        let next = for_each_page(
+            &a.server,
+            url,
+            &base,
+            None,
+            a.all,
+            "/timeline/next",
+            |mut page| match &mut first {
                 None => first = Some(page),
                 Some(f) => {
                     let more = page["timeline"]["events"].take();
@@ -1070,14 +1090,11 @@ pub fn history(a: HistoryArgs) -> anyhow::Result<i32> {
                         all.extend(more);
                     }
                 }
-            }
-            let f = first.as_mut().expect("set above");
-            f["timeline"]["next"] = next.clone().map_or(Value::Null, Value::String);
-            match next {
-                Some(next) if a.all => cursor = Some(next),
-                _ => break,
-            }
-        }
+            },
+        )
+        .await?;
+        let f = first.as_mut().expect("one page at least");
+        f["timeline"]["next"] = next.map_or(Value::Null, Value::String);
         anyhow::Ok(first.expect("one page at least"))
     })?;
     if a.json {
