@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{Http, TestServer};
+use common::TestServer;
 use serde_json::{json, Value};
 
 const NDJSON: &str = "application/x-ndjson";
@@ -346,7 +346,7 @@ fn error_text(v: &Value) -> String {
 #[test]
 fn bad_input_gets_a_json_error_stores_nothing_and_server_stays_healthy() {
     let srv = TestServer::start();
-    let http = Http::new();
+    let http = srv.http();
     // Something in the log already, so "nothing appended" is not just "still empty".
     let r = srv.post_json(&http, &ok_event("before"));
     assert_eq!(r.status, 201, "{}", r.text());
@@ -432,7 +432,7 @@ fn bad_input_gets_a_json_error_stores_nothing_and_server_stays_healthy() {
 #[test]
 fn gzip_body_is_accepted() {
     let srv = TestServer::start();
-    let http = Http::new();
+    let http = srv.http();
     let plain: String = (0..3)
         .map(|i| line(&ok_event(&format!("gz-{i}"))))
         .collect();
@@ -466,7 +466,7 @@ fn gzip_body_is_accepted() {
 #[test]
 fn bad_query_parameters_and_paths_are_json_errors() {
     let srv = TestServer::start();
-    let http = Http::new();
+    let http = srv.http();
     let r = srv.post_json(&http, &ok_event("q-1"));
     assert_eq!(r.status, 201);
     srv.wait_checkpoint(&http, 1);

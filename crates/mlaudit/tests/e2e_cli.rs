@@ -2,13 +2,13 @@
 
 mod common;
 
-use common::{cli, entry_event_id, gen_events, ids_of, Http, TestServer};
+use common::{cli, entry_event_id, gen_events, ids_of, TestServer};
 use serde_json::Value;
 
 #[test]
 fn send_stops_at_a_bad_batch_and_keeps_the_earlier_ones() {
     let srv = TestServer::start();
-    let http = Http::new();
+    let http = srv.http();
     let good = gen_events(30, 51);
     let mut lines: Vec<String> = good.lines().map(str::to_string).collect();
     // Line 25 (the 5th line of the 3rd batch of 10) is not JSON.
@@ -17,8 +17,8 @@ fn send_stops_at_a_bad_batch_and_keeps_the_earlier_ones() {
     let file = dir.path().join("events.ndjson");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
 
-    let url = srv.url();
-    let out = cli(
+    let _url = srv.url();
+    let out = srv.cli(
         &[
             "send",
             file.to_str().unwrap(),
@@ -28,7 +28,7 @@ fn send_stops_at_a_bad_batch_and_keeps_the_earlier_ones() {
             "1",
             "--quiet",
         ],
-        &[("MLAUDIT_URL", &url)],
+        &[],
         None,
     );
     assert_ne!(out.code, 0, "send of a bad file must fail: {out:?}");
@@ -60,11 +60,7 @@ fn send_stops_at_a_bad_batch_and_keeps_the_earlier_ones() {
     let mut lines: Vec<String> = gen_events(5, 52).lines().map(str::to_string).collect();
     lines[3] = r#"{"id": "no-actor", "action": "model.train"}"#.to_string();
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let out = cli(
-        &["send", file.to_str().unwrap(), "--quiet"],
-        &[("MLAUDIT_URL", &url)],
-        None,
-    );
+    let out = srv.cli(&["send", file.to_str().unwrap(), "--quiet"], &[], None);
     assert_ne!(out.code, 0);
     assert!(
         out.stderr
@@ -79,7 +75,7 @@ fn send_stops_at_a_bad_batch_and_keeps_the_earlier_ones() {
 #[test]
 fn send_twice_reports_duplicates_and_appends_nothing() {
     let srv = TestServer::start();
-    let http = Http::new();
+    let http = srv.http();
     let events = gen_events(250, 53);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("events.ndjson");
@@ -148,9 +144,7 @@ fn send_twice_reports_duplicates_and_appends_nothing() {
 #[test]
 fn log_records_one_event_and_prints_its_receipt() {
     let srv = TestServer::start();
-    let http = Http::new();
-    let url = srv.url();
-    let env = [("MLAUDIT_URL", url.as_str())];
+    let http = srv.http();
     let args = [
         "log",
         "model.train",
@@ -177,7 +171,7 @@ fn log_records_one_event_and_prints_its_receipt() {
         "--id",
         "ci-run-1",
     ];
-    let out = cli(&args, &env, None);
+    let out = srv.cli(&args, &[], None);
     out.assert_ok("mlaudit log");
     let line = out.stdout.trim();
     assert!(line.starts_with("seq 0 leaf_hash "), "{line}");
@@ -206,7 +200,7 @@ fn log_records_one_event_and_prints_its_receipt() {
     assert_eq!(ev["reason"], "nightly");
 
     // Retrying with the same id: the original receipt, marked as a duplicate.
-    let out = cli(&args, &env, None);
+    let out = srv.cli(&args, &[], None);
     out.assert_ok("mlaudit log (retry)");
     assert_eq!(
         out.stdout.trim(),
@@ -215,7 +209,7 @@ fn log_records_one_event_and_prints_its_receipt() {
     assert_eq!(srv.size(&http), 1);
 
     // --json prints the server's answer as JSON.
-    let out = cli(
+    let out = srv.cli(
         &[
             "log",
             "dataset.read",
@@ -225,7 +219,7 @@ fn log_records_one_event_and_prints_its_receipt() {
             "dataset:customers",
             "--json",
         ],
-        &env,
+        &[],
         None,
     );
     out.assert_ok("mlaudit log --json");
@@ -236,14 +230,14 @@ fn log_records_one_event_and_prints_its_receipt() {
     assert!(v["receipts"][0]["leaf_hash"].is_string());
 
     // Bad input is refused by the server with its error, and exits non-zero.
-    let out = cli(&["log", "Model.Train", "--actor", "bob"], &env, None);
+    let out = srv.cli(&["log", "Model.Train", "--actor", "bob"], &[], None);
     assert_ne!(out.code, 0);
     assert!(
         out.stderr.contains("400") && out.stderr.contains("action"),
         "{}",
         out.stderr
     );
-    let out = cli(
+    let out = srv.cli(
         &[
             "log",
             "model.train",
@@ -252,7 +246,7 @@ fn log_records_one_event_and_prints_its_receipt() {
             "--metric",
             "acc=high",
         ],
-        &env,
+        &[],
         None,
     );
     assert_ne!(out.code, 0);
@@ -260,8 +254,13 @@ fn log_records_one_event_and_prints_its_receipt() {
     assert_eq!(srv.size(&http), 2);
 
     // No server at all: a clear error, non-zero.
+    let url = srv.url();
     drop(srv);
-    let out = cli(&["log", "model.train", "--actor", "bob"], &env, None);
+    let out = cli(
+        &["log", "model.train", "--actor", "bob"],
+        &[("MLAUDIT_URL", &url)],
+        None,
+    );
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("mlaudit: error"), "{}", out.stderr);
 }

@@ -48,8 +48,7 @@ fn batch_body(client: usize, k: usize) -> (Vec<String>, String) {
     (ids, body)
 }
 
-fn client_loop(client: usize, url: String, stop: Arc<AtomicBool>) -> Vec<Sent> {
-    let http = Http::new();
+fn client_loop(client: usize, http: Http, url: String, stop: Arc<AtomicBool>) -> Vec<Sent> {
     let mut out = Vec::new();
     let mut k = 0;
     while !stop.load(Ordering::SeqCst) {
@@ -99,14 +98,15 @@ fn client_loop(client: usize, url: String, stop: Arc<AtomicBool>) -> Vec<Sent> {
 #[test]
 fn sigkill_under_concurrent_load_keeps_every_acknowledged_event_exactly_once() {
     let mut srv = TestServer::start();
-    let http = Http::new();
+    let http = srv.http();
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let url = srv.at("/v1/events");
+            let http = srv.http();
             let stop = stop.clone();
-            std::thread::spawn(move || client_loop(c, url, stop))
+            std::thread::spawn(move || client_loop(c, http, url, stop))
         })
         .collect();
 
@@ -329,8 +329,9 @@ fn sigterm_under_load_finishes_in_flight_batches_and_checkpoints_everything() {
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let url = srv.at("/v1/events");
+            let http = srv.http();
             let stop = stop.clone();
-            std::thread::spawn(move || client_loop(c, url, stop))
+            std::thread::spawn(move || client_loop(c, http, url, stop))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
@@ -374,7 +375,7 @@ fn sigterm_under_load_finishes_in_flight_batches_and_checkpoints_everything() {
     assert!(size >= acked.len() as u64);
 
     srv.restart();
-    let http = Http::new();
+    let http = srv.http();
     assert_eq!(srv.size(&http), size);
     let (_, cp) = srv.checkpoint(&http);
     assert_eq!(cp.size, size, "the checkpoint at start is the final one");

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use common::{cli, gen_events, Http, TestServer};
+use common::{gen_events, Http, TestServer};
 use serde_json::{json, Value};
 
 fn resource_of(e: &Value) -> Option<(String, String)> {
@@ -133,7 +133,7 @@ fn check_resource(
 #[test]
 fn summary_and_timeline_match_a_reference() {
     let srv = TestServer::start();
-    let http = Http::new();
+    let http = srv.http();
     let events = srv.send_in_order(&http, &gen_events(2000, 43));
     srv.wait_indexed(&http, 2000);
 
@@ -173,10 +173,10 @@ fn summary_and_timeline_match_a_reference() {
     }
 
     // `mlaudit history`: the summary lines, then one table row per event.
-    let url = srv.url();
-    let out = cli(
+    let _url = srv.url();
+    let out = srv.cli(
         &["history", &rtype, &rid, "--all", "--limit", "5"],
-        &[("MLAUDIT_URL", &url)],
+        &[],
         None,
     );
     out.assert_ok("mlaudit history");
@@ -201,11 +201,7 @@ fn summary_and_timeline_match_a_reference() {
         .count();
     // The `resource` summary line, then one table row per event.
     assert_eq!(rows, 1 + want_ids.len(), "{}", out.stdout);
-    let out = cli(
-        &["history", &rtype, &rid, "--all", "--json"],
-        &[("MLAUDIT_URL", &url)],
-        None,
-    );
+    let out = srv.cli(&["history", &rtype, &rid, "--all", "--json"], &[], None);
     out.assert_ok("mlaudit history --json");
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     let ids: Vec<&str> = v["timeline"]["events"]
@@ -215,11 +211,7 @@ fn summary_and_timeline_match_a_reference() {
         .map(|e| e["event"]["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, want_ids);
-    let out = cli(
-        &["history", "dataset", "no-such-dataset"],
-        &[("MLAUDIT_URL", &url)],
-        None,
-    );
+    let out = srv.cli(&["history", "dataset", "no-such-dataset"], &[], None);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("404"), "{}", out.stderr);
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{b64, cli, entry_event_id, unb64_hash, Http, TestServer};
+use common::{b64, cli, entry_event_id, unb64_hash, TestServer};
 use serde_json::{json, Value};
 
 fn event(id: &str, action: &str) -> Value {
@@ -20,7 +20,7 @@ fn event(id: &str, action: &str) -> Value {
 #[test]
 fn ingest_read_prove_verify_online_and_offline() {
     let mut srv = TestServer::start();
-    let http = Http::new();
+    let http = srv.http();
     assert!(srv.data_dir.join("keys/log.key").exists());
 
     // One event, then a batch of four: a proof for the middle one has a path.
@@ -122,7 +122,7 @@ fn ingest_read_prove_verify_online_and_offline() {
     );
 
     // `mlaudit info` (with MLAUDIT_URL) shows what the server announced.
-    let out = cli(&["info"], &[("MLAUDIT_URL", &url)], None);
+    let out = srv.cli(&["info"], &[], None);
     out.assert_ok("mlaudit info");
     assert!(out.stdout.contains(&srv.vkey), "{}", out.stdout);
     assert!(out.stdout.contains(&srv.origin), "{}", out.stdout);
@@ -156,7 +156,7 @@ fn ingest_read_prove_verify_online_and_offline() {
 #[test]
 fn restart_keeps_entries_checkpoint_and_idempotency() {
     let mut srv = TestServer::start();
-    let http = Http::new();
+    let http = srv.http();
     let first: Vec<Value> = (0..40)
         .map(|i| event(&format!("restart-{i}"), "dataset.read"))
         .collect();
@@ -281,7 +281,7 @@ fn restart_keeps_entries_checkpoint_and_idempotency() {
 #[test]
 fn metrics_info_and_schema_endpoints() {
     let srv = TestServer::start();
-    let http = Http::new();
+    let http = srv.http();
     let r = srv.post_json(
         &http,
         &json!([event("m-1", "model.train"), event("m-2", "model.train")]),
@@ -368,5 +368,5 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
         "{}",
         out.stderr
     );
-    srv.assert_healthy(&Http::new());
+    srv.assert_healthy(&srv.http());
 }

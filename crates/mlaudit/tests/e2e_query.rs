@@ -82,7 +82,7 @@ fn answers(srv: &TestServer, http: &Http, actor: &str) -> Vec<(String, Vec<Strin
 #[test]
 fn filters_and_pagination_match_a_reference() {
     let srv = TestServer::start();
-    let http = Http::new();
+    let http = srv.http();
     let events = srv.send_in_order(&http, &gen_events(2000, 41));
     srv.wait_indexed(&http, 2000);
 
@@ -160,8 +160,8 @@ fn filters_and_pagination_match_a_reference() {
     }
 
     // The CLI: JSON array, following cursors.
-    let url = srv.url();
-    let out = cli(
+    let _url = srv.url();
+    let out = srv.cli(
         &[
             "query",
             "--action",
@@ -173,7 +173,7 @@ fn filters_and_pagination_match_a_reference() {
             "--all",
             "--json",
         ],
-        &[("MLAUDIT_URL", &url)],
+        &[],
         None,
     );
     out.assert_ok("mlaudit query --json");
@@ -192,11 +192,7 @@ fn filters_and_pagination_match_a_reference() {
     assert_eq!(got, want, "mlaudit query --action dataset.* --json --all");
 
     // NDJSON and the table.
-    let out = cli(
-        &["query", "--actor", &actor, "--ndjson"],
-        &[("MLAUDIT_URL", &url)],
-        None,
-    );
+    let out = srv.cli(&["query", "--actor", &actor, "--ndjson"], &[], None);
     out.assert_ok("mlaudit query --ndjson");
     let want = reference(&events, |e| e["actor"]["id"] == actor.as_str(), true);
     let got: Vec<String> = out
@@ -209,11 +205,7 @@ fn filters_and_pagination_match_a_reference() {
         .collect();
     assert_eq!(got, want);
     // CSV: a header, then one record per result in the same order, fields quoted as needed.
-    let out = cli(
-        &["query", "--actor", &actor, "--csv", "--all"],
-        &[("MLAUDIT_URL", &url)],
-        None,
-    );
+    let out = srv.cli(&["query", "--actor", &actor, "--csv", "--all"], &[], None);
     out.assert_ok("mlaudit query --csv");
     let mut rd = csv::Reader::from_reader(out.stdout.as_bytes());
     let header: Vec<String> = rd.headers().unwrap().iter().map(str::to_string).collect();
@@ -224,28 +216,20 @@ fn filters_and_pagination_match_a_reference() {
     for r in &records {
         assert_eq!(&r[5], actor.as_str());
     }
-    let out = cli(
-        &["query", "--actor", &actor],
-        &[("MLAUDIT_URL", &url)],
-        None,
-    );
+    let out = srv.cli(&["query", "--actor", &actor], &[], None);
     out.assert_ok("mlaudit query (table)");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(lines[0].starts_with("SEQ"), "{}", out.stdout);
     assert_eq!(lines.len(), want.len() + 1, "{}", out.stdout);
     assert!(lines[1].contains(&actor));
-    let out = cli(
-        &["query", "--colour", "red"],
-        &[("MLAUDIT_URL", &url)],
-        None,
-    );
+    let out = srv.cli(&["query", "--colour", "red"], &[], None);
     assert_ne!(out.code, 0);
 }
 
 #[test]
 fn index_catches_up_after_sigkill_and_reindex_gives_the_same_answers() {
     let mut srv = TestServer::start();
-    let http = Http::new();
+    let http = srv.http();
     let events = srv.send_in_order(&http, &gen_events(3000, 42));
     // Killed right after the acknowledgements: the index may be behind the ledger.
     srv.kill9();

@@ -153,6 +153,21 @@ impl TestServer {
         }
     }
 
+    /// A blocking HTTP client for this server. Tests build their clients here, so that
+    /// credentials the server requires are added in one place.
+    pub fn http(&self) -> Http {
+        Http::new()
+    }
+
+    /// Runs `mlaudit ARGS…` against this server: `MLAUDIT_URL` (and whatever else a
+    /// client needs to reach it) plus `env`.
+    pub fn cli(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> CliOut {
+        let url = self.url();
+        let mut all: Vec<(&str, &str)> = vec![("MLAUDIT_URL", url.as_str())];
+        all.extend_from_slice(env);
+        cli(args, &all, stdin)
+    }
+
     /// What the server wrote to stderr so far, across restarts.
     pub fn stderr_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
