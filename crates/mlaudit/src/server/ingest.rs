@@ -34,6 +34,30 @@ const INLINE_BODY_BYTES_MAX: usize = 16 << 10;
 /// Principal recorded as `source.principal` until authentication exists.
 pub const ANONYMOUS: &str = "anonymous";
 
+/// Principal of the records mlaudit writes itself (`audit.*` and the like).
+pub const SYSTEM_PRINCIPAL: &str = "mlaudit";
+
+/// Appends records that mlaudit writes itself (the reserved `audit.*` namespace is
+/// allowed here and only here) and returns once they are durable, with their receipts.
+/// Events with an `id` are idempotent under [`SYSTEM_PRINCIPAL`] like any producer's.
+pub async fn record_system(st: &Arc<AppState>, events: &[Value]) -> Result<Vec<Receipt>, ApiError> {
+    let mut body = Vec::new();
+    for e in events {
+        serde_json::to_writer(&mut body, e)
+            .map_err(|e| ApiError::internal(format!("serializing a system record: {e}")))?;
+        body.push(b'\n');
+    }
+    let outcome = ingest_as(
+        st.clone(),
+        Bytes::from(body),
+        BodyFormat::Ndjson,
+        SYSTEM_PRINCIPAL.to_string(),
+        true,
+    )
+    .await?;
+    Ok(outcome.receipts.into_iter().map(|(r, _)| r).collect())
+}
+
 pub(super) async fn post_events(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -225,16 +249,29 @@ pub async fn ingest(
     format: BodyFormat,
     principal: String,
 ) -> Result<IngestOutcome, ApiError> {
+    ingest_as(st, body, format, principal, false).await
+}
+
+/// [`ingest`]; `allow_reserved` admits the `audit.*` namespace (mlaudit's own records).
+async fn ingest_as(
+    st: Arc<AppState>,
+    body: Bytes,
+    format: BodyFormat,
+    principal: String,
+    allow_reserved: bool,
+) -> Result<IngestOutcome, ApiError> {
     // Parsing and canonicalizing are CPU work: keep them off the async workers.
     let st2 = st.clone();
     // A small body is parsed in place: handing it to the blocking pool would
     // cost more (thread wake-ups) than the parsing itself.
     let (prepared, mut reservation) = if body.len() <= INLINE_BODY_BYTES_MAX {
-        prepare(&st2, &body, format, &principal)?
+        prepare(&st2, &body, format, &principal, allow_reserved)?
     } else {
-        tokio::task::spawn_blocking(move || prepare(&st2, &body, format, &principal))
-            .await
-            .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??
+        tokio::task::spawn_blocking(move || {
+            prepare(&st2, &body, format, &principal, allow_reserved)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??
     };
     let lookups = reservation.lookups.clone();
     let new: Vec<usize> = (0..prepared.len())
@@ -350,10 +387,11 @@ fn prepare(
     body: &[u8],
     format: BodyFormat,
     principal: &str,
+    allow_reserved: bool,
 ) -> Result<(Vec<Prepared>, Reservation), ApiError> {
     let items = split_body_items(body, format, st.batch_events_max)?;
     let now = chrono::Utc::now();
-    let events = parse_events(items, now, false).map_err(|details| ApiError {
+    let events = parse_events(items, now, allow_reserved).map_err(|details| ApiError {
         details,
         ..ApiError::bad_request(
             "invalid_event",

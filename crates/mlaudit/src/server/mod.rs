@@ -21,7 +21,7 @@ use ledger::fs::StdFs;
 use ledger::Ledger;
 
 pub use error::ApiError;
-pub use ingest::{ingest, IngestOutcome};
+pub use ingest::{ingest, record_system, IngestOutcome, SYSTEM_PRINCIPAL};
 
 use crate::config::ServeConfig;
 use crate::dedup::Dedup;
