@@ -29,36 +29,61 @@ pub use summary::{Summary, SUMMARY_ACTORS_MAX};
 /// SQLite read connections kept for queries.
 const READERS_MAX: usize = 8;
 
+/// The outcome stored as NULL in `events.outcome` (see `docs/index.md`).
+pub(crate) const OUTCOME_SUCCESS: &str = "success";
+
 /// One hour and one day, in milliseconds: the widths of rollup buckets.
 pub const HOUR_MS: i64 = 3_600_000;
 /// See [`HOUR_MS`].
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
+/// Most entries of the writer's string-id cache; past it the cache starts over (the ids
+/// stay in `strings`, only the memory is bounded).
+const STRING_CACHE_MAX: usize = 200_000;
+
 /// The index over one SQLite file.
 pub struct Index {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
+}
+
+/// The one write connection, and the ids of strings it has seen (`strings` table).
+struct Writer {
+    conn: Connection,
+    /// A copy of some `strings` rows. Only ever holds ids of committed rows: it is cleared
+    /// when a transaction fails (its new ids were rolled back) and when the tables are
+    /// dropped.
+    ids: HashMap<String, i64>,
 }
 
 use crate::dedup::open_db;
 
 impl Index {
-    /// Opens (or creates) the index. It does not catch up: call [`Index::catch_up`].
+    /// Opens (or creates) the index. It does not catch up: call [`Index::catch_up`]. An
+    /// index written with another schema version is emptied, so the next catch-up rebuilds
+    /// it from the ledger.
     pub fn open(path: &Path) -> anyhow::Result<Index> {
-        let writer = open_db(path)?;
-        writer.execute_batch(schema::SCHEMA)?;
+        let conn = open_db(path)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != schema::SCHEMA_VERSION {
+            conn.execute_batch(schema::DROP)?;
+        }
+        create_schema(&conn)?;
         Ok(Index {
             path: path.to_path_buf(),
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer {
+                conn,
+                ids: HashMap::new(),
+            }),
             readers: Mutex::new(Vec::new()),
         })
     }
 
     /// The next seq to index: every entry below it is indexed.
     pub fn next_seq(&self) -> anyhow::Result<u64> {
-        let conn = self.writer.lock().unwrap();
-        Ok(read_next_seq(&conn)?)
+        let w = self.writer.lock().unwrap();
+        Ok(read_next_seq(&w.conn)?)
     }
 
     /// Indexes the entries of the ledger past [`Index::next_seq`], one entry bundle per
@@ -76,8 +101,8 @@ impl Index {
         store: &ledger::Store,
         mut progress: impl FnMut(u64, u64),
     ) -> anyhow::Result<u64> {
-        let mut conn = self.writer.lock().unwrap();
-        let start = read_next_seq(&conn)?;
+        let mut w = self.writer.lock().unwrap();
+        let start = read_next_seq(&w.conn)?;
         let size = store.size();
         let end = store.for_each_bundle(start, |first, entries| -> anyhow::Result<()> {
             let mut rows = Vec::with_capacity(entries.len());
@@ -90,7 +115,10 @@ impl Index {
                 rows.push(extract::extract(&entry));
             }
             let next = first + entries.len() as u64;
-            write_rows(&mut conn, &rows, next)?;
+            if let Err(e) = write_rows(&mut w, &rows, next) {
+                w.ids.clear();
+                return Err(e.into());
+            }
             progress(next, size);
             Ok(())
         })?;
@@ -104,9 +132,10 @@ impl Index {
         progress: impl FnMut(u64, u64),
     ) -> anyhow::Result<u64> {
         {
-            let conn = self.writer.lock().unwrap();
-            conn.execute_batch(schema::DROP)?;
-            conn.execute_batch(schema::SCHEMA)?;
+            let mut w = self.writer.lock().unwrap();
+            w.ids.clear();
+            w.conn.execute_batch(schema::DROP)?;
+            create_schema(&w.conn)?;
         }
         self.catch_up_with(store, progress)
     }
@@ -185,9 +214,15 @@ fn read_next_seq(conn: &Connection) -> rusqlite::Result<u64> {
 /// resource type).
 type RollupKey<'a> = (i64, i64, &'a str, &'a str, &'a str, &'a str, &'a str);
 
-fn write_rows(conn: &mut Connection, rows: &[IndexedEvent], next_seq: u64) -> rusqlite::Result<()> {
+fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(schema::SCHEMA)?;
+    conn.pragma_update(None, "user_version", schema::SCHEMA_VERSION)
+}
+
+fn write_rows(w: &mut Writer, rows: &[IndexedEvent], next_seq: u64) -> rusqlite::Result<()> {
+    let Writer { conn, ids } = w;
     let tx = conn.transaction()?;
-    insert_rows(&tx, rows)?;
+    insert_rows(&tx, ids, rows)?;
     tx.execute(
         "INSERT INTO meta (name, value) VALUES ('next_seq', ?1)
          ON CONFLICT(name) DO UPDATE SET value = excluded.value",
@@ -196,10 +231,50 @@ fn write_rows(conn: &mut Connection, rows: &[IndexedEvent], next_seq: u64) -> ru
     tx.commit()
 }
 
-fn insert_rows(tx: &Transaction<'_>, rows: &[IndexedEvent]) -> rusqlite::Result<()> {
+/// The id of `value` in `strings`, added if new.
+fn string_id(
+    tx: &Transaction<'_>,
+    ids: &mut HashMap<String, i64>,
+    value: &str,
+) -> rusqlite::Result<i64> {
+    if let Some(&id) = ids.get(value) {
+        return Ok(id);
+    }
+    let found: Option<i64> = tx
+        .prepare_cached("SELECT id FROM strings WHERE value = ?1")?
+        .query_row([value], |r| r.get(0))
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => {
+            tx.prepare_cached("INSERT INTO strings (value) VALUES (?1)")?
+                .execute([value])?;
+            tx.last_insert_rowid()
+        }
+    };
+    if ids.len() >= STRING_CACHE_MAX {
+        ids.clear();
+    }
+    ids.insert(value.to_string(), id);
+    Ok(id)
+}
+
+fn opt_id(
+    tx: &Transaction<'_>,
+    ids: &mut HashMap<String, i64>,
+    value: Option<&str>,
+) -> rusqlite::Result<Option<i64>> {
+    value.map(|v| string_id(tx, ids, v)).transpose()
+}
+
+fn insert_rows(
+    tx: &Transaction<'_>,
+    ids: &mut HashMap<String, i64>,
+    rows: &[IndexedEvent],
+) -> rusqlite::Result<()> {
     let mut ev = tx.prepare_cached(
-        "INSERT INTO events (seq, time, recorded_at, action, category, actor, resource_type,
-             resource_id, resource_version, outcome, project, environment)
+        "INSERT INTO events (seq, time, recorded_at, action, category, actor, outcome,
+             resource_type, resource_id, resource_version, project, environment)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     let mut tag = tx.prepare_cached("INSERT OR IGNORE INTO tags (tag, seq) VALUES (?1, ?2)")?;
@@ -212,25 +287,37 @@ fn insert_rows(tx: &Transaction<'_>, rows: &[IndexedEvent]) -> rusqlite::Result<
     let mut rollup: HashMap<RollupKey<'_>, i64> = HashMap::new();
     for r in rows {
         let seq = r.seq as i64;
+        // Success, the outcome of most events, is NULL: it costs no byte, and the partial
+        // index `events_outcome_time` holds only the others.
+        let outcome = match r.outcome.as_str() {
+            OUTCOME_SUCCESS => None,
+            o => Some(string_id(tx, ids, o)?),
+        };
         ev.execute(params![
             seq,
             r.time,
             r.recorded_at,
-            r.action,
-            r.category,
-            r.actor,
-            r.resource_type,
-            r.resource_id,
-            r.resource_version,
-            r.outcome,
-            r.project,
-            r.environment
+            string_id(tx, ids, &r.action)?,
+            string_id(tx, ids, r.category)?,
+            string_id(tx, ids, &r.actor)?,
+            outcome,
+            opt_id(tx, ids, r.resource_type.as_deref())?,
+            opt_id(tx, ids, r.resource_id.as_deref())?,
+            opt_id(tx, ids, r.resource_version.as_deref())?,
+            opt_id(tx, ids, r.project.as_deref())?,
+            opt_id(tx, ids, r.environment.as_deref())?,
         ])?;
         for t in &r.tags {
-            tag.execute(params![t, seq])?;
+            tag.execute(params![string_id(tx, ids, t)?, seq])?;
         }
         for l in &r.related {
-            rel.execute(params![seq, l.r#type, l.id, l.version, l.relation])?;
+            rel.execute(params![
+                seq,
+                string_id(tx, ids, &l.r#type)?,
+                string_id(tx, ids, &l.id)?,
+                opt_id(tx, ids, l.version.as_deref())?,
+                opt_id(tx, ids, l.relation.as_deref())?,
+            ])?;
         }
         if r.reason.is_some() || r.parameters.is_some() || r.name.is_some() {
             fts.execute(params![seq, r.reason, r.parameters, r.name])?;

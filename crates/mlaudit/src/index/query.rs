@@ -4,10 +4,11 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::Value;
 use tlog::Hash;
 
-use super::Index;
+use super::{Index, OUTCOME_SUCCESS};
 use crate::event::{parse_entry, Category};
 
 /// Results per page when the filter does not say.
@@ -178,8 +179,49 @@ fn prefix_end(prefix: &str) -> String {
     String::from_utf8(b).expect("ASCII")
 }
 
-/// Builds the WHERE clause (without the cursor) and its parameters.
-fn conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
+/// The id of `value` in `strings`, or `None` when no indexed event has that string.
+pub(super) fn lookup(conn: &Connection, value: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM strings WHERE value = ?1")?
+        .query_row([value], |r| r.get(0))
+        .optional()
+}
+
+/// Checks the values of a filter that do not need the index.
+fn check(f: &Filter) -> Result<(), QueryError> {
+    if let Some(a) = &f.action {
+        if a.is_empty()
+            || !a
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.*".contains(&c))
+        {
+            return Err(QueryError::Invalid(format!(
+                "action {a:?} must be an action or a glob like dataset.* (only a-z, 0-9, _, . and *)"
+            )));
+        }
+    }
+    if let Some(c) = &f.category {
+        if !Category::ALL.iter().any(|k| k.as_str() == c) {
+            let names: Vec<_> = Category::ALL.iter().map(|k| k.as_str()).collect();
+            return Err(QueryError::Invalid(format!(
+                "unknown category {c:?}; expected one of {}",
+                names.join(", ")
+            )));
+        }
+    }
+    if let Some(o) = &f.outcome {
+        if !["success", "failure", "denied"].contains(&o.as_str()) {
+            return Err(QueryError::Invalid(format!(
+                "unknown outcome {o:?}; expected success, failure or denied"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The WHERE clause of a checked filter (without the cursor) and its parameters, with the
+/// strings replaced by their ids; `None` when a string no indexed event has is required
+/// (nothing matches).
+fn conditions(conn: &Connection, f: &Filter) -> rusqlite::Result<Option<(Vec<String>, Vec<Sql>)>> {
     let mut w: Vec<String> = Vec::new();
     let mut p: Vec<Sql> = Vec::new();
     // Appends `sql` with each `?` numbered after the parameters so far.
@@ -194,6 +236,15 @@ fn conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
         }
         w.push(out);
     };
+    // The id of a required string, or return "nothing matches".
+    macro_rules! id {
+        ($v:expr) => {
+            match lookup(conn, $v)? {
+                Some(id) => Sql::Integer(id),
+                None => return Ok(None),
+            }
+        };
+    }
     if let Some(v) = f.from {
         cond(&mut w, &mut p, "time >= ?", vec![Sql::Integer(v)]);
     }
@@ -207,55 +258,56 @@ fn conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
         cond(&mut w, &mut p, "recorded_at < ?", vec![Sql::Integer(v)]);
     }
     if let Some(a) = &f.action {
-        if a.is_empty()
-            || !a
-                .bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.*".contains(&c))
-        {
-            return Err(QueryError::Invalid(format!(
-                "action {a:?} must be an action or a glob like dataset.* (only a-z, 0-9, _, . and *)"
-            )));
-        }
-        match a.find('*') {
-            None => cond(&mut w, &mut p, "action = ?", vec![Sql::Text(a.clone())]),
+        // A glob becomes the list of ids of the strings it matches: a string has one id
+        // whatever column it appears in, so `action IN (…)` keeps exactly the events whose
+        // action matches. A trailing `*` is a range of `strings.value` (its unique index).
+        let matching = |sql: &str, vals: &[&str]| -> rusqlite::Result<Vec<i64>> {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(vals), |r| r.get(0))?;
+            rows.collect()
+        };
+        let ids = match a.find('*') {
+            None => Some(vec![match lookup(conn, a)? {
+                Some(id) => id,
+                None => return Ok(None),
+            }]),
             Some(i) if i == a.len() - 1 => {
                 let prefix = &a[..i];
-                if !prefix.is_empty() {
-                    cond(
-                        &mut w,
-                        &mut p,
-                        "action >= ?",
-                        vec![Sql::Text(prefix.into())],
-                    );
-                    cond(
-                        &mut w,
-                        &mut p,
-                        "action < ?",
-                        vec![Sql::Text(prefix_end(prefix))],
-                    );
+                if prefix.is_empty() {
+                    None
+                } else {
+                    Some(matching(
+                        "SELECT id FROM strings WHERE value >= ?1 AND value < ?2",
+                        &[prefix, &prefix_end(prefix)],
+                    )?)
                 }
             }
-            // No `?` or `[` can reach GLOB: the character check above refuses them.
-            Some(_) => cond(&mut w, &mut p, "action GLOB ?", vec![Sql::Text(a.clone())]),
+            // No `?` or `[` can reach GLOB: `check` refuses them.
+            Some(_) => Some(matching(
+                "SELECT id FROM strings WHERE value GLOB ?1",
+                &[a.as_str()],
+            )?),
+        };
+        match ids.as_deref() {
+            None => {}
+            Some([]) => return Ok(None),
+            Some([id]) => cond(&mut w, &mut p, "action = ?", vec![Sql::Integer(*id)]),
+            Some(ids) => {
+                // Integers from our own table: safe to write into the statement.
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                w.push(format!("action IN ({})", list.join(",")));
+            }
         }
     }
     if let Some(c) = &f.category {
-        if !Category::ALL.iter().any(|k| k.as_str() == c) {
-            let names: Vec<_> = Category::ALL.iter().map(|k| k.as_str()).collect();
-            return Err(QueryError::Invalid(format!(
-                "unknown category {c:?}; expected one of {}",
-                names.join(", ")
-            )));
-        }
-        cond(&mut w, &mut p, "category = ?", vec![Sql::Text(c.clone())]);
+        cond(&mut w, &mut p, "category = ?", vec![id!(c)]);
     }
     if let Some(o) = &f.outcome {
-        if !["success", "failure", "denied"].contains(&o.as_str()) {
-            return Err(QueryError::Invalid(format!(
-                "unknown outcome {o:?}; expected success, failure or denied"
-            )));
+        if o == OUTCOME_SUCCESS {
+            w.push("outcome IS NULL".into());
+        } else {
+            cond(&mut w, &mut p, "outcome = ?", vec![id!(o)]);
         }
-        cond(&mut w, &mut p, "outcome = ?", vec![Sql::Text(o.clone())]);
     }
     for (col, v) in [
         ("actor", &f.actor),
@@ -266,12 +318,7 @@ fn conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
         ("environment", &f.environment),
     ] {
         if let Some(v) = v {
-            cond(
-                &mut w,
-                &mut p,
-                &format!("{col} = ?"),
-                vec![Sql::Text(v.clone())],
-            );
+            cond(&mut w, &mut p, &format!("{col} = ?"), vec![id!(v)]);
         }
     }
     if let Some(t) = &f.tag {
@@ -279,7 +326,7 @@ fn conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
             &mut w,
             &mut p,
             "seq IN (SELECT seq FROM tags WHERE tag = ?)",
-            vec![Sql::Text(t.clone())],
+            vec![id!(t)],
         );
     }
     if let Some((t, id)) = &f.related {
@@ -287,7 +334,7 @@ fn conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
             &mut w,
             &mut p,
             "seq IN (SELECT seq FROM related WHERE type = ? AND id = ?)",
-            vec![Sql::Text(t.clone()), Sql::Text(id.clone())],
+            vec![id!(t), id!(id)],
         );
     }
     if let Some(q) = &f.q {
@@ -298,7 +345,7 @@ fn conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
             vec![Sql::Text(q.clone())],
         );
     }
-    Ok((w, p))
+    Ok(Some((w, p)))
 }
 
 impl Index {
@@ -317,28 +364,35 @@ impl Index {
                 ));
             }
         }
-        let (mut w, mut p) = conditions(f)?;
-        if let Some(c) = cursor {
-            p.push(Sql::Integer(c.seq as i64));
-            let op = if f.order == Order::Asc { ">" } else { "<" };
-            w.push(format!("seq {op} ?{}", p.len()));
-        }
-        let sql = format!(
-            "SELECT seq FROM events{}{} ORDER BY seq {} LIMIT {}",
-            if w.is_empty() { "" } else { " WHERE " },
-            w.join(" AND "),
-            if f.order == Order::Asc { "ASC" } else { "DESC" },
-            limit + 1
-        );
+        check(f)?;
         let mut seqs: Vec<u64> = self.with_reader(|conn| {
             let read = || -> rusqlite::Result<Vec<u64>> {
-                let mut stmt = conn.prepare_cached(&sql)?;
+                // One snapshot for the string lookups and the query.
+                let tx = conn.unchecked_transaction()?;
+                let Some((mut w, mut p)) = conditions(&tx, f)? else {
+                    return Ok(Vec::new());
+                };
+                if let Some(c) = cursor {
+                    p.push(Sql::Integer(c.seq as i64));
+                    let op = if f.order == Order::Asc { ">" } else { "<" };
+                    w.push(format!("seq {op} ?{}", p.len()));
+                }
+                let sql = format!(
+                    "SELECT seq FROM events{}{} ORDER BY seq {} LIMIT {}",
+                    if w.is_empty() { "" } else { " WHERE " },
+                    w.join(" AND "),
+                    if f.order == Order::Asc { "ASC" } else { "DESC" },
+                    limit + 1
+                );
+                let mut stmt = tx.prepare_cached(&sql)?;
                 let rows =
                     stmt.query_map(rusqlite::params_from_iter(p.iter()), |r| r.get::<_, i64>(0))?;
                 let mut out = Vec::new();
                 for r in rows {
                     out.push(r? as u64);
                 }
+                drop(stmt);
+                tx.finish()?;
                 Ok(out)
             };
             read().map_err(|e| fts_error(f, e))

@@ -1,10 +1,12 @@
 //! `Index::resource_summary`: what the index knows about one resource, in SQL over the
-//! `events` table (every statement is an equality on `events_resource`).
+//! `events` table (every statement is an equality on `events_resource`), with the strings
+//! read from `strings`.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat};
 
+use super::query::lookup;
 use super::{Index, QueryError};
 
 /// Most actor ids listed in a [`Summary`]; [`Summary::actor_count`] still counts them all.
@@ -42,6 +44,9 @@ impl Index {
     pub fn resource_summary(&self, rtype: &str, id: &str) -> Result<Option<Summary>, QueryError> {
         self.with_reader(|conn| {
             let tx = conn.unchecked_transaction()?;
+            let (Some(rtype), Some(id)) = (lookup(&tx, rtype)?, lookup(&tx, id)?) else {
+                return Ok(None);
+            };
             let (events, first, last): (i64, Option<i64>, Option<i64>) = tx
                 .prepare_cached(
                     "SELECT COUNT(*), MIN(time), MAX(time) FROM events
@@ -53,17 +58,17 @@ impl Index {
             };
             let versions = {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT resource_version, MIN(seq) AS first FROM events
-                     WHERE resource_type = ?1 AND resource_id = ?2 AND resource_version IS NOT NULL
-                     GROUP BY resource_version ORDER BY first",
+                    "SELECT s.value, MIN(e.seq) AS first FROM events e JOIN strings s ON s.id = e.resource_version
+                     WHERE e.resource_type = ?1 AND e.resource_id = ?2
+                     GROUP BY e.resource_version ORDER BY first",
                 )?;
                 let rows = stmt.query_map([rtype, id], |r| r.get::<_, String>(0))?;
                 rows.collect::<Result<Vec<_>, _>>()?
             };
             let counts_by_action = {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT action, COUNT(*) FROM events
-                     WHERE resource_type = ?1 AND resource_id = ?2 GROUP BY action",
+                    "SELECT s.value, COUNT(*) FROM events e JOIN strings s ON s.id = e.action
+                     WHERE e.resource_type = ?1 AND e.resource_id = ?2 GROUP BY e.action",
                 )?;
                 let rows = stmt.query_map([rtype, id], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
@@ -78,8 +83,8 @@ impl Index {
                 .query_row([rtype, id], |r| r.get(0))?;
             let actors = {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT DISTINCT actor FROM events
-                     WHERE resource_type = ?1 AND resource_id = ?2 ORDER BY actor LIMIT ?3",
+                    "SELECT DISTINCT s.value FROM events e JOIN strings s ON s.id = e.actor
+                     WHERE e.resource_type = ?1 AND e.resource_id = ?2 ORDER BY s.value LIMIT ?3",
                 )?;
                 let rows = stmt.query_map(
                     rusqlite::params![rtype, id, SUMMARY_ACTORS_MAX as i64],
