@@ -3,8 +3,8 @@
 //! It holds the filter columns of every committed event (never the event itself: results
 //! are read back from the ledger by `seq`), tags, `related` links for lineage, a contentless
 //! FTS5 table over reason, parameters and resource name, and rollups of counts by hour and
-//! day. It is fed from committed entries in seq order ([`Index::catch_up`]), one entry
-//! bundle per transaction, and records the next seq to index in `meta`, so after a crash it
+//! day. It is fed from committed entries in seq order ([`Index::catch_up`]), whole entry
+//! bundles per transaction, and records the next seq to index in `meta`, so after a crash it
 //! continues from the ledger; [`Index::rebuild`] starts from nothing. Schema and the
 //! reasoning behind each SQLite index: `docs/index.md`.
 
@@ -36,6 +36,17 @@ pub(crate) const OUTCOME_SUCCESS: &str = "success";
 pub const HOUR_MS: i64 = 3_600_000;
 /// See [`HOUR_MS`].
 pub const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Entries indexed per transaction, at most (whole bundles: it may be exceeded by one
+/// bundle). Rows, rollups and `next_seq` commit together whatever the size, so a crash loses
+/// at most one transaction, which the next catch-up redoes from the ledger.
+const TXN_ENTRIES_MAX: usize = 16_384;
+/// Entries of a full entry bundle.
+const TILE_ENTRIES: usize = tlog::TILE_WIDTH as usize;
+
+/// Page cache of the write connection, in KiB (SQLite's default is 2 MiB): the indexes'
+/// hot pages stay in memory instead of being read back from the file for every insert.
+const WRITER_CACHE_KIB: i64 = 65_536;
 
 /// Most entries of the writer's string-id cache; past it the cache starts over (the ids
 /// stay in `strings`, only the memory is bounded).
@@ -70,6 +81,7 @@ impl Index {
             conn.execute_batch(schema::DROP)?;
         }
         create_schema(&conn)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         Ok(Index {
             path: path.to_path_buf(),
             writer: Mutex::new(Writer {
@@ -94,8 +106,8 @@ impl Index {
         self.catch_up_with(store, |_, _| {})
     }
 
-    /// [`Index::catch_up`], calling `progress(indexed_up_to, target)` after each bundle
-    /// (for a progress bar).
+    /// [`Index::catch_up`], calling `progress(indexed_up_to, target)` after each
+    /// transaction (for a progress bar and the lag gauge).
     pub fn catch_up_with(
         &self,
         store: &ledger::Store,
@@ -104,8 +116,26 @@ impl Index {
         let mut w = self.writer.lock().unwrap();
         let start = read_next_seq(&w.conn)?;
         let size = store.size();
+        let mut rows = Vec::new();
+        // Several bundles per transaction: the pages of the indexes that a transaction
+        // dirties are shared by more rows, and commits (and WAL checkpoints) are fewer. The
+        // first transaction is one bundle and each next one twice as many entries, up to
+        // TXN_ENTRIES_MAX: a small catch-up commits at once, a large one in big steps.
+        let mut txn_entries = 1;
+        let mut flush = |w: &mut Writer, rows: &mut Vec<IndexedEvent>| -> anyhow::Result<()> {
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            let next = last.seq + 1;
+            if let Err(e) = write_rows(w, rows, next) {
+                w.ids.clear();
+                return Err(e.into());
+            }
+            rows.clear();
+            progress(next, size);
+            Ok(())
+        };
         let end = store.for_each_bundle(start, |first, entries| -> anyhow::Result<()> {
-            let mut rows = Vec::with_capacity(entries.len());
             for (i, e) in entries.iter().enumerate() {
                 let s = first + i as u64;
                 let entry = parse_entry(e).with_context(|| format!("parsing entry {s}"))?;
@@ -114,14 +144,13 @@ impl Index {
                 }
                 rows.push(extract::extract(&entry));
             }
-            let next = first + entries.len() as u64;
-            if let Err(e) = write_rows(&mut w, &rows, next) {
-                w.ids.clear();
-                return Err(e.into());
+            if rows.len() >= txn_entries {
+                flush(&mut w, &mut rows)?;
+                txn_entries = (txn_entries * 2).clamp(TILE_ENTRIES, TXN_ENTRIES_MAX);
             }
-            progress(next, size);
             Ok(())
         })?;
+        flush(&mut w, &mut rows)?;
         Ok(end - start)
     }
 
