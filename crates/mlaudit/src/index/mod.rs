@@ -9,8 +9,11 @@
 //! reasoning behind each SQLite index: `docs/index.md`.
 
 mod extract;
+mod lineage;
 mod query;
 mod schema;
+mod state;
+mod stats;
 mod summary;
 
 use std::collections::HashMap;
@@ -23,8 +26,14 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use crate::event::parse_entry;
 
 pub use extract::{IndexedEvent, Related};
+pub use lineage::{
+    Lineage, LineageEdge, LineageNode, NodeRef, EDGE_SEQS_MAX, LINEAGE_DEPTH_DEFAULT,
+    LINEAGE_DEPTH_MAX, LINEAGE_EDGES_MAX, LINEAGE_NODES_MAX, NODE_VERSIONS_MAX,
+};
 pub use query::{Cursor, Filter, Hit, Order, Page, QueryError, LIMIT_DEFAULT, LIMIT_MAX};
-pub use summary::{Summary, SUMMARY_ACTORS_MAX};
+pub use state::{DeploymentState, ServedModel, DEPLOYMENT_ACTIONS, EVALUATIONS_MAX};
+pub use stats::{parse_interval, Stats, StatsBucket, StatsBy, StatsSource, STATS_BUCKETS_MAX};
+pub use summary::{rfc3339, Summary, SUMMARY_ACTORS_MAX};
 
 /// SQLite read connections kept for queries.
 const READERS_MAX: usize = 8;
@@ -172,6 +181,26 @@ pub struct RollupRow {
     pub count: u64,
 }
 
+/// ` AND {column} IN (?first, …)` for a project scope (nothing for `None`), and its
+/// parameters, numbered from `first`. An empty scope matches nothing (`IN ()` is false).
+pub(crate) fn scope_sql(
+    projects: Option<&[String]>,
+    column: &str,
+    first: usize,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let Some(projects) = projects else {
+        return (String::new(), Vec::new());
+    };
+    let marks: Vec<String> = (0..projects.len())
+        .map(|i| format!("?{}", first + i))
+        .collect();
+    let values = projects
+        .iter()
+        .map(|p| rusqlite::types::Value::Text(p.clone()))
+        .collect();
+    (format!(" AND {column} IN ({})", marks.join(", ")), values)
+}
+
 fn read_next_seq(conn: &Connection) -> rusqlite::Result<u64> {
     let next: Option<i64> = conn
         .query_row("SELECT value FROM meta WHERE name = 'next_seq'", [], |r| {
@@ -210,6 +239,7 @@ fn insert_rows(tx: &Transaction<'_>, rows: &[IndexedEvent]) -> rusqlite::Result<
         "INSERT INTO fts (rowid, reason, parameters, name) VALUES (?1, ?2, ?3, ?4)",
     )?;
     let mut rollup: HashMap<RollupKey<'_>, i64> = HashMap::new();
+    let mut rollup_actor: HashMap<(i64, &str, &str), i64> = HashMap::new();
     for r in rows {
         let seq = r.seq as i64;
         ev.execute(params![
@@ -247,6 +277,10 @@ fn insert_rows(tx: &Transaction<'_>, rows: &[IndexedEvent]) -> rusqlite::Result<
             );
             *rollup.entry(key).or_default() += 1;
         }
+        let day = r.time.div_euclid(DAY_MS) * DAY_MS;
+        *rollup_actor
+            .entry((day, r.actor.as_str(), r.outcome.as_str()))
+            .or_default() += 1;
     }
     let mut up = tx.prepare_cached(
         "INSERT INTO rollup (width, bucket, action, category, outcome, project, resource_type, count)
@@ -257,6 +291,13 @@ fn insert_rows(tx: &Transaction<'_>, rows: &[IndexedEvent]) -> rusqlite::Result<
         up.execute(params![
             width, bucket, action, category, outcome, project, rtype, n
         ])?;
+    }
+    let mut up = tx.prepare_cached(
+        "INSERT INTO rollup_actor (bucket, actor, outcome, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO UPDATE SET count = count + excluded.count",
+    )?;
+    for ((bucket, actor, outcome), n) in rollup_actor {
+        up.execute(params![bucket, actor, outcome, n])?;
     }
     Ok(())
 }

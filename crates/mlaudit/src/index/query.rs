@@ -63,6 +63,11 @@ pub struct Filter {
     pub related: Option<(String, String)>,
     /// An SQLite FTS5 query over reason, parameters and resource name.
     pub q: Option<String>,
+    /// The project scope of the caller: only events whose `context.project` is one of
+    /// these (events without a project are outside every scope). `None`: no restriction.
+    /// Unlike `project`, this is not a filter the caller chose but a limit on what it may
+    /// see (a project-scoped token); an empty list matches nothing.
+    pub projects_allowed: Option<Vec<String>>,
     /// Page size: [`LIMIT_DEFAULT`] when unset, capped at [`LIMIT_MAX`].
     pub limit: Option<usize>,
     /// Result order.
@@ -178,8 +183,10 @@ fn prefix_end(prefix: &str) -> String {
     String::from_utf8(b).expect("ASCII")
 }
 
-/// Builds the WHERE clause (without the cursor) and its parameters.
-fn conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
+/// Builds the WHERE clause (without the cursor) and its parameters, over the columns of
+/// `events` (the statistics also run it over the rollup tables, whose columns have the same
+/// names, for the filters those tables hold).
+pub(super) fn conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
     let mut w: Vec<String> = Vec::new();
     let mut p: Vec<Sql> = Vec::new();
     // Appends `sql` with each `?` numbered after the parameters so far.
@@ -290,6 +297,15 @@ fn conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
             vec![Sql::Text(t.clone()), Sql::Text(id.clone())],
         );
     }
+    if let Some(projects) = &f.projects_allowed {
+        let marks = vec!["?"; projects.len()].join(", ");
+        cond(
+            &mut w,
+            &mut p,
+            &format!("project IN ({marks})"),
+            projects.iter().map(|s| Sql::Text(s.clone())).collect(),
+        );
+    }
     if let Some(q) = &f.q {
         cond(
             &mut w,
@@ -366,7 +382,7 @@ impl Index {
 
 /// A generic SQLite error (`SQLITE_ERROR`) while a full-text query is set is FTS5 refusing
 /// `q` (syntax, unknown column filter): a bad value, not a storage failure.
-fn fts_error(f: &Filter, e: rusqlite::Error) -> QueryError {
+pub(super) fn fts_error(f: &Filter, e: rusqlite::Error) -> QueryError {
     match (&f.q, &e) {
         (Some(q), rusqlite::Error::SqliteFailure(err, msg))
             if err.code == rusqlite::ErrorCode::Unknown =>
@@ -381,7 +397,7 @@ fn fts_error(f: &Filter, e: rusqlite::Error) -> QueryError {
 }
 
 /// Reads the entries of `seqs` from the ledger, one bundle read per distinct bundle.
-fn read_hits(store: &ledger::Store, seqs: &[u64]) -> Result<Vec<Hit>, QueryError> {
+pub(super) fn read_hits(store: &ledger::Store, seqs: &[u64]) -> Result<Vec<Hit>, QueryError> {
     let width = tlog::TILE_WIDTH;
     let size = store.size();
     let mut hits = Vec::with_capacity(seqs.len());
