@@ -15,6 +15,9 @@ use serde_json::{json, Map, Value};
 
 use ledger::verify::{verify_log, LogSource};
 
+mod analysis;
+pub use analysis::{deployment_state, lineage, stats, DeploymentStateArgs, LineageArgs, StatsArgs};
+
 /// Where the server is.
 #[derive(Args, Clone)]
 pub struct ServerArgs {

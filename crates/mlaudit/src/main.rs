@@ -43,6 +43,12 @@ enum Command {
     Query(client::QueryArgs),
     /// Show one resource: a summary, then its timeline of events.
     History(client::HistoryArgs),
+    /// Show the lineage graph around a resource: related datasets, models, deployments.
+    Lineage(client::LineageArgs),
+    /// Count events by a field and by hour or day.
+    Stats(client::StatsArgs),
+    /// Show which model version a deployment served at a time, and its evaluations.
+    DeploymentState(client::DeploymentStateArgs),
     /// Rebuild the query index of a stopped server's data directory from its ledger.
     Reindex(client::ReindexArgs),
 }
@@ -91,6 +97,9 @@ fn main() {
         Command::Query(a) => client::query(a),
         Command::History(a) => client::history(a),
         Command::Reindex(a) => client::reindex(a),
+        Command::Lineage(a) => client::lineage(a),
+        Command::Stats(a) => client::stats(a),
+        Command::DeploymentState(a) => client::deployment_state(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

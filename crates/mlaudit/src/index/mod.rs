@@ -9,8 +9,11 @@
 //! reasoning behind each SQLite index: `docs/index.md`.
 
 mod extract;
+mod lineage;
 mod query;
 mod schema;
+mod state;
+mod stats;
 mod summary;
 
 use std::collections::HashMap;
@@ -23,8 +26,14 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use crate::event::parse_entry;
 
 pub use extract::{IndexedEvent, Related};
+pub use lineage::{
+    Lineage, LineageEdge, LineageNode, NodeRef, EDGE_SEQS_MAX, LINEAGE_DEPTH_DEFAULT,
+    LINEAGE_DEPTH_MAX, LINEAGE_EDGES_MAX, LINEAGE_NODES_MAX, NODE_VERSIONS_MAX,
+};
 pub use query::{Cursor, Filter, Hit, Order, Page, QueryError, LIMIT_DEFAULT, LIMIT_MAX};
-pub use summary::{Summary, SUMMARY_ACTORS_MAX};
+pub use state::{DeploymentState, ServedModel, DEPLOYMENT_ACTIONS, EVALUATIONS_MAX};
+pub use stats::{parse_interval, Stats, StatsBucket, StatsBy, StatsSource, STATS_BUCKETS_MAX};
+pub use summary::{rfc3339, Summary, SUMMARY_ACTORS_MAX};
 
 /// SQLite read connections kept for queries.
 const READERS_MAX: usize = 8;
@@ -230,6 +239,45 @@ pub struct RollupRow {
     pub count: u64,
 }
 
+/// SQL for the id of the string that `expr` (a parameter or literal) names: NULL when no
+/// event has it, and NULL equals nothing, so the condition it is in fails.
+pub(crate) fn id_of(expr: &str) -> String {
+    format!("(SELECT id FROM strings WHERE value = {expr})")
+}
+
+/// SQL for the string whose id is in `column` (NULL for NULL).
+pub(crate) fn value_of(column: &str) -> String {
+    format!("(SELECT value FROM strings WHERE id = {column})")
+}
+
+/// ` AND {column} IN (?first, …)` for a project scope (nothing for `None`), and its
+/// parameters, numbered from `first`. An empty scope matches nothing (`IN ()` is false).
+pub(crate) fn scope_sql(
+    projects: Option<&[String]>,
+    column: &str,
+    first: usize,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let Some(projects) = projects else {
+        return (String::new(), Vec::new());
+    };
+    let marks: Vec<String> = (0..projects.len())
+        .map(|i| format!("?{}", first + i))
+        .collect();
+    let values = projects
+        .iter()
+        .map(|p| rusqlite::types::Value::Text(p.clone()))
+        .collect();
+    // `events` holds string ids (docs/index.md): the scope is the ids of the projects'
+    // names. A name no event has has no id, and matches nothing.
+    (
+        format!(
+            " AND {column} IN (SELECT id FROM strings WHERE value IN ({}))",
+            marks.join(", ")
+        ),
+        values,
+    )
+}
+
 fn read_next_seq(conn: &Connection) -> rusqlite::Result<u64> {
     let next: Option<i64> = conn
         .query_row("SELECT value FROM meta WHERE name = 'next_seq'", [], |r| {
@@ -314,6 +362,7 @@ fn insert_rows(
         "INSERT INTO fts (rowid, reason, parameters, name) VALUES (?1, ?2, ?3, ?4)",
     )?;
     let mut rollup: HashMap<RollupKey<'_>, i64> = HashMap::new();
+    let mut rollup_actor: HashMap<(i64, &str, &str), i64> = HashMap::new();
     for r in rows {
         let seq = r.seq as i64;
         // Success, the outcome of most events, is NULL: it costs no byte, and the partial
@@ -363,6 +412,10 @@ fn insert_rows(
             );
             *rollup.entry(key).or_default() += 1;
         }
+        let day = r.time.div_euclid(DAY_MS) * DAY_MS;
+        *rollup_actor
+            .entry((day, r.actor.as_str(), r.outcome.as_str()))
+            .or_default() += 1;
     }
     let mut up = tx.prepare_cached(
         "INSERT INTO rollup (width, bucket, action, category, outcome, project, resource_type, count)
@@ -373,6 +426,13 @@ fn insert_rows(
         up.execute(params![
             width, bucket, action, category, outcome, project, rtype, n
         ])?;
+    }
+    let mut up = tx.prepare_cached(
+        "INSERT INTO rollup_actor (bucket, actor, outcome, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO UPDATE SET count = count + excluded.count",
+    )?;
+    for ((bucket, actor, outcome), n) in rollup_actor {
+        up.execute(params![bucket, actor, outcome, n])?;
     }
     Ok(())
 }

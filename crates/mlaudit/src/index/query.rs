@@ -64,6 +64,11 @@ pub struct Filter {
     pub related: Option<(String, String)>,
     /// An SQLite FTS5 query over reason, parameters and resource name.
     pub q: Option<String>,
+    /// The project scope of the caller: only events whose `context.project` is one of
+    /// these (events without a project are outside every scope). `None`: no restriction.
+    /// Unlike `project`, this is not a filter the caller chose but a limit on what it may
+    /// see (a project-scoped token); an empty list matches nothing.
+    pub projects_allowed: Option<Vec<String>>,
     /// Page size: [`LIMIT_DEFAULT`] when unset, capped at [`LIMIT_MAX`].
     pub limit: Option<usize>,
     /// Result order.
@@ -187,7 +192,7 @@ pub(super) fn lookup(conn: &Connection, value: &str) -> rusqlite::Result<Option<
 }
 
 /// Checks the values of a filter that do not need the index.
-fn check(f: &Filter) -> Result<(), QueryError> {
+pub(super) fn check(f: &Filter) -> Result<(), QueryError> {
     if let Some(a) = &f.action {
         if a.is_empty()
             || !a
@@ -221,7 +226,10 @@ fn check(f: &Filter) -> Result<(), QueryError> {
 /// The WHERE clause of a checked filter (without the cursor) and its parameters, with the
 /// strings replaced by their ids; `None` when a string no indexed event has is required
 /// (nothing matches).
-fn conditions(conn: &Connection, f: &Filter) -> rusqlite::Result<Option<(Vec<String>, Vec<Sql>)>> {
+pub(super) fn conditions(
+    conn: &Connection,
+    f: &Filter,
+) -> rusqlite::Result<Option<(Vec<String>, Vec<Sql>)>> {
     let mut w: Vec<String> = Vec::new();
     let mut p: Vec<Sql> = Vec::new();
     // Appends `sql` with each `?` numbered after the parameters so far.
@@ -337,6 +345,15 @@ fn conditions(conn: &Connection, f: &Filter) -> rusqlite::Result<Option<(Vec<Str
             vec![id!(t), id!(id)],
         );
     }
+    if let Some(projects) = &f.projects_allowed {
+        let marks = vec!["?"; projects.len()].join(", ");
+        cond(
+            &mut w,
+            &mut p,
+            &format!("project IN (SELECT id FROM strings WHERE value IN ({marks}))"),
+            projects.iter().map(|s| Sql::Text(s.clone())).collect(),
+        );
+    }
     if let Some(q) = &f.q {
         cond(
             &mut w,
@@ -346,6 +363,140 @@ fn conditions(conn: &Connection, f: &Filter) -> rusqlite::Result<Option<(Vec<Str
         );
     }
     Ok(Some((w, p)))
+}
+
+/// Builds the WHERE clause and its parameters over the text columns of the rollup tables
+/// (the statistics run it for the filters those tables hold). `events` has string ids
+/// instead: [`conditions`].
+pub(super) fn rollup_conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
+    let mut w: Vec<String> = Vec::new();
+    let mut p: Vec<Sql> = Vec::new();
+    // Appends `sql` with each `?` numbered after the parameters so far.
+    let cond = |w: &mut Vec<String>, p: &mut Vec<Sql>, sql: &str, vals: Vec<Sql>| {
+        let mut out = String::new();
+        let mut parts = sql.split('?');
+        out.push_str(parts.next().unwrap_or(""));
+        for (part, v) in parts.zip(vals) {
+            p.push(v);
+            out.push_str(&format!("?{}", p.len()));
+            out.push_str(part);
+        }
+        w.push(out);
+    };
+    if let Some(v) = f.from {
+        cond(&mut w, &mut p, "time >= ?", vec![Sql::Integer(v)]);
+    }
+    if let Some(v) = f.to {
+        cond(&mut w, &mut p, "time < ?", vec![Sql::Integer(v)]);
+    }
+    if let Some(v) = f.recorded_from {
+        cond(&mut w, &mut p, "recorded_at >= ?", vec![Sql::Integer(v)]);
+    }
+    if let Some(v) = f.recorded_to {
+        cond(&mut w, &mut p, "recorded_at < ?", vec![Sql::Integer(v)]);
+    }
+    if let Some(a) = &f.action {
+        if a.is_empty()
+            || !a
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.*".contains(&c))
+        {
+            return Err(QueryError::Invalid(format!(
+                "action {a:?} must be an action or a glob like dataset.* (only a-z, 0-9, _, . and *)"
+            )));
+        }
+        match a.find('*') {
+            None => cond(&mut w, &mut p, "action = ?", vec![Sql::Text(a.clone())]),
+            Some(i) if i == a.len() - 1 => {
+                let prefix = &a[..i];
+                if !prefix.is_empty() {
+                    cond(
+                        &mut w,
+                        &mut p,
+                        "action >= ?",
+                        vec![Sql::Text(prefix.into())],
+                    );
+                    cond(
+                        &mut w,
+                        &mut p,
+                        "action < ?",
+                        vec![Sql::Text(prefix_end(prefix))],
+                    );
+                }
+            }
+            // No `?` or `[` can reach GLOB: the character check above refuses them.
+            Some(_) => cond(&mut w, &mut p, "action GLOB ?", vec![Sql::Text(a.clone())]),
+        }
+    }
+    if let Some(c) = &f.category {
+        if !Category::ALL.iter().any(|k| k.as_str() == c) {
+            let names: Vec<_> = Category::ALL.iter().map(|k| k.as_str()).collect();
+            return Err(QueryError::Invalid(format!(
+                "unknown category {c:?}; expected one of {}",
+                names.join(", ")
+            )));
+        }
+        cond(&mut w, &mut p, "category = ?", vec![Sql::Text(c.clone())]);
+    }
+    if let Some(o) = &f.outcome {
+        if !["success", "failure", "denied"].contains(&o.as_str()) {
+            return Err(QueryError::Invalid(format!(
+                "unknown outcome {o:?}; expected success, failure or denied"
+            )));
+        }
+        cond(&mut w, &mut p, "outcome = ?", vec![Sql::Text(o.clone())]);
+    }
+    for (col, v) in [
+        ("actor", &f.actor),
+        ("resource_type", &f.resource_type),
+        ("resource_id", &f.resource_id),
+        ("resource_version", &f.resource_version),
+        ("project", &f.project),
+        ("environment", &f.environment),
+    ] {
+        if let Some(v) = v {
+            cond(
+                &mut w,
+                &mut p,
+                &format!("{col} = ?"),
+                vec![Sql::Text(v.clone())],
+            );
+        }
+    }
+    if let Some(t) = &f.tag {
+        cond(
+            &mut w,
+            &mut p,
+            "seq IN (SELECT seq FROM tags WHERE tag = ?)",
+            vec![Sql::Text(t.clone())],
+        );
+    }
+    if let Some((t, id)) = &f.related {
+        cond(
+            &mut w,
+            &mut p,
+            "seq IN (SELECT seq FROM related WHERE type = ? AND id = ?)",
+            vec![Sql::Text(t.clone()), Sql::Text(id.clone())],
+        );
+    }
+    if let Some(projects) = &f.projects_allowed {
+        let marks = vec!["?"; projects.len()].join(", ");
+        cond(
+            &mut w,
+            &mut p,
+            &format!("project IN ({marks})"),
+            projects.iter().map(|s| Sql::Text(s.clone())).collect(),
+        );
+    }
+    if let Some(q) = &f.q {
+        cond(
+            &mut w,
+            &mut p,
+            "seq IN (SELECT rowid FROM fts WHERE fts MATCH ?)",
+            vec![Sql::Text(q.clone())],
+        );
+    }
+    Ok((w, p))
 }
 
 impl Index {
@@ -420,7 +571,7 @@ impl Index {
 
 /// A generic SQLite error (`SQLITE_ERROR`) while a full-text query is set is FTS5 refusing
 /// `q` (syntax, unknown column filter): a bad value, not a storage failure.
-fn fts_error(f: &Filter, e: rusqlite::Error) -> QueryError {
+pub(super) fn fts_error(f: &Filter, e: rusqlite::Error) -> QueryError {
     match (&f.q, &e) {
         (Some(q), rusqlite::Error::SqliteFailure(err, msg))
             if err.code == rusqlite::ErrorCode::Unknown =>
@@ -435,7 +586,7 @@ fn fts_error(f: &Filter, e: rusqlite::Error) -> QueryError {
 }
 
 /// Reads the entries of `seqs` from the ledger, one bundle read per distinct bundle.
-fn read_hits(store: &ledger::Store, seqs: &[u64]) -> Result<Vec<Hit>, QueryError> {
+pub(super) fn read_hits(store: &ledger::Store, seqs: &[u64]) -> Result<Vec<Hit>, QueryError> {
     let width = tlog::TILE_WIDTH;
     let size = store.size();
     let mut hits = Vec::with_capacity(seqs.len());

@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS rollup (
     count INTEGER NOT NULL,
     PRIMARY KEY (width, bucket, action, outcome, project, resource_type)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_actor (
+    bucket INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (bucket, actor, outcome)
+) WITHOUT ROWID;
 ";
 
 /// Drops everything [`SCHEMA`] (or an older version of it) creates.
@@ -67,6 +74,7 @@ DROP TABLE IF EXISTS tags;
 DROP TABLE IF EXISTS related;
 DROP TABLE IF EXISTS fts;
 DROP TABLE IF EXISTS rollup;
+DROP TABLE IF EXISTS rollup_actor;
 DROP TABLE IF EXISTS strings;
 DROP TABLE IF EXISTS meta;
 ";

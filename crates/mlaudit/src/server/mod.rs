@@ -3,6 +3,7 @@
 //! Handlers are thin: they parse HTTP and call logic functions (`ingest`,
 //! reads on `ledger::Store`); every failure goes through [`ApiError`].
 
+mod analysis;
 mod error;
 pub mod indexer;
 mod ingest;
@@ -147,6 +148,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/events/{seq}", get(read::get_event))
         .route("/v1/resources/{type}/{id}", get(read::resource))
+        .route("/v1/lineage", get(analysis::lineage))
+        .route(
+            "/v1/deployments/{id}/state",
+            get(analysis::deployment_state),
+        )
+        .route("/v1/stats", get(analysis::stats))
         .route("/v1/proof/inclusion", get(read::inclusion))
         .route("/v1/proof/consistency", get(read::consistency))
         .route("/v1/info", get(read::info))

@@ -18,12 +18,12 @@ use super::AppState;
 use crate::event::{event_schema, parse_entry};
 use crate::index::{Filter, Order, Page, QueryError};
 
-fn b64(h: &[u8]) -> String {
+pub(super) fn b64(h: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(h)
 }
 
 /// Runs a blocking read (file I/O, hashing) off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -235,7 +235,7 @@ pub(super) async fn consistency(
 }
 
 /// Parameters of `GET /v1/events` (DESIGN section 9).
-const QUERY_PARAMS: &[&str] = &[
+pub(super) const QUERY_PARAMS: &[&str] = &[
     "action",
     "category",
     "actor",
@@ -258,7 +258,7 @@ const QUERY_PARAMS: &[&str] = &[
 ];
 
 /// Builds the index filter of `GET /v1/events` from checked parameters.
-fn query_filter(q: &Params) -> Result<Filter, ApiError> {
+pub(super) fn query_filter(q: &Params) -> Result<Filter, ApiError> {
     let s = |name: &str| q.get(name).map(str::to_string);
     let order = match q.get("order") {
         None | Some("desc") => Order::Desc,
@@ -292,13 +292,14 @@ fn query_filter(q: &Params) -> Result<Filter, ApiError> {
         tag: s("tag"),
         related,
         q: s("q"),
+        projects_allowed: None,
         limit: q.u64("limit")?.map(|n| n.min(usize::MAX as u64) as usize),
         order,
         cursor: s("cursor"),
     })
 }
 
-fn query_error(e: QueryError) -> ApiError {
+pub(super) fn query_error(e: QueryError) -> ApiError {
     match e {
         QueryError::Invalid(m) => ApiError::bad_request("bad_parameter", m),
         QueryError::Storage(m) => ApiError::internal(m),
@@ -399,10 +400,10 @@ pub(super) async fn resource(
 
 /// Query parameters, checked: unknown names and malformed values are 400s
 /// with a message that names them.
-struct Params(HashMap<String, String>);
+pub(super) struct Params(HashMap<String, String>);
 
 impl Params {
-    fn new(map: HashMap<String, String>, allowed: &[&str]) -> Result<Params, ApiError> {
+    pub(super) fn new(map: HashMap<String, String>, allowed: &[&str]) -> Result<Params, ApiError> {
         let mut unknown: Vec<&str> = map
             .keys()
             .map(String::as_str)
@@ -417,11 +418,11 @@ impl Params {
         }
         Ok(Params(map))
     }
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
     /// An RFC 3339 time, as milliseconds since the Unix epoch.
-    fn time_ms(&self, name: &str) -> Result<Option<i64>, ApiError> {
+    pub(super) fn time_ms(&self, name: &str) -> Result<Option<i64>, ApiError> {
         self.get(name)
             .map(|v| {
                 chrono::DateTime::parse_from_rfc3339(v)
@@ -435,7 +436,7 @@ impl Params {
             })
             .transpose()
     }
-    fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+    pub(super) fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
         self.get(name)
             .map(|v| {
                 v.parse().map_err(|_| {
