@@ -55,8 +55,25 @@ use crate::dedup::open_db;
 impl Index {
     /// Opens (or creates) the index. It does not catch up: call [`Index::catch_up`].
     pub fn open(path: &Path) -> anyhow::Result<Index> {
-        let writer = open_db(path)?;
+        let mut writer = open_db(path)?;
+        let had_events = table_exists(&writer, "events")?;
+        let had_actor_rollup = table_exists(&writer, "rollup_actor")?;
         writer.execute_batch(schema::SCHEMA)?;
+        if had_events && !had_actor_rollup {
+            // An index made before `rollup_actor` existed: fill it from its rows, so that
+            // it counts the events indexed so far like the live path does.
+            let tx = writer.transaction()?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO rollup_actor (bucket, actor, outcome, count)
+                     SELECT time - ((time % {DAY_MS}) + {DAY_MS}) % {DAY_MS} AS b, actor, outcome,
+                            COUNT(*)
+                     FROM events GROUP BY b, actor, outcome"
+                ),
+                [],
+            )?;
+            tx.commit()?;
+        }
         Ok(Index {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
@@ -199,6 +216,14 @@ pub(crate) fn scope_sql(
         .map(|p| rusqlite::types::Value::Text(p.clone()))
         .collect();
     (format!(" AND {column} IN ({})", marks.join(", ")), values)
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [name],
+        |r| r.get(0),
+    )
 }
 
 fn read_next_seq(conn: &Connection) -> rusqlite::Result<u64> {
