@@ -73,11 +73,15 @@ impl Index {
             let (scope, scope_params) = scope_sql(projects, "e.project", 3);
             let mut params = vec![Sql::Text(id.into()), Sql::Integer(at)];
             params.extend(scope_params);
+            // The deployment's own rows (`events_resource`), then their links (`related_seq`).
+            // Without statistics SQLite would rather walk `events_outcome_time` back from
+            // `at` (every success before T) or `related_target` (every model link): the
+            // CROSS JOIN fixes the join order and the unary `+`s keep those indexes out.
             let sql = format!(
                 "SELECT e.seq, e.time, e.action, e.actor, r.id, r.version, r.relation
-                 FROM events e JOIN related r ON r.seq = e.seq AND r.type = 'model'
+                 FROM events e CROSS JOIN related r ON r.seq = e.seq AND +r.type = 'model'
                  WHERE e.resource_type = 'deployment' AND e.resource_id = ?1
-                   AND e.action IN ({}) AND e.outcome = 'success' AND e.time <= ?2{scope}
+                   AND e.action IN ({}) AND +e.outcome = 'success' AND +e.time <= ?2{scope}
                  ORDER BY e.time DESC, e.seq DESC, r.relation IS 'serves' DESC, r.rowid
                  LIMIT 1",
                 actions.join(", ")
