@@ -84,12 +84,32 @@ impl Index {
     /// index written with another schema version is emptied, so the next catch-up rebuilds
     /// it from the ledger.
     pub fn open(path: &Path) -> anyhow::Result<Index> {
-        let conn = open_db(path)?;
+        let mut conn = open_db(path)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version != schema::SCHEMA_VERSION {
             conn.execute_batch(schema::DROP)?;
         }
+        let had_events = table_exists(&conn, "events")?;
+        let had_actor_rollup = table_exists(&conn, "rollup_actor")?;
         create_schema(&conn)?;
+        if had_events && !had_actor_rollup {
+            // An index made before `rollup_actor` existed: fill it from its rows, so that
+            // it counts the events indexed so far like the live path does (with the
+            // strings, and NULL outcomes as success, as `rollup_actor` holds text).
+            let tx = conn.transaction()?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO rollup_actor (bucket, actor, outcome, count)
+                     SELECT time - ((time % {DAY_MS}) + {DAY_MS}) % {DAY_MS} AS b, {},
+                            COALESCE({}, '{OUTCOME_SUCCESS}'), COUNT(*)
+                     FROM events GROUP BY b, actor, outcome",
+                    value_of("actor"),
+                    value_of("outcome"),
+                ),
+                [],
+            )?;
+            tx.commit()?;
+        }
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         Ok(Index {
             path: path.to_path_buf(),
@@ -275,6 +295,14 @@ pub(crate) fn scope_sql(
             marks.join(", ")
         ),
         values,
+    )
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [name],
+        |r| r.get(0),
     )
 }
 

@@ -73,13 +73,17 @@ impl Index {
             let (scope, scope_params) = scope_sql(projects, "e.project", 3);
             let mut params = vec![Sql::Text(id.into()), Sql::Integer(at)];
             params.extend(scope_params);
-            // String columns hold ids (docs/index.md); success is a NULL outcome.
+            // The deployment's own rows (`events_resource`), then their links (`related_seq`).
+            // Without statistics SQLite would rather walk `events_time` back from `at` or
+            // `related_target` (every model link): the CROSS JOIN fixes the join order and
+            // the unary `+`s keep those indexes (and `events_action`) out. String columns
+            // hold ids (docs/index.md); success is a NULL outcome.
             let sql = format!(
                 "SELECT e.seq, e.time, {}, {}, {}, {}, {}
-                 FROM events e JOIN related r ON r.seq = e.seq AND r.type = {}
+                 FROM events e CROSS JOIN related r ON r.seq = e.seq AND +r.type = {}
                  WHERE e.resource_type = {} AND e.resource_id = {}
-                   AND e.action IN (SELECT id FROM strings WHERE value IN ({}))
-                   AND e.outcome IS NULL AND e.time <= ?2{scope}
+                   AND +e.action IN (SELECT id FROM strings WHERE value IN ({}))
+                   AND +e.outcome IS NULL AND +e.time <= ?2{scope}
                  ORDER BY e.time DESC, e.seq DESC, COALESCE(r.relation = {}, 0) DESC, r.rowid
                  LIMIT 1",
                 value_of("e.action"),
