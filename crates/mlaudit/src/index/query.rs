@@ -223,12 +223,47 @@ pub(super) fn check(f: &Filter) -> Result<(), QueryError> {
     Ok(())
 }
 
+/// Which table a listing walks in seq order (the others are conditions on each row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Drive {
+    /// `events` itself (`events.seq`).
+    Events,
+    /// `tags d`, joined with `events` (`d.seq`): the rows of one tag, in seq order from the
+    /// cursor on, so a page reads about its own rows and not every row of the tag.
+    Tags,
+    /// `related d` likewise, for one `related` target.
+    Related,
+}
+
+impl Drive {
+    /// The table to walk for `f`: the tag's rows, else the related target's, else `events`.
+    fn of(f: &Filter) -> Drive {
+        if f.tag.is_some() {
+            Drive::Tags
+        } else if f.related.is_some() {
+            Drive::Related
+        } else {
+            Drive::Events
+        }
+    }
+
+    /// The FROM clause and the seq column to order, page and return.
+    fn from(self) -> (&'static str, &'static str) {
+        match self {
+            Drive::Events => ("events", "events.seq"),
+            Drive::Tags => ("tags d JOIN events ON events.seq = d.seq", "d.seq"),
+            Drive::Related => ("related d JOIN events ON events.seq = d.seq", "d.seq"),
+        }
+    }
+}
+
 /// The WHERE clause of a checked filter (without the cursor) and its parameters, with the
 /// strings replaced by their ids; `None` when a string no indexed event has is required
 /// (nothing matches).
 pub(super) fn conditions(
     conn: &Connection,
     f: &Filter,
+    drive: Drive,
 ) -> rusqlite::Result<Option<(Vec<String>, Vec<Sql>)>> {
     let mut w: Vec<String> = Vec::new();
     let mut p: Vec<Sql> = Vec::new();
@@ -330,20 +365,18 @@ pub(super) fn conditions(
         }
     }
     if let Some(t) = &f.tag {
-        cond(
-            &mut w,
-            &mut p,
-            "seq IN (SELECT seq FROM tags WHERE tag = ?)",
-            vec![id!(t)],
-        );
+        let sql = match drive {
+            Drive::Tags => "d.tag = ?",
+            _ => "events.seq IN (SELECT seq FROM tags WHERE tag = ?)",
+        };
+        cond(&mut w, &mut p, sql, vec![id!(t)]);
     }
     if let Some((t, id)) = &f.related {
-        cond(
-            &mut w,
-            &mut p,
-            "seq IN (SELECT seq FROM related WHERE type = ? AND id = ?)",
-            vec![id!(t), id!(id)],
-        );
+        let sql = match drive {
+            Drive::Related => "d.type = ? AND d.id = ?",
+            _ => "events.seq IN (SELECT seq FROM related WHERE type = ? AND id = ?)",
+        };
+        cond(&mut w, &mut p, sql, vec![id!(t), id!(id)]);
     }
     if let Some(projects) = &f.projects_allowed {
         let marks = vec!["?"; projects.len()].join(", ");
@@ -358,7 +391,7 @@ pub(super) fn conditions(
         cond(
             &mut w,
             &mut p,
-            "seq IN (SELECT rowid FROM fts WHERE fts MATCH ?)",
+            "events.seq IN (SELECT rowid FROM fts WHERE fts MATCH ?)",
             vec![Sql::Text(q.clone())],
         );
     }
@@ -520,16 +553,24 @@ impl Index {
             let read = || -> rusqlite::Result<Vec<u64>> {
                 // One snapshot for the string lookups and the query.
                 let tx = conn.unchecked_transaction()?;
-                let Some((mut w, mut p)) = conditions(&tx, f)? else {
+                let drive = Drive::of(f);
+                let Some((mut w, mut p)) = conditions(&tx, f, drive)? else {
                     return Ok(Vec::new());
                 };
+                let (from, key) = drive.from();
                 if let Some(c) = cursor {
                     p.push(Sql::Integer(c.seq as i64));
                     let op = if f.order == Order::Asc { ">" } else { "<" };
-                    w.push(format!("seq {op} ?{}", p.len()));
+                    w.push(format!("{key} {op} ?{}", p.len()));
                 }
+                // An event can list the same related target twice: DISTINCT keeps one row.
                 let sql = format!(
-                    "SELECT seq FROM events{}{} ORDER BY seq {} LIMIT {}",
+                    "SELECT {}{key} FROM {from}{}{} ORDER BY {key} {} LIMIT {}",
+                    if drive == Drive::Related {
+                        "DISTINCT "
+                    } else {
+                        ""
+                    },
                     if w.is_empty() { "" } else { " WHERE " },
                     w.join(" AND "),
                     if f.order == Order::Asc { "ASC" } else { "DESC" },

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::types::Value as Sql;
 use rusqlite::Connection;
 
-use super::query::{check, conditions, fts_error, rollup_conditions};
+use super::query::{check, conditions, fts_error, rollup_conditions, Drive};
 use super::{value_of, Filter, Index, QueryError, DAY_MS, HOUR_MS};
 
 /// Most `(bucket, key)` counts in one answer; a larger answer is refused (narrow the time
@@ -216,7 +216,7 @@ fn from_events(
         ..f.clone()
     };
     check(&f)?;
-    let Some((w, p)) = conditions(conn, &f).map_err(|e| fts_error(&f, e))? else {
+    let Some((w, p)) = conditions(conn, &f, Drive::Events).map_err(|e| fts_error(&f, e))? else {
         // A string the filter requires is in no event: nothing to count.
         return Ok(());
     };
