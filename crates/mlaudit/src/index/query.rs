@@ -626,35 +626,33 @@ pub(super) fn fts_error(f: &Filter, e: rusqlite::Error) -> QueryError {
     }
 }
 
-/// Reads the entries of `seqs` from the ledger, one bundle read per distinct bundle.
+/// Reads the entries of `seqs` from the ledger, one bundle read (and parse) per run of seqs
+/// in the same bundle (results are in seq order, so each distinct bundle is one run).
 pub(super) fn read_hits(store: &ledger::Store, seqs: &[u64]) -> Result<Vec<Hit>, QueryError> {
     let width = tlog::TILE_WIDTH;
     let size = store.size();
     let mut hits = Vec::with_capacity(seqs.len());
-    let mut cached: Option<(u64, Vec<u8>)> = None;
-    for &seq in seqs {
-        let bundle = seq / width;
-        if cached.as_ref().map(|c| c.0) != Some(bundle) {
-            let n = (size.saturating_sub(bundle * width)).min(width);
-            let bytes = store
-                .bundle(bundle, n)
+    for run in seqs.chunk_by(|a, b| a / width == b / width) {
+        let bundle = run[0] / width;
+        let n = (size.saturating_sub(bundle * width)).min(width);
+        let bytes = store
+            .bundle(bundle, n)
+            .map_err(|e| QueryError::Storage(format!("reading entry {}: {e}", run[0])))?;
+        let entries = tlog::parse_bundle(&bytes)
+            .map_err(|e| QueryError::Storage(format!("reading entry {}: {e}", run[0])))?;
+        for &seq in run {
+            let raw = entries
+                .get((seq % width) as usize)
+                .ok_or_else(|| QueryError::Storage(format!("entry {seq} is missing")))?;
+            let entry = parse_entry(raw)
                 .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
-            cached = Some((bundle, bytes));
+            hits.push(Hit {
+                seq,
+                recorded_at: entry.recorded_at,
+                leaf_hash: tlog::leaf_hash(raw),
+                event: entry.event,
+            });
         }
-        let bytes = &cached.as_ref().expect("just set").1;
-        let entries = tlog::parse_bundle(bytes)
-            .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
-        let raw = entries
-            .get((seq % width) as usize)
-            .ok_or_else(|| QueryError::Storage(format!("entry {seq} is missing")))?;
-        let entry = parse_entry(raw)
-            .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
-        hits.push(Hit {
-            seq,
-            recorded_at: entry.recorded_at,
-            leaf_hash: tlog::leaf_hash(raw),
-            event: entry.event,
-        });
     }
     Ok(hits)
 }
