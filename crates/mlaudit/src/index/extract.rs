@@ -1,9 +1,14 @@
 //! What the index keeps of one stored entry: its filter columns, nothing more.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use chrono::DateTime;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::event::{category_of, StoredEntry};
+use crate::event::{category_of, StoredEntry, ENTRY_FORMAT_VERSION};
 
 /// One `related` link of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,5 +133,292 @@ pub fn extract(entry: &StoredEntry) -> IndexedEvent {
         parameters: e.get("parameters").map(Value::to_string),
         name: string(e, &["resource", "name"]),
         action,
+    }
+}
+
+/// A JSON value read only for its string: `Some` for a string, `None` for anything else
+/// (what `Value::as_str` gives), without building the value.
+#[derive(Default)]
+struct Str<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'a>, E> {
+                Ok(Str(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Str<'a>, E> {
+                Ok(Str(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Str<'a>, E> {
+                Ok(Str(Some(Cow::Owned(v))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Str<'a>, E> {
+                Ok(Str(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Str<'a>, E> {
+                Ok(Str(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Str<'a>, E> {
+                Ok(Str(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Str<'a>, E> {
+                Ok(Str(None))
+            }
+            fn visit_unit<E>(self) -> Result<Str<'a>, E> {
+                Ok(Str(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Str<'a>, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Str(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Str<'a>, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Str(None))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl Str<'_> {
+    fn owned(self) -> Option<String> {
+        self.0.map(Cow::into_owned)
+    }
+}
+
+/// A present field as a `Value`, `null` included (`Option<Value>` would read `null` as
+/// absent).
+#[derive(Default)]
+struct Present(Option<Value>);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(|v| Present(Some(v)))
+    }
+}
+
+/// A JSON object read as `T`: unlike a derived struct, a JSON array is refused (serde
+/// would fill the fields by position).
+struct Obj<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Obj<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(a)).map(Obj)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+// The shapes mlaudit writes (an entry of a validated event: objects where `validate.rs`
+// wants objects). Anything else (another type, a duplicate key, an unknown entry field, another
+// format version) fails here and takes the general path, `parse_entry` then `extract`, so the
+// two always agree.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastEntry<'a> {
+    v: u64,
+    seq: u64,
+    #[serde(borrow)]
+    recorded_at: Cow<'a, str>,
+    #[allow(dead_code)]
+    source: Obj<FastSource<'a>>,
+    #[serde(borrow)]
+    event: Obj<FastEvent<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastSource<'a> {
+    #[allow(dead_code)]
+    #[serde(borrow)]
+    principal: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct FastEvent<'a> {
+    #[serde(default, borrow)]
+    time: Str<'a>,
+    #[serde(default, borrow)]
+    action: Str<'a>,
+    #[serde(default, borrow)]
+    outcome: Str<'a>,
+    #[serde(default, borrow)]
+    reason: Str<'a>,
+    #[serde(default)]
+    parameters: Present,
+    #[serde(default, borrow)]
+    actor: Option<Obj<FastActor<'a>>>,
+    #[serde(default, borrow)]
+    resource: Option<Obj<FastResource<'a>>>,
+    #[serde(default, borrow)]
+    context: Option<Obj<FastContext<'a>>>,
+    #[serde(default, borrow)]
+    related: Option<Vec<Obj<FastRelated<'a>>>>,
+}
+
+#[derive(Deserialize)]
+struct FastActor<'a> {
+    #[serde(default, borrow)]
+    id: Str<'a>,
+}
+
+#[derive(Deserialize)]
+struct FastResource<'a> {
+    #[serde(default, borrow, rename = "type")]
+    r#type: Str<'a>,
+    #[serde(default, borrow)]
+    id: Str<'a>,
+    #[serde(default, borrow)]
+    version: Str<'a>,
+    #[serde(default, borrow)]
+    name: Str<'a>,
+    #[serde(default, borrow)]
+    tags: Option<Vec<Str<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct FastContext<'a> {
+    #[serde(default, borrow)]
+    project: Str<'a>,
+    #[serde(default, borrow)]
+    environment: Str<'a>,
+}
+
+#[derive(Deserialize)]
+struct FastRelated<'a> {
+    #[serde(default, borrow, rename = "type")]
+    r#type: Str<'a>,
+    #[serde(default, borrow)]
+    id: Str<'a>,
+    #[serde(default, borrow)]
+    version: Str<'a>,
+    #[serde(default, borrow)]
+    relation: Str<'a>,
+}
+
+/// The indexed columns of the stored entry `bytes` at position `seq`, reading only the
+/// fields the index keeps (no `Value` of the whole event). Falls back on
+/// [`crate::event::parse_entry`] and [`extract`] for any other shape, which also gives the
+/// error for a malformed entry.
+pub fn extract_entry(bytes: &[u8]) -> Result<IndexedEvent, crate::event::EntryError> {
+    if bytes.len() <= crate::event::ENTRY_BYTES_MAX {
+        if let Ok(e) = serde_json::from_slice::<FastEntry<'_>>(bytes) {
+            if e.v == ENTRY_FORMAT_VERSION {
+                return Ok(fast(e));
+            }
+        }
+    }
+    crate::event::parse_entry(bytes).map(|entry| extract(&entry))
+}
+
+fn fast(entry: FastEntry<'_>) -> IndexedEvent {
+    let e = entry.event.0;
+    let recorded_at = time_ms(&entry.recorded_at).unwrap_or(0);
+    let time = e.time.0.as_deref().and_then(time_ms).unwrap_or(recorded_at);
+    let action = e.action.owned().unwrap_or_default();
+    let category = category_of(&action).as_str();
+    let (resource_type, resource_id, resource_version, name, tags) = match e.resource {
+        Some(Obj(r)) => (
+            r.r#type.owned(),
+            r.id.owned(),
+            r.version.owned(),
+            r.name.owned(),
+            r.tags
+                .map(|t| t.into_iter().filter_map(Str::owned).collect())
+                .unwrap_or_default(),
+        ),
+        None => (None, None, None, None, Vec::new()),
+    };
+    let (project, environment) = match e.context {
+        Some(Obj(c)) => (c.project.owned(), c.environment.owned()),
+        None => (None, None),
+    };
+    let related = e
+        .related
+        .map(|a| {
+            a.into_iter()
+                .filter_map(|Obj(r)| {
+                    Some(Related {
+                        r#type: r.r#type.owned()?,
+                        id: r.id.owned()?,
+                        version: r.version.owned(),
+                        relation: r.relation.owned(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    IndexedEvent {
+        seq: entry.seq,
+        time,
+        recorded_at,
+        category,
+        actor: e.actor.and_then(|a| a.0.id.owned()).unwrap_or_default(),
+        resource_type,
+        resource_id,
+        resource_version,
+        outcome: e.outcome.owned().unwrap_or_else(|| "success".into()),
+        project,
+        environment,
+        tags,
+        related,
+        reason: e.reason.owned(),
+        parameters: e.parameters.0.as_ref().map(Value::to_string),
+        name,
+        action,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(event: &str) -> String {
+        format!(
+            r#"{{"event":{event},"recorded_at":"2026-01-01T00:00:01Z","seq":3,"source":{{"principal":"p"}},"v":1}}"#
+        )
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_parse_entry_and_extract() {
+        for event in [
+            r#"{"action":"dataset.read","actor":{"id":"u1","roles":["x"]},"time":"2026-01-01T00:00:00.123Z","resource":{"type":"dataset","id":"d","version":"v1","tags":["pii",3,"csv",null],"name":"n"},"context":{"project":"p","environment":"dev","x":{"y":[1]}},"related":[{"type":"model","id":"m","relation":"r"},{"type":"model"},{"type":"model","id":5}],"parameters":{"b":1.5,"a":"s\n"},"reason":"why","outcome":"denied"}"#,
+            r#"{"action":"a.b","actor":{"id":"u"},"parameters":null,"reason":null,"context":{"project":7},"time":5,"related":null}"#,
+            r#"{"action":"a.b","actor":["u"],"resource":{"tags":"x"}}"#,
+            r#"{"action":"a.b","actor":{"id":"u"},"context":["p"],"related":[["model","m"]]}"#,
+            r#"{"action":"a\u00e9.b","actor":{"id":"u\"q"},"resource":null,"parameters":[1,{"k":"v"}]}"#,
+            r#"{"action":"a.b","action":"c.d","actor":{"id":"u"}}"#,
+        ] {
+            let e = entry(event);
+            let general = extract(&crate::event::parse_entry(e.as_bytes()).unwrap());
+            assert_eq!(extract_entry(e.as_bytes()).unwrap(), general, "{event}");
+        }
+    }
+
+    #[test]
+    fn malformed_entries_are_refused_as_parse_entry_refuses_them() {
+        for bad in [
+            entry(r#"{"action":"a.b"}"#).replace(r#""v":1"#, r#""v":2"#),
+            entry(r#"{"action":"a.b"}"#).replace(r#""seq":3,"#, r#""seq":3,"extra":1,"#),
+            entry(r#"["a.b"]"#),
+            "not json".to_string(),
+        ] {
+            assert!(crate::event::parse_entry(bad.as_bytes()).is_err(), "{bad}");
+            assert!(extract_entry(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 }

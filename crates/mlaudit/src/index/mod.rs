@@ -23,8 +23,6 @@ use std::sync::Mutex;
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::event::parse_entry;
-
 pub use extract::{IndexedEvent, Related};
 pub use lineage::{
     Lineage, LineageEdge, LineageNode, NodeRef, EDGE_SEQS_MAX, LINEAGE_DEPTH_DEFAULT,
@@ -49,13 +47,16 @@ pub const DAY_MS: i64 = 24 * HOUR_MS;
 /// Entries indexed per transaction, at most (whole bundles: it may be exceeded by one
 /// bundle). Rows, rollups and `next_seq` commit together whatever the size, so a crash loses
 /// at most one transaction, which the next catch-up redoes from the ledger.
-const TXN_ENTRIES_MAX: usize = 16_384;
+const TXN_ENTRIES_MAX: usize = 65_536;
 /// Entries of a full entry bundle.
 const TILE_ENTRIES: usize = tlog::TILE_WIDTH as usize;
 
 /// Page cache of the write connection, in KiB (SQLite's default is 2 MiB): the indexes'
-/// hot pages stay in memory instead of being read back from the file for every insert.
-const WRITER_CACHE_KIB: i64 = 65_536;
+/// hot pages stay in memory instead of being read back from the file for every insert, and
+/// a big transaction's dirty pages are not spilled to the WAL before it commits. The hot
+/// set is about one leaf per actor, per resource and per related target (tens of MB for
+/// the generator's mix); memory is taken only as pages are used.
+const WRITER_CACHE_KIB: i64 = 131_072;
 
 /// Most entries of the writer's string-id cache; past it the cache starts over (the ids
 /// stay in `strings`, only the memory is bounded).
@@ -167,11 +168,12 @@ impl Index {
         let end = store.for_each_bundle(start, |first, entries| -> anyhow::Result<()> {
             for (i, e) in entries.iter().enumerate() {
                 let s = first + i as u64;
-                let entry = parse_entry(e).with_context(|| format!("parsing entry {s}"))?;
-                if entry.seq != s {
-                    anyhow::bail!("entry at position {s} says it has seq {}", entry.seq);
+                let row =
+                    extract::extract_entry(e).with_context(|| format!("parsing entry {s}"))?;
+                if row.seq != s {
+                    anyhow::bail!("entry at position {s} says it has seq {}", row.seq);
                 }
-                rows.push(extract::extract(&entry));
+                rows.push(row);
             }
             if rows.len() >= txn_entries {
                 flush(&mut w, &mut rows)?;
