@@ -320,11 +320,7 @@ impl Store {
 
     /// Reads bundle `index` up to `width` entries: the bundle-framed bytes of
     /// the entries that are stored, and `(seq, leaf hash)` of the pruned ones.
-    fn read_bundle(
-        &self,
-        index: u64,
-        width: u64,
-    ) -> Result<(Vec<u8>, PrunedLeaves), ReadError> {
+    fn read_bundle(&self, index: u64, width: u64) -> Result<(Vec<u8>, PrunedLeaves), ReadError> {
         if width == 0 || width > TILE_WIDTH {
             return Err(ReadError::NotFound(format!("bad bundle width {width}")));
         }

@@ -9,6 +9,7 @@
 //! reasoning behind each SQLite index: `docs/index.md`.
 
 mod extract;
+mod prune;
 mod query;
 mod schema;
 mod summary;
@@ -22,7 +23,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::event::parse_entry;
 
-pub use extract::{IndexedEvent, Related};
+pub use extract::{extract, IndexedEvent, Related};
+pub use prune::RetentionRow;
 pub use query::{Cursor, Filter, Hit, Order, Page, QueryError, LIMIT_DEFAULT, LIMIT_MAX};
 pub use summary::{Summary, SUMMARY_ACTORS_MAX};
 

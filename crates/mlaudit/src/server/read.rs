@@ -399,10 +399,10 @@ pub(super) async fn resource(
 
 /// Query parameters, checked: unknown names and malformed values are 400s
 /// with a message that names them.
-struct Params(HashMap<String, String>);
+pub(super) struct Params(HashMap<String, String>);
 
 impl Params {
-    fn new(map: HashMap<String, String>, allowed: &[&str]) -> Result<Params, ApiError> {
+    pub(super) fn new(map: HashMap<String, String>, allowed: &[&str]) -> Result<Params, ApiError> {
         let mut unknown: Vec<&str> = map
             .keys()
             .map(String::as_str)
@@ -417,7 +417,7 @@ impl Params {
         }
         Ok(Params(map))
     }
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
     /// An RFC 3339 time, as milliseconds since the Unix epoch.
