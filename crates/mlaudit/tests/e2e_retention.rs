@@ -444,3 +444,36 @@ fn a_bad_retention_config_is_refused_at_start() {
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("keep_forever"), "{}", out.stderr);
 }
+
+#[test]
+fn the_scheduled_run_prunes_and_records_itself() {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("mlaudit.toml");
+    let text = CONFIG.replacen("[retention]\n", "[retention]\nrun_interval_s = 1\n", 1);
+    std::fs::write(&cfg, text).unwrap();
+    let srv = TestServer::start_with(&["--config", cfg.to_str().unwrap()]);
+    let http = srv.http();
+    srv.send_in_order(&http, &events());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // No hold here: the entries the other test holds expire too.
+    let want = (0..N).filter(|&i| expired(i) || held(i)).count() as u64;
+    let mut pruned = 0;
+    while std::time::Instant::now() < deadline && pruned < want {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let q = http
+            .get(&srv.at("/v1/events?action=audit.retention&limit=100"))
+            .json();
+        pruned = q["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"]["parameters"]["pruned"].as_u64().unwrap())
+            .sum();
+    }
+    assert_eq!(
+        pruned, want,
+        "the schedule pruned every expired entry, and said so"
+    );
+    assert_eq!(http.get(&srv.at("/v1/events/0")).status, 410);
+    srv.assert_healthy(&http);
+}
