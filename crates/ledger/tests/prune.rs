@@ -411,3 +411,28 @@ fn a_fault_at_every_prune_operation_keeps_a_verifying_ledger() {
         }
     }
 }
+
+#[test]
+fn verify_names_a_pruned_entry_whose_tile_hash_was_changed() {
+    let (skey, vkey) = key();
+    let mem = MemFs::new();
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let ledger = open(&fs, &skey).unwrap();
+    append(&ledger, 600);
+    ledger.prune((300..310).collect()).unwrap();
+    let cp = ledger.checkpoint_now().unwrap();
+    drop(ledger);
+    // Without its payload, a pruned entry is only its hash: a changed tile hash
+    // must not pass as the entry's.
+    mem.corrupt(&Path::new(DIR).join("tiles/0.hashes"), 305 * 32 + 7);
+    let store = ledger::Store::open_read_only(fs.clone(), Path::new(DIR)).unwrap();
+    let err = verify_log(
+        &store,
+        &Verifier::parse(&vkey).unwrap(),
+        Some(&cp.note),
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert_eq!(err.seq, Some(305), "{err}");
+    assert!(err.message.contains("pruned"), "{err}");
+}
