@@ -486,7 +486,7 @@ fn the_scheduled_run_prunes_and_records_itself() {
     let cfg = cfg_dir.path().join("mlaudit.toml");
     let text = CONFIG.replacen("[retention]\n", "[retention]\nrun_interval_s = 1\n", 1);
     std::fs::write(&cfg, text).unwrap();
-    let srv = TestServer::start_with(&["--config", cfg.to_str().unwrap()]);
+    let mut srv = TestServer::start_with(&["--config", cfg.to_str().unwrap()]);
     let http = srv.http();
     srv.send_in_order(&http, &events());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -511,4 +511,19 @@ fn the_scheduled_run_prunes_and_records_itself() {
     );
     assert_eq!(http.get(&srv.at("/v1/events/0")).status, 410);
     srv.assert_healthy(&http);
+
+    // kill -9 (perhaps in the middle of a scheduled run), then start again:
+    // recovery accepts the pruned segment, and everything verifies.
+    srv.kill9();
+    srv.restart();
+    assert_eq!(http.get(&srv.at("/v1/events/0")).status, 410);
+    assert_eq!(http.get(&srv.at("/v1/events/1")).status, 200);
+    let dir = srv.data_dir.to_str().unwrap().to_string();
+    let out = srv.cli(&["verify", "--data-dir", &dir, "--quiet"], &[], None);
+    out.assert_ok("verify after kill -9");
+    assert!(
+        out.stdout.contains(&format!("pruned: {want} entries")),
+        "{}",
+        out.stdout
+    );
 }
