@@ -32,7 +32,12 @@ pub const ENTRY_BYTES_MAX: usize = tlog::ENTRY_BYTES_MAX;
 /// Largest number of entries one commit group takes from the queue.
 pub const GROUP_ENTRIES_MAX: usize = 16_384;
 
+/// Largest number of seqs one `Ledger::prune` call takes (the list is held in
+/// memory by the writer thread; callers prune a segment's worth at a time).
+pub const PRUNE_SEQS_MAX: usize = 1 << 20;
+
 const _: () = assert!(SEGMENT_ENTRIES.is_multiple_of(tlog::TILE_WIDTH));
+const _: () = assert!(PRUNE_SEQS_MAX as u64 >= SEGMENT_ENTRIES);
 const _: () = assert!(GROUP_ENTRIES_MAX as u64 <= SEGMENT_ENTRIES);
 
 /// Tunables of a ledger.
@@ -148,6 +153,9 @@ pub enum PruneError {
         /// The log size.
         size: u64,
     },
+    /// More than [`PRUNE_SEQS_MAX`] seqs in one call: nothing was pruned.
+    #[error("{0} seqs in one prune call, over the limit of {PRUNE_SEQS_MAX}; split it")]
+    TooMany(usize),
     /// Stored data disagrees with the tiles; pruning would destroy the evidence.
     /// Nothing of the segment named was changed (earlier segments were pruned).
     #[error("refusing to prune: {0}")]

@@ -289,6 +289,9 @@ impl Ledger {
     /// while a segment is rewritten. Seqs already pruned are counted, not an
     /// error.
     pub fn prune(&self, seqs: Vec<u64>) -> Result<PruneReport, PruneError> {
+        if seqs.len() > crate::PRUNE_SEQS_MAX {
+            return Err(PruneError::TooMany(seqs.len()));
+        }
         if let Some(why) = self.poisoned() {
             return Err(PruneError::Poisoned(why));
         }

@@ -233,6 +233,10 @@ fn pruning_removes_payloads_and_keeps_tree_checkpoints_and_proofs() {
             size: 1005
         })
     );
+    assert_eq!(
+        ledger.prune(vec![0; ledger::PRUNE_SEQS_MAX + 1]),
+        Err(PruneError::TooMany(ledger::PRUNE_SEQS_MAX + 1))
+    );
     // Appends continue into the rewritten (active) segment, and prune again.
     append(&ledger, 300);
     pruned.extend(1100..1110);
