@@ -13,7 +13,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
-use ledger::verify::{verify_log, LogSource};
+use ledger::verify::{verify_log, LogSource, SourceSlot};
+
+pub mod retention;
+pub use retention::{hold, retention, HoldArgs, RetentionArgs};
 
 mod analysis;
 pub use analysis::{deployment_state, lineage, stats, DeploymentStateArgs, LineageArgs, StatsArgs};
@@ -709,6 +712,12 @@ struct HttpSource {
 
 impl HttpSource {
     fn fetch(&self, path: &str) -> Result<Vec<u8>, String> {
+        self.fetch_or_gone(path)?
+            .ok_or_else(|| format!("{}/{path}: HTTP 410 Gone", self.base.trim_end_matches('/')))
+    }
+
+    /// Like `fetch`, but `None` for 410 Gone (an entry bundle pruned by retention).
+    fn fetch_or_gone(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
         let url = format!("{}/{path}", self.base.trim_end_matches('/'));
         self.rt.block_on(async {
             let mut rb = self.client.get(&url);
@@ -716,12 +725,15 @@ impl HttpSource {
                 rb = rb.bearer_auth(t);
             }
             let resp = rb.send().await.map_err(|e| format!("{url}: {e}"))?;
+            if resp.status() == reqwest::StatusCode::GONE {
+                return Ok(None);
+            }
             if !resp.status().is_success() {
                 return Err(format!("{url}: HTTP {}", resp.status()));
             }
             resp.bytes()
                 .await
-                .map(|b| b.to_vec())
+                .map(|b| Some(b.to_vec()))
                 .map_err(|e| format!("{url}: {e}"))
         })
     }
@@ -741,7 +753,25 @@ impl LogSource for HttpSource {
             .map_err(|e| e.to_string())?;
         self.fetch(&t.path())
     }
+    /// A bundle answered 410 Gone holds pruned entries: over HTTP only the
+    /// whole bundle is known to be gone, so all of it counts as pruned and its
+    /// leaf hashes come from the hash tile.
+    fn slots(&self, index: u64, width: u64) -> Result<Vec<SourceSlot>, String> {
+        let t =
+            tlog::TileRef::new(tlog::TileKind::Entries, index, width).map_err(|e| e.to_string())?;
+        match self.fetch_or_gone(&t.path())? {
+            None => Ok(vec![SourceSlot::Pruned(None); width as usize]),
+            Some(bytes) => Ok(tlog::parse_bundle(&bytes)
+                .map_err(|e| format!("entry bundle {index} is malformed: {e}"))?
+                .into_iter()
+                .map(|e| SourceSlot::Entry(e.to_vec()))
+                .collect()),
+        }
+    }
 }
+
+/// Pruned seq ranges `mlaudit verify` prints.
+const PRUNED_RANGES_SHOWN: usize = 50;
 
 /// `mlaudit verify`.
 pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
@@ -827,6 +857,25 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
                 ));
             }
             println!("{line}");
+            if !r.pruned.is_empty() {
+                // Pruned by retention: payloads gone, leaf hashes verified from the tiles.
+                let shown: Vec<String> = r
+                    .pruned
+                    .iter()
+                    .take(PRUNED_RANGES_SHOWN)
+                    .map(|(a, b)| format!("{a}-{}", b - 1))
+                    .collect();
+                let more = if r.pruned.len() > PRUNED_RANGES_SHOWN {
+                    format!(", … ({} ranges in all)", r.pruned.len())
+                } else {
+                    String::new()
+                };
+                println!(
+                    "pruned: {} entries by retention (leaf hashes kept and verified), seqs {}{more}",
+                    r.pruned_entries(),
+                    shown.join(", ")
+                );
+            }
             Ok(0)
         }
         Err(e) => {

@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub batch_events_max: Option<usize>,
     /// Entries that may wait for the writer before ingest answers 503.
     pub queue_entries_max: Option<usize>,
+    /// The `[retention]` section (file only): policies, default, schedule.
+    pub retention: Option<crate::retention::RetentionConfig>,
 }
 
 /// The resolved configuration of `mlaudit serve`.
@@ -53,6 +55,8 @@ pub struct ServeConfig {
     pub batch_events_max: usize,
     /// Ledger queue bound.
     pub queue_entries_max: usize,
+    /// Retention policies and schedule (default: keep forever, no schedule).
+    pub retention: crate::retention::RetentionConfig,
 }
 
 impl ServeConfig {
@@ -91,6 +95,8 @@ impl ServeConfig {
         if checkpoint_interval_ms > 60_000 {
             bail!("checkpoint_interval_ms must be at most 60000");
         }
+        let retention = flags.retention.or(from_file.retention).unwrap_or_default();
+        retention.check()?;
         Ok(ServeConfig {
             data_dir: flags
                 .data_dir
@@ -104,6 +110,7 @@ impl ServeConfig {
                 .queue_entries_max
                 .or(from_file.queue_entries_max)
                 .unwrap_or(QUEUE_ENTRIES_MAX_DEFAULT),
+            retention,
         })
     }
 }

@@ -51,6 +51,10 @@ enum Command {
     DeploymentState(client::DeploymentStateArgs),
     /// Rebuild the query index of a stopped server's data directory from its ledger.
     Reindex(client::ReindexArgs),
+    /// Legal holds: create, list, release (entries they cover are never pruned).
+    Hold(client::HoldArgs),
+    /// Retention: prune the payloads of expired entries (`run`, `run --dry-run`).
+    Retention(client::RetentionArgs),
 }
 
 #[derive(Args)]
@@ -100,6 +104,8 @@ fn main() {
         Command::Lineage(a) => client::lineage(a),
         Command::Stats(a) => client::stats(a),
         Command::DeploymentState(a) => client::deployment_state(a),
+        Command::Hold(a) => client::hold(a),
+        Command::Retention(a) => client::retention(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -118,6 +124,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         checkpoint_interval_ms: a.checkpoint_interval_ms,
         batch_events_max: a.batch_events_max,
         queue_entries_max: a.queue_entries_max,
+        retention: None,
     };
     let cfg = ServeConfig::resolve(flags, a.config.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread()

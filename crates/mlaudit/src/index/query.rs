@@ -401,22 +401,28 @@ pub(super) fn read_hits(store: &ledger::Store, seqs: &[u64]) -> Result<Vec<Hit>,
     let width = tlog::TILE_WIDTH;
     let size = store.size();
     let mut hits = Vec::with_capacity(seqs.len());
-    let mut cached: Option<(u64, Vec<u8>)> = None;
+    // Slots, not C2SP bundles: a bundle may hold entries pruned by retention
+    // next to the ones asked for (never these: pruned entries leave the index).
+    let mut cached: Option<(u64, Vec<ledger::store::Slot>)> = None;
     for &seq in seqs {
         let bundle = seq / width;
         if cached.as_ref().map(|c| c.0) != Some(bundle) {
             let n = (size.saturating_sub(bundle * width)).min(width);
-            let bytes = store
-                .bundle(bundle, n)
+            let slots = store
+                .slots(bundle, n)
                 .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
-            cached = Some((bundle, bytes));
+            cached = Some((bundle, slots));
         }
-        let bytes = &cached.as_ref().expect("just set").1;
-        let entries = tlog::parse_bundle(bytes)
-            .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
-        let raw = entries
-            .get((seq % width) as usize)
-            .ok_or_else(|| QueryError::Storage(format!("entry {seq} is missing")))?;
+        let slots = &cached.as_ref().expect("just set").1;
+        let raw = match slots.get((seq % width) as usize) {
+            Some(ledger::store::Slot::Entry(bytes)) => bytes.as_slice(),
+            Some(ledger::store::Slot::Pruned(_)) => {
+                return Err(QueryError::Storage(format!(
+                    "entry {seq} was pruned by retention but is still indexed"
+                )))
+            }
+            None => return Err(QueryError::Storage(format!("entry {seq} is missing"))),
+        };
         let entry = parse_entry(raw)
             .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
         hits.push(Hit {

@@ -9,6 +9,7 @@ pub mod indexer;
 mod ingest;
 pub mod metrics;
 mod read;
+pub mod retention;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use ledger::fs::StdFs;
 use ledger::Ledger;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub batch_events_max: usize,
     /// Ingest requests allowed in progress at once (bodies in memory).
     pub ingest_permits: Arc<tokio::sync::Semaphore>,
+    /// Retention policies, legal holds, and the one-run-at-a-time lock.
+    pub retention: retention::Retention,
 }
 
 /// A running server's core, opened from a data directory.
@@ -111,6 +114,7 @@ impl Server {
             tracing::info!(entries = caught_up, "index caught up with the ledger");
         }
         let indexer = Indexer::start(index.clone(), ledger.store().clone())?;
+        let holds = crate::retention::HoldStore::open(&dir.join("retention.sqlite"))?;
         Ok(Server {
             state: Arc::new(AppState {
                 ledger: Arc::new(ledger),
@@ -122,6 +126,11 @@ impl Server {
                 vkey,
                 batch_events_max: cfg.batch_events_max,
                 ingest_permits: Arc::new(tokio::sync::Semaphore::new(INGEST_REQUESTS_MAX)),
+                retention: retention::Retention {
+                    config: cfg.retention.clone(),
+                    holds,
+                    running: tokio::sync::Mutex::new(()),
+                },
             }),
             created,
             _lock: lock,
@@ -158,6 +167,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proof/consistency", get(read::consistency))
         .route("/v1/info", get(read::info))
         .route("/v1/schema/event", get(read::schema))
+        // Admin-only once roles exist.
+        .route(
+            "/v1/holds",
+            post(retention::create_hold).get(retention::list_holds),
+        )
+        .route("/v1/holds/{id}", delete(retention::release_hold))
+        .route("/v1/retention/run", post(retention::run_now))
         .route("/log/checkpoint", get(read::checkpoint))
         .route("/log/{*path}", get(read::tile))
         .fallback(read::no_route)
@@ -179,6 +195,9 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     announce(&cfg.data_dir, &server, addr);
+    if let Some(s) = cfg.retention.run_interval_s.filter(|&s| s > 0) {
+        retention::schedule(server.state.clone(), Duration::from_secs(s));
+    }
     let app = router(server.state.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
