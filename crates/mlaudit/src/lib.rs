@@ -9,4 +9,5 @@ pub mod dedup;
 pub mod event;
 pub mod index;
 pub mod keys;
+pub mod privacy;
 pub mod server;

@@ -3,11 +3,13 @@
 //! Handlers are thin: they parse HTTP and call logic functions (`ingest`,
 //! reads on `ledger::Store`); every failure goes through [`ApiError`].
 
+mod caller;
 mod error;
 pub mod indexer;
 mod ingest;
 pub mod metrics;
 mod read;
+mod subjects;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use axum::Router;
 use ledger::fs::StdFs;
 use ledger::Ledger;
 
+pub use caller::{Caller, ROLE_UNTIL_AUTH};
 pub use error::ApiError;
 pub use ingest::{ingest, record_system, IngestOutcome, SYSTEM_PRINCIPAL};
 
@@ -27,6 +30,7 @@ use crate::config::ServeConfig;
 use crate::dedup::Dedup;
 use crate::event::BODY_BYTES_MAX;
 use crate::index::Index;
+use crate::privacy::Privacy;
 use indexer::Indexer;
 use metrics::Metrics;
 
@@ -50,6 +54,8 @@ pub struct AppState {
     pub batch_events_max: usize,
     /// Ingest requests allowed in progress at once (bodies in memory).
     pub ingest_permits: Arc<tokio::sync::Semaphore>,
+    /// Privacy transforms, subject keys, clearance (`privacy/`).
+    pub privacy: Arc<Privacy>,
 }
 
 /// A running server's core, opened from a data directory.
@@ -93,6 +99,8 @@ impl Server {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let lock = lock_data_dir(dir)?;
         let (signer, created) = crate::keys::load_or_create(dir, cfg.origin.as_deref())?;
+        // Before the ledger: a wrong master key refuses the start and changes nothing.
+        let privacy = Arc::new(Privacy::open(dir, &cfg.privacy)?);
         let origin = signer.name().to_string();
         let vkey = signer.vkey();
         let mut lcfg = ledger::Config::new(&origin);
@@ -121,6 +129,7 @@ impl Server {
                 vkey,
                 batch_events_max: cfg.batch_events_max,
                 ingest_permits: Arc::new(tokio::sync::Semaphore::new(INGEST_REQUESTS_MAX)),
+                privacy,
             }),
             created,
             _lock: lock,
@@ -149,6 +158,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/resources/{type}/{id}", get(read::resource))
         .route("/v1/proof/inclusion", get(read::inclusion))
         .route("/v1/proof/consistency", get(read::consistency))
+        .route("/v1/subjects/{id}/events", get(subjects::subject_events))
+        .route("/v1/subjects/{id}/erase", post(subjects::erase))
         .route("/v1/info", get(read::info))
         .route("/v1/schema/event", get(read::schema))
         .route("/log/checkpoint", get(read::checkpoint))
