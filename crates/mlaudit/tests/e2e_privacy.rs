@@ -182,10 +182,16 @@ fn pseudonyms_by_default_cleartext_on_request_and_lookup_by_cleartext() {
         json!({"id": "p3", "action": "user.create", "actor": {"id": "bob@example.com"},
                "resource": {"type": "user", "id": "carol@example.com"}}),
         json!({"id": "p4", "action": "model.train", "actor": {"id": "alice@example.com"}}),
+        json!({"id": "p5", "action": "permission.grant", "actor": {"id": "svc-iam"},
+               "resource": {"type": "dataset", "id": "customers"},
+               "related": [{"type": "user", "id": "carol@example.com", "relation": "grantee"}]}),
     ];
     let r = srv.post_json(&http, &json!(events));
     assert_eq!(r.status, 201, "{}", r.text());
-    srv.wait_indexed(&http, 4);
+    srv.wait_indexed(&http, 5);
+    let linked = query(&srv, &http, "related=user:carol@example.com");
+    assert_eq!(linked.len(), 1, "a user link looked up by cleartext");
+    assert!(is_pseudonym(&linked[0]["event"]["related"][0]["id"]));
 
     // Stored and queried: pseudonyms, deterministic per identifier.
     let alice = query(&srv, &http, "actor=alice@example.com&order=asc");

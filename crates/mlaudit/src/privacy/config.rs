@@ -127,6 +127,8 @@ fn default_rules() -> Vec<FieldRuleFile> {
         rule("actor.ip", None, Some("id")),
         rule("resource.id", Some("type=user"), None),
         rule("parameters.with", None, None),
+        // A link to a person is as identifying as the person as the resource.
+        rule("related[].id", Some("type=user"), None),
     ]
 }
 

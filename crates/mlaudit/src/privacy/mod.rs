@@ -571,10 +571,25 @@ mod tests {
         let p = engine(tmp.path(), PrivacyFile::default());
         let mut evs = vec![event(json!({
             "action": "user.create", "actor": {"id": "admin"},
-            "resource": {"type": "user", "id": "zoe@example.com"}}))];
-        p.apply(&mut evs).unwrap();
+            "resource": {"type": "user", "id": "zoe@example.com"},
+            "related": [{"type": "user", "id": "zoe@example.com", "relation": "manager"},
+                        {"type": "dataset", "id": "zoe@example.com"}]}))];
+        let sealed = p.apply(&mut evs).unwrap();
         let z = p.pseudonym("zoe@example.com");
-        assert_eq!(evs[0].as_value()["resource"]["id"], json!(z));
+        let stored = evs[0].as_value();
+        assert_eq!(stored["resource"]["id"], json!(z));
+        assert_eq!(stored["related"][0]["id"], json!(z));
+        assert_eq!(
+            stored["related"][1]["id"], "zoe@example.com",
+            "not a user link"
+        );
+        // One subject, both paths in its sealed group.
+        let sealed = sealed[0].as_ref().unwrap();
+        assert_eq!(sealed.len(), 2, "admin and zoe: {sealed:?}");
+        let mut view = stored.clone();
+        p.unseal(&mut view, Some(sealed), Some(&z)).unwrap();
+        assert_eq!(view["resource"]["id"], "zoe@example.com");
+        assert_eq!(view["related"][0]["id"], "zoe@example.com");
         let user = |k: &str| (k == "type").then(|| "user".to_string());
         let model = |k: &str| (k == "type").then(|| "model".to_string());
         assert_eq!(p.query_value("resource.id", "zoe@example.com", &user), z);
@@ -587,6 +602,24 @@ mod tests {
             z,
             "a pseudonym is kept"
         );
+    }
+
+    /// Regression: a batch naming one new subject twice made two inserts of its key
+    /// (`UNIQUE constraint failed: subject_keys.subject`, a 503 for the whole batch).
+    #[test]
+    fn a_new_subject_twice_in_one_batch_gets_one_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = engine(tmp.path(), PrivacyFile::default());
+        let ev = || event(json!({"action": "model.train", "actor": {"id": "new@example.com"}}));
+        let mut evs = vec![ev(), ev()];
+        let sealed = p.apply(&mut evs).unwrap();
+        let s = p.pseudonym("new@example.com");
+        for (e, sl) in evs.iter().zip(&sealed) {
+            let mut v = e.as_value().clone();
+            let u = p.unseal(&mut v, sl.as_ref(), None).unwrap();
+            assert_eq!(u.opened, vec![s.clone()]);
+            assert_eq!(v["actor"]["id"], "new@example.com");
+        }
     }
 
     #[test]
