@@ -38,6 +38,23 @@ const SUBJECT_KEY_CACHE_MAX: usize = 100_000;
 /// What the key check value is computed over.
 const KEY_CHECK_LABEL: &[u8] = b"mlaudit master key check v1";
 
+/// Bytes of a key id ([`key_id`]) in front of each sealed value.
+pub const KEY_ID_BYTES: usize = 8;
+
+/// Names a data key without revealing it: the first [`KEY_ID_BYTES`] of
+/// SHA-256("mlaudit subject key id" ‖ 0 ‖ key). A sealed value carries the id of its key,
+/// so a value sealed under a key destroyed by an erasure is told apart from a corrupt one
+/// when the subject has a new key.
+pub fn key_id(key: &[u8; 32]) -> [u8; KEY_ID_BYTES] {
+    use sha2::Digest;
+    let mut h = Sha256::new();
+    h.update(b"mlaudit subject key id\0");
+    h.update(key);
+    h.finalize()[..KEY_ID_BYTES]
+        .try_into()
+        .expect("8 of 32 bytes")
+}
+
 /// A fresh random key.
 pub fn random_key() -> Key {
     let mut k = Zeroizing::new([0u8; 32]);

@@ -226,7 +226,8 @@ impl Privacy {
                     let key = keys
                         .get(&subject)
                         .expect("bad logic: subject_keys(create) returns every key");
-                    let blob = keystore::seal(key, subject.as_bytes(), &plain);
+                    let mut blob = keystore::key_id(key).to_vec();
+                    blob.extend(keystore::seal(key, subject.as_bytes(), &plain));
                     sealed.insert(subject, Value::String(URL_SAFE_NO_PAD.encode(blob)));
                 }
                 Some(sealed)
@@ -345,7 +346,14 @@ impl Privacy {
                 .ok_or_else(|| {
                     PrivacyError::Corrupt(format!("sealed value of {s} is not base64url"))
                 })?;
-            let plain = keystore::open(key, s.as_bytes(), &blob).ok_or_else(|| {
+            let (kid, blob) = blob.split_at(blob.len().min(keystore::KEY_ID_BYTES));
+            if kid != keystore::key_id(key) {
+                // Sealed under an earlier key of this subject, destroyed by an erasure;
+                // the subject was seen again afterwards and got a new key.
+                out.erased.push(s.to_string());
+                continue;
+            }
+            let plain = keystore::open(key, s.as_bytes(), blob).ok_or_else(|| {
                 PrivacyError::Corrupt(format!("sealed value of {s} does not open"))
             })?;
             let values: Map<String, Value> = serde_json::from_slice(&plain)
@@ -563,6 +571,18 @@ mod tests {
         assert_eq!(after["actor"]["id"], json!(alice));
         assert_eq!(after["actor"]["ip"], json!(p.pseudonym("10.1.2.3")));
         assert_eq!(after["parameters"]["with"][0], "bob@example.com");
+        // Alice seen again: a new key for her new events; the old ones stay erased.
+        let mut again = vec![event(json!({"action": "model.train",
+                                          "actor": {"id": "alice@example.com"}}))];
+        let new_sealed = p.apply(&mut again).unwrap();
+        let mut new_view = again[0].as_value().clone();
+        p.unseal(&mut new_view, new_sealed[0].as_ref(), None)
+            .unwrap();
+        assert_eq!(new_view["actor"]["id"], "alice@example.com");
+        let mut old_view = stored.clone();
+        let u = p.unseal(&mut old_view, Some(&sealed), None).unwrap();
+        assert_eq!(u.erased, vec![alice.clone()]);
+        assert_eq!(old_view["actor"]["id"], json!(alice));
     }
 
     #[test]
