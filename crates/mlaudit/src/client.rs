@@ -1055,6 +1055,10 @@ pub struct HistoryArgs {
     /// Follow cursors until the whole timeline is printed.
     #[arg(long)]
     all: bool,
+    /// Show the timeline's sealed identifiers in cleartext (needs clearance; recorded as
+    /// audit.query).
+    #[arg(long)]
+    cleartext: bool,
     /// Print the answer as JSON (with `--all`, the whole timeline in one object).
     #[arg(long)]
     json: bool,
@@ -1073,6 +1077,9 @@ pub fn history(a: HistoryArgs) -> anyhow::Result<i32> {
     let mut base = Vec::new();
     if let Some(o) = &a.order {
         base.push(("order", o.clone()));
+    }
+    if a.cleartext {
+        base.push(("cleartext", "true".into()));
     }
     if let Some(l) = a.limit {
         base.push(("limit", l.to_string()));

@@ -271,6 +271,39 @@ fn pseudonyms_by_default_cleartext_on_request_and_lookup_by_cleartext() {
             "no cleartext in {a}"
         );
     }
+
+    // The CLI: pseudonyms by default, cleartext on request.
+    let out = srv.cli(
+        &["query", "--actor", "alice@example.com", "--json"],
+        &[],
+        None,
+    );
+    out.assert_ok("query");
+    assert!(!out.stdout.contains("alice@") && out.stdout.contains(p_alice.as_str().unwrap()));
+    let out = srv.cli(
+        &[
+            "query",
+            "--actor",
+            "alice@example.com",
+            "--json",
+            "--cleartext",
+        ],
+        &[],
+        None,
+    );
+    out.assert_ok("query --cleartext");
+    assert!(out.stdout.contains("alice@example.com"), "{}", out.stdout);
+    let out = srv.cli(
+        &["history", "user", "carol@example.com", "--cleartext"],
+        &[],
+        None,
+    );
+    out.assert_ok("history --cleartext");
+    assert!(
+        out.stdout.contains("user:carol@example.com"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
