@@ -592,6 +592,8 @@ fn a_wrong_master_key_refuses_the_start_with_a_clear_error() {
     let key_mode = std::fs::metadata(srv.data_dir.join("keys/master.key")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(key_mode.permissions().mode() & 0o777, 0o600);
+    let store_mode = std::fs::metadata(srv.data_dir.join("keys.sqlite")).unwrap();
+    assert_eq!(store_mode.permissions().mode() & 0o777, 0o600);
 
     let wrong = srv.data_dir.parent().unwrap().join("wrong.key");
     let mut f = std::fs::OpenOptions::new()

@@ -11,6 +11,7 @@
 //! cannot reach — blocks of unlinked files, SSD remapping, backups — is in docs/privacy.md.
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -149,6 +150,10 @@ impl KeyStore {
     /// first open).
     pub fn open(path: &Path, master: Key) -> anyhow::Result<(KeyStore, Key)> {
         let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        // Wrapped keys are useless without the master key, but nobody else needs to read
+        // them; SQLite gives its journal the same mode.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("chmod 600 {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "DELETE")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
