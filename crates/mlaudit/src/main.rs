@@ -50,6 +50,8 @@ enum Command {
     /// Data subject access (GDPR Art. 15).
     #[command(subcommand)]
     Subject(client::SubjectCommand),
+    /// Re-wrap every key of a stopped server's key store under a new master key.
+    RotateMasterKey(client::RotateMasterKeyArgs),
 }
 
 #[derive(Args)]
@@ -105,6 +107,7 @@ fn main() {
         Command::Reindex(a) => client::reindex(a),
         Command::Erase(a) => client::erase(a),
         Command::Subject(c) => client::subject(c),
+        Command::RotateMasterKey(a) => client::rotate_master_key(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -642,3 +642,48 @@ fn a_wrong_master_key_refuses_the_start_with_a_clear_error() {
     let e = http.get(&srv.at("/v1/events/0?cleartext=true")).json();
     assert_eq!(e["event"]["actor"]["id"], "alice@example.com");
 }
+
+#[test]
+fn rotating_the_master_key_offline_keeps_every_sealed_value() {
+    let mut srv = TestServer::start();
+    let http = srv.http();
+    let r = srv.post_json(
+        &http,
+        &json!({"action": "model.train", "actor": {"id": "alice@example.com"}}),
+    );
+    assert_eq!(r.status, 201);
+    let dir = srv.data_dir.to_str().unwrap().to_string();
+    let new = srv.data_dir.parent().unwrap().join("new.key");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&new)
+        .unwrap();
+    std::io::Write::write_all(&mut f, format!("{}\n", b64(&[5u8; 32])).as_bytes()).unwrap();
+    let rotate = [
+        "rotate-master-key",
+        "--data-dir",
+        &dir,
+        "--new-key-file",
+        new.to_str().unwrap(),
+    ];
+    let out = srv.cli(&rotate, &[], None);
+    assert_eq!(out.code, 1, "refused while the server runs: {}", out.stderr);
+    assert!(out.stderr.contains("in use"), "{}", out.stderr);
+    srv.stop();
+    let old = std::fs::read_to_string(srv.data_dir.join("keys/master.key")).unwrap();
+    srv.cli(&rotate, &[], None).assert_ok("rotate-master-key");
+    let now = std::fs::read_to_string(srv.data_dir.join("keys/master.key")).unwrap();
+    assert_eq!(now.trim(), b64(&[5u8; 32]));
+    let out = srv.cli(
+        &["serve", "--data-dir", &dir, "--listen", "127.0.0.1:0"],
+        &[("MLAUDIT_MASTER_KEY", old.trim())],
+        None,
+    );
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("does not match"), "{}", out.stderr);
+    srv.restart();
+    let e = http.get(&srv.at("/v1/events/0?cleartext=true")).json();
+    assert_eq!(e["event"]["actor"]["id"], "alice@example.com");
+}

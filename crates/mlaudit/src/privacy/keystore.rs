@@ -118,6 +118,25 @@ pub struct KeyStore {
     inner: Mutex<Inner>,
 }
 
+/// Opens `keys.sqlite` with the settings erasure relies on (module doc) and its tables.
+fn connect(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // Wrapped keys are useless without the master key, but nobody else needs to read
+    // them; SQLite gives its journal the same mode.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod 600 {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "DELETE")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+         CREATE TABLE IF NOT EXISTS pseudonym_keys (version INTEGER PRIMARY KEY, wrapped BLOB NOT NULL);
+         CREATE TABLE IF NOT EXISTS subject_keys (subject TEXT PRIMARY KEY, wrapped BLOB NOT NULL) WITHOUT ROWID;",
+    )?;
+    Ok(conn)
+}
+
 fn storage(e: rusqlite::Error) -> PrivacyError {
     PrivacyError::Storage(e.to_string())
 }
@@ -149,20 +168,7 @@ impl KeyStore {
     /// the stored one. Returns the store and the pseudonym key of version 1 (created on
     /// first open).
     pub fn open(path: &Path, master: Key) -> anyhow::Result<(KeyStore, Key)> {
-        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
-        // Wrapped keys are useless without the master key, but nobody else needs to read
-        // them; SQLite gives its journal the same mode.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("chmod 600 {}", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "DELETE")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "secure_delete", "ON")?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-             CREATE TABLE IF NOT EXISTS pseudonym_keys (version INTEGER PRIMARY KEY, wrapped BLOB NOT NULL);
-             CREATE TABLE IF NOT EXISTS subject_keys (subject TEXT PRIMARY KEY, wrapped BLOB NOT NULL) WITHOUT ROWID;",
-        )?;
+        let conn = connect(path)?;
         let check = key_check(&master);
         let stored: Option<Vec<u8>> = conn
             .query_row("SELECT value FROM meta WHERE name = 'key_check'", [], |r| {
@@ -269,6 +275,54 @@ impl KeyStore {
             inner.cache.insert(s.clone(), k.clone());
         }
         Ok(out)
+    }
+
+    /// Re-wraps every stored key under `new` in one transaction, and replaces the key check
+    /// value; refuses unless `old` is the store's master key. Offline: no server may hold
+    /// the store open. Returns how many keys were re-wrapped.
+    pub fn rewrap(path: &Path, old: &Key, new: &Key) -> anyhow::Result<usize> {
+        let mut conn = connect(path)?;
+        let stored: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM meta WHERE name = 'key_check'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if stored.as_deref() != Some(&key_check(old)[..]) {
+            bail!(
+                "the current master key does not match the key store {}; nothing was changed",
+                path.display()
+            );
+        }
+        let tx = conn.transaction()?;
+        let mut n = 0;
+        for (table, id_col, kind) in [
+            ("pseudonym_keys", "version", "pseudonym"),
+            ("subject_keys", "subject", "subject"),
+        ] {
+            let rows: Vec<(String, Vec<u8>)> = {
+                let mut st = tx.prepare(&format!(
+                    "SELECT CAST({id_col} AS TEXT), wrapped FROM {table}"
+                ))?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for (id, wrapped) in rows {
+                let aad = wrap_aad(kind, &id);
+                let key = unwrap_key(old, &aad, &wrapped)
+                    .map_err(|e| anyhow::anyhow!("{table} {id}: {e}"))?;
+                tx.execute(
+                    &format!("UPDATE {table} SET wrapped = ?1 WHERE CAST({id_col} AS TEXT) = ?2"),
+                    params![seal(new, &aad, &key[..]), id],
+                )?;
+                n += 1;
+            }
+        }
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'key_check'",
+            [key_check(new)],
+        )?;
+        tx.commit()?;
+        Ok(n)
     }
 
     /// Destroys the subject's key: deletes its row (overwritten with zeros by

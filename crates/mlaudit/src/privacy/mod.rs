@@ -420,6 +420,49 @@ pub fn contains_string(v: &Value, s: &str) -> bool {
     }
 }
 
+/// Master-key rotation, offline (the caller holds the data directory's `LOCK`): every key
+/// in `keys.sqlite` is re-wrapped under `new_master` (base64 of 32 bytes) in one
+/// transaction, with a new key check value. The current key comes from the usual sources
+/// (`cfg`). When it was the default `keys/master.key`, that file is then replaced by the new
+/// key (atomically); otherwise the caller must update wherever it keeps the key. No entry
+/// changes. Returns the number of keys re-wrapped.
+pub fn rotate_master_key(
+    data_dir: &Path,
+    cfg: &PrivacyConfig,
+    new_master: &str,
+) -> anyhow::Result<usize> {
+    let store_path = data_dir.join(KEY_STORE_FILE);
+    if !KeyStore::initialized(&store_path)? {
+        bail!("{} holds no key store to rotate", data_dir.display());
+    }
+    let old = load_master_key(data_dir, cfg, true)?;
+    let new = decode_master(new_master, "the new key file")?;
+    if old[..] == new[..] {
+        bail!("the new master key is the current one");
+    }
+    let n = KeyStore::rewrap(&store_path, &old, &new)?;
+    if cfg.master_key_env.is_none() && cfg.master_key_file.is_none() {
+        // From here the store needs the new key; a crash before the rename leaves the old
+        // file, which the server refuses with a clear error until the new key is put there.
+        let path = data_dir.join(MASTER_KEY_FILE_DEFAULT);
+        let tmp = path.with_extension("key.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let text = Zeroizing::new(format!("{}\n", STANDARD.encode(&new[..])));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+        let dir = path.parent().expect("keys/master.key has a parent");
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(n)
+}
+
 /// The master key, in this order: `MLAUDIT_MASTER_KEY`, `privacy.master_key_file`, the
 /// default file `keys/master.key`. The default file is generated (mode 0600) only when the
 /// key store is new; a key store that exists without its master key is an error, never a
@@ -640,6 +683,46 @@ mod tests {
             assert_eq!(u.opened, vec![s.clone()]);
             assert_eq!(v["actor"]["id"], "new@example.com");
         }
+    }
+
+    #[test]
+    fn rotating_the_master_key_keeps_every_key_and_refuses_the_old_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = engine(tmp.path(), PrivacyFile::default());
+        let mut evs = vec![event(
+            json!({"action": "model.train", "actor": {"id": "ann@example.com"}}),
+        )];
+        let sealed = p.apply(&mut evs).unwrap();
+        let pseudonym = p.pseudonym("ann@example.com");
+        drop(p);
+        let old_text = std::fs::read_to_string(tmp.path().join(MASTER_KEY_FILE_DEFAULT)).unwrap();
+        let new = STANDARD.encode([9u8; 32]);
+        let cfg = PrivacyConfig::default();
+        assert_eq!(
+            rotate_master_key(tmp.path(), &cfg, &new).unwrap(),
+            2,
+            "pseudonym key + ann"
+        );
+        let new_text = std::fs::read_to_string(tmp.path().join(MASTER_KEY_FILE_DEFAULT)).unwrap();
+        assert_eq!(new_text.trim(), new);
+        let p = engine(tmp.path(), PrivacyFile::default());
+        assert_eq!(
+            p.pseudonym("ann@example.com"),
+            pseudonym,
+            "same pseudonym key"
+        );
+        let mut v = evs[0].as_value().clone();
+        p.unseal(&mut v, sealed[0].as_ref(), None).unwrap();
+        assert_eq!(v["actor"]["id"], "ann@example.com");
+        drop(p);
+        let old_cfg =
+            PrivacyConfig::resolve(PrivacyFile::default(), Some(old_text.trim().into())).unwrap();
+        let e = Privacy::open(tmp.path(), &old_cfg).err().unwrap();
+        assert!(format!("{e:#}").contains("does not match"), "{e:#}");
+        // Rotating with a wrong current key changes nothing.
+        let e = rotate_master_key(tmp.path(), &old_cfg, &STANDARD.encode([1u8; 32])).unwrap_err();
+        assert!(format!("{e:#}").contains("does not match"), "{e:#}");
+        assert!(Privacy::open(tmp.path(), &cfg).is_ok());
     }
 
     #[test]
