@@ -264,6 +264,11 @@ fn pseudonyms_by_default_cleartext_on_request_and_lookup_by_cleartext() {
         "one record per cleartext view, none for pseudonymized reads"
     );
     assert_eq!(audits[1]["event"]["parameters"]["seqs"], json!([0, 3]));
+    assert_eq!(
+        audits[1]["event"]["parameters"]["filter"],
+        json!({"actor": p_alice, "order": "asc"}),
+        "what was searched, by pseudonym"
+    );
     assert_eq!(audits[2]["event"]["parameters"]["seqs"], json!([1]));
     for a in &audits {
         assert!(

@@ -344,13 +344,31 @@ pub(super) async fn query_events(
     let q = Params::new(q, QUERY_PARAMS)?;
     let cleartext = q.cleartext(&st, &caller)?;
     let filter = query_filter(&q, &st.privacy)?;
+    // What was searched, for the audit.query record: identifiers as the pseudonyms used.
+    let searched: serde_json::Map<String, Value> =
+        q.0.iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "cursor" | "cleartext"))
+            .map(|(k, v)| {
+                let v = match k.as_str() {
+                    "actor" => filter.actor.clone().unwrap_or_default(),
+                    "resource_id" => filter.resource_id.clone().unwrap_or_default(),
+                    "related" => filter
+                        .related
+                        .as_ref()
+                        .map(|(t, id)| format!("{t}:{id}"))
+                        .unwrap_or_default(),
+                    _ => v.clone(),
+                };
+                (k.clone(), Value::String(v))
+            })
+            .collect();
     let index = st.index.clone();
     let store = st.ledger.store().clone();
     let page = blocking(move || index.query(&store, &filter).map_err(query_error)).await?;
     let privacy = cleartext.then_some(&*st.privacy);
     let (body, seqs) = page_json(page, privacy)?;
     if cleartext {
-        let params = json!({"endpoint": "GET /v1/events", "seqs": seqs});
+        let params = json!({"endpoint": "GET /v1/events", "filter": searched, "seqs": seqs});
         record_cleartext_view(&st, &caller, params).await?;
     }
     Ok(Json(body))
