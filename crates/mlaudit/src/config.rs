@@ -38,6 +38,8 @@ pub struct FileConfig {
     pub queue_entries_max: Option<usize>,
     /// The `[retention]` section (file only): policies, default, schedule.
     pub retention: Option<crate::retention::RetentionConfig>,
+    /// The `[privacy]` table (`docs/privacy.md`).
+    pub privacy: Option<crate::privacy::PrivacyFile>,
 }
 
 /// The resolved configuration of `mlaudit serve`.
@@ -57,11 +59,18 @@ pub struct ServeConfig {
     pub queue_entries_max: usize,
     /// Retention policies and schedule (default: keep forever, no schedule).
     pub retention: crate::retention::RetentionConfig,
+    /// Privacy transforms, keys and clearance.
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 impl ServeConfig {
     /// Merges flags (already including environment variables) over the file over defaults.
-    pub fn resolve(flags: FileConfig, file: Option<&Path>) -> anyhow::Result<ServeConfig> {
+    /// `master_key` is the value of `MLAUDIT_MASTER_KEY`, if set.
+    pub fn resolve(
+        flags: FileConfig,
+        file: Option<&Path>,
+        master_key: Option<String>,
+    ) -> anyhow::Result<ServeConfig> {
         let from_file = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -97,7 +106,15 @@ impl ServeConfig {
         }
         let retention = flags.retention.or(from_file.retention).unwrap_or_default();
         retention.check()?;
+        // Flags set single keys of [privacy]; the rest comes from the file.
+        let mut privacy = from_file.privacy.unwrap_or_default();
+        if let Some(f) = flags.privacy {
+            privacy.pseudonymize = f.pseudonymize.or(privacy.pseudonymize);
+            privacy.master_key_file = f.master_key_file.or(privacy.master_key_file);
+        }
+        let privacy = crate::privacy::PrivacyConfig::resolve(privacy, master_key)?;
         Ok(ServeConfig {
+            privacy,
             data_dir: flags
                 .data_dir
                 .or(from_file.data_dir)

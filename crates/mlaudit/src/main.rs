@@ -55,6 +55,13 @@ enum Command {
     Hold(client::HoldArgs),
     /// Retention: prune the payloads of expired entries (`run`, `run --dry-run`).
     Retention(client::RetentionArgs),
+    /// Erase a data subject (GDPR Art. 17): destroy its key, so its sealed cleartext is gone.
+    Erase(client::EraseArgs),
+    /// Data subject access (GDPR Art. 15).
+    #[command(subcommand)]
+    Subject(client::SubjectCommand),
+    /// Re-wrap every key of a stopped server's key store under a new master key.
+    RotateMasterKey(client::RotateMasterKeyArgs),
 }
 
 #[derive(Args)]
@@ -80,6 +87,13 @@ struct ServeArgs {
     /// Entries that may wait for the ledger before ingest answers 503 [default: 200000].
     #[arg(long, env = "MLAUDIT_QUEUE_ENTRIES_MAX")]
     queue_entries_max: Option<usize>,
+    /// Pseudonymize identifiers and seal their originals [default: true].
+    #[arg(long, env = "MLAUDIT_PSEUDONYMIZE")]
+    pseudonymize: Option<bool>,
+    /// File holding the master key (base64 of 32 bytes) [default: <data-dir>/keys/master.key].
+    /// The key itself can be given in MLAUDIT_MASTER_KEY instead.
+    #[arg(long, env = "MLAUDIT_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
 }
 
 fn main() {
@@ -106,6 +120,9 @@ fn main() {
         Command::DeploymentState(a) => client::deployment_state(a),
         Command::Hold(a) => client::hold(a),
         Command::Retention(a) => client::retention(a),
+        Command::Erase(a) => client::erase(a),
+        Command::Subject(c) => client::subject(c),
+        Command::RotateMasterKey(a) => client::rotate_master_key(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -125,8 +142,15 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         batch_events_max: a.batch_events_max,
         queue_entries_max: a.queue_entries_max,
         retention: None,
+        privacy: Some(mlaudit::privacy::PrivacyFile {
+            pseudonymize: a.pseudonymize,
+            master_key_file: a.master_key_file,
+            ..Default::default()
+        }),
     };
-    let cfg = ServeConfig::resolve(flags, a.config.as_deref())?;
+    // Read here, not by clap, so the key never shows in --help or an error message.
+    let master_key = std::env::var("MLAUDIT_MASTER_KEY").ok();
+    let cfg = ServeConfig::resolve(flags, a.config.as_deref(), master_key)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

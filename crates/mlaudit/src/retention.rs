@@ -175,7 +175,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 pub struct HoldScope {
     /// `resource.type` and `resource.id` of the entry.
     pub resource: Option<HoldResource>,
-    /// `actor.id` of the entry, as stored.
+    /// `actor.id` of the entry: given in cleartext or as a pseudonym, stored as the pseudonym.
     pub subject: Option<String>,
     /// `context.project` of the entry.
     pub project: Option<String>,

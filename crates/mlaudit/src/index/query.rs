@@ -141,6 +141,8 @@ pub struct Hit {
     pub leaf_hash: Hash,
     /// The event as stored in the ledger.
     pub event: Value,
+    /// The entry's sealed originals (for cleartext views), if any.
+    pub sealed: Option<serde_json::Map<String, Value>>,
 }
 
 /// One page of results.
@@ -430,6 +432,7 @@ pub(super) fn read_hits(store: &ledger::Store, seqs: &[u64]) -> Result<Vec<Hit>,
             recorded_at: entry.recorded_at,
             leaf_hash: tlog::leaf_hash(raw),
             event: entry.event,
+            sealed: entry.sealed,
         });
     }
     Ok(hits)

@@ -4,12 +4,14 @@
 //! reads on `ledger::Store`); every failure goes through [`ApiError`].
 
 mod analysis;
+mod caller;
 mod error;
 pub mod indexer;
 mod ingest;
 pub mod metrics;
 mod read;
 pub mod retention;
+mod subjects;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use axum::Router;
 use ledger::fs::StdFs;
 use ledger::Ledger;
 
+pub use caller::{Caller, ROLE_UNTIL_AUTH};
 pub use error::ApiError;
 pub use ingest::{ingest, record_system, IngestOutcome, SYSTEM_PRINCIPAL};
 
@@ -29,6 +32,7 @@ use crate::config::ServeConfig;
 use crate::dedup::Dedup;
 use crate::event::BODY_BYTES_MAX;
 use crate::index::Index;
+use crate::privacy::Privacy;
 use indexer::Indexer;
 use metrics::Metrics;
 
@@ -54,6 +58,8 @@ pub struct AppState {
     pub ingest_permits: Arc<tokio::sync::Semaphore>,
     /// Retention policies, legal holds, and the one-run-at-a-time lock.
     pub retention: retention::Retention,
+    /// Privacy transforms, subject keys, clearance (`privacy/`).
+    pub privacy: Arc<Privacy>,
 }
 
 /// A running server's core, opened from a data directory.
@@ -97,6 +103,8 @@ impl Server {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let lock = lock_data_dir(dir)?;
         let (signer, created) = crate::keys::load_or_create(dir, cfg.origin.as_deref())?;
+        // Before the ledger: a wrong master key refuses the start and changes nothing.
+        let privacy = Arc::new(Privacy::open(dir, &cfg.privacy)?);
         let origin = signer.name().to_string();
         let vkey = signer.vkey();
         let mut lcfg = ledger::Config::new(&origin);
@@ -131,6 +139,7 @@ impl Server {
                     holds,
                     running: tokio::sync::Mutex::new(()),
                 },
+                privacy,
             }),
             created,
             _lock: lock,
@@ -165,6 +174,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/stats", get(analysis::stats))
         .route("/v1/proof/inclusion", get(read::inclusion))
         .route("/v1/proof/consistency", get(read::consistency))
+        .route("/v1/subjects/{id}/events", get(subjects::subject_events))
+        .route("/v1/subjects/{id}/erase", post(subjects::erase))
         .route("/v1/info", get(read::info))
         .route("/v1/schema/event", get(read::schema))
         // Admin-only once roles exist.

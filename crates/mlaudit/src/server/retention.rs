@@ -64,8 +64,19 @@ pub(super) async fn create_hold(
     State(st): State<Arc<AppState>>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let req: CreateHold = serde_json::from_slice(&body)
+    let mut req: CreateHold = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("bad_hold", format!("hold request: {e}")))?;
+    // Entries hold pseudonyms: a subject (or a user resource) given in cleartext is
+    // matched, stored and recorded as its pseudonym, never in cleartext.
+    if let Some(subject) = &mut req.scope.subject {
+        *subject = st.privacy.query_value("actor.id", subject, &|_| None);
+    }
+    if let Some(r) = &mut req.scope.resource {
+        let rtype = r.r#type.clone();
+        r.id = st.privacy.query_value("resource.id", &r.id, &|k| {
+            (k == "type").then(|| rtype.clone())
+        });
+    }
     let st2 = st.clone();
     let hold = blocking(move || {
         st2.retention
