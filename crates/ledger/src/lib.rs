@@ -19,7 +19,7 @@ mod writer;
 use std::time::Duration;
 
 pub use store::{SignedCheckpoint, Store};
-pub use writer::{Committed, Ledger, NewEntry};
+pub use writer::{Committed, Ledger, NewEntry, PruneReport};
 
 /// Entries per segment file: 256 bundles of 256 entries.
 pub const SEGMENT_ENTRIES: u64 = 1 << 16;
@@ -32,7 +32,12 @@ pub const ENTRY_BYTES_MAX: usize = tlog::ENTRY_BYTES_MAX;
 /// Largest number of entries one commit group takes from the queue.
 pub const GROUP_ENTRIES_MAX: usize = 16_384;
 
+/// Largest number of seqs one `Ledger::prune` call takes (the list is held in
+/// memory by the writer thread; callers prune a segment's worth at a time).
+pub const PRUNE_SEQS_MAX: usize = 1 << 20;
+
 const _: () = assert!(SEGMENT_ENTRIES.is_multiple_of(tlog::TILE_WIDTH));
+const _: () = assert!(PRUNE_SEQS_MAX as u64 >= SEGMENT_ENTRIES);
 const _: () = assert!(GROUP_ENTRIES_MAX as u64 <= SEGMENT_ENTRIES);
 
 /// Tunables of a ledger.
@@ -128,6 +133,39 @@ pub enum AppendError {
     #[error("write failed, batch not stored: {0}")]
     Failed(String),
     /// A failure with unknown outcome happened; no more appends until restart.
+    #[error("ledger writer stopped after a storage failure (restart to recover): {0}")]
+    Poisoned(String),
+    /// The ledger is shutting down.
+    #[error("ledger is closed")]
+    Closed,
+}
+
+/// Why a prune (retention) did not happen, or did not finish.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PruneError {
+    /// A seq is not covered by the latest checkpoint even after publishing one
+    /// (it is past the log size): nothing was pruned.
+    #[error("seq {seq} is past the log size {size}; nothing was pruned")]
+    PastSize {
+        /// The seq asked for.
+        seq: u64,
+        /// The log size.
+        size: u64,
+    },
+    /// More than [`PRUNE_SEQS_MAX`] seqs in one call: nothing was pruned.
+    #[error("{0} seqs in one prune call, over the limit of {PRUNE_SEQS_MAX}; split it")]
+    TooMany(usize),
+    /// Stored data disagrees with the tiles; pruning would destroy the evidence.
+    /// Nothing of the segment named was changed (earlier segments were pruned).
+    #[error("refusing to prune: {0}")]
+    Corrupt(String),
+    /// Writing the pruned copy failed before it replaced anything; the
+    /// segment is as it was (earlier segments of the call were pruned).
+    #[error("prune failed, segment unchanged: {0}")]
+    Failed(String),
+    /// A failure with unknown outcome (rename or directory sync); the writer
+    /// is poisoned until restart, and recovery finds either version.
     #[error("ledger writer stopped after a storage failure (restart to recover): {0}")]
     Poisoned(String),
     /// The ledger is shutting down.

@@ -10,7 +10,7 @@ use std::io;
 
 use crate::fs::{read_exact_at, FsFile};
 use crate::{SEGMENT_BUNDLES, SEGMENT_ENTRIES};
-use tlog::TILE_WIDTH;
+use tlog::{Hash, HASH_SIZE, TILE_WIDTH};
 
 /// Magic and format version at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"MLASEG\x00\x01";
@@ -28,6 +28,13 @@ pub const FRAME_RAW_BYTES_MAX: usize = TILE_WIDTH as usize * (2 + tlog::ENTRY_BY
 /// frame, so a batch torn by a crash disappears whole.
 pub const FLAG_GROUP_END: u8 = 1;
 
+/// Frame flag: the frame's entries were pruned (retention). Its payload is not
+/// bundle-framed entries but their `count` leaf hashes, 32 bytes each, stored
+/// raw (codec 0), so readers know the entries are gone rather than damaged and
+/// recovery can rebuild tiles without them. Layout and crash analysis:
+/// `docs/storage.md` section 10.
+pub const FLAG_PRUNED: u8 = 2;
+
 const _: () = assert!(SEGMENT_MAGIC[7] as u32 == crate::FORMAT_VERSION);
 
 /// Payload stored as is.
@@ -40,7 +47,7 @@ pub const CODEC_ZSTD: u8 = 1;
 pub struct FrameHeader {
     /// `CODEC_NONE` or `CODEC_ZSTD`.
     pub codec: u8,
-    /// `FLAG_GROUP_END` or 0.
+    /// `FLAG_GROUP_END` and/or `FLAG_PRUNED`, or 0.
     pub flags: u8,
     /// Seq of the first entry in the frame.
     pub first_seq: u64,
@@ -93,8 +100,13 @@ impl FrameHeader {
         if h.codec != CODEC_NONE && h.codec != CODEC_ZSTD {
             return Err(format!("unknown frame codec {}", h.codec));
         }
-        if h.flags & !FLAG_GROUP_END != 0 || b[6] != 0 || b[7] != 0 {
+        if h.flags & !(FLAG_GROUP_END | FLAG_PRUNED) != 0 || b[6] != 0 || b[7] != 0 {
             return Err(format!("unknown frame flags {:#x}", h.flags));
+        }
+        if h.is_pruned()
+            && (h.codec != CODEC_NONE || h.raw_len as usize != h.count as usize * HASH_SIZE)
+        {
+            return Err("pruned frame with a bad codec or length".into());
         }
         if h.count == 0 || u64::from(h.count) > TILE_WIDTH {
             return Err(format!("bad frame entry count {}", h.count));
@@ -110,6 +122,11 @@ impl FrameHeader {
             return Err("uncompressed frame with differing lengths".into());
         }
         Ok(h)
+    }
+
+    /// Whether the frame holds the leaf hashes of pruned entries instead of entries.
+    pub fn is_pruned(&self) -> bool {
+        self.flags & FLAG_PRUNED != 0
     }
 
     /// Bytes the frame occupies on disk, header included.
@@ -182,6 +199,41 @@ pub fn encode_frame(
     };
     out[header_at..payload_at].copy_from_slice(&header.encode());
     Ok(())
+}
+
+/// Appends one pruned frame for the entries `first_seq ..` whose leaf hashes
+/// are `leaves` (1..=256, within one bundle) to `out`.
+pub fn encode_pruned_frame(first_seq: u64, leaves: &[Hash], out: &mut Vec<u8>) {
+    assert!(
+        !leaves.is_empty() && leaves.len() as u64 <= TILE_WIDTH,
+        "bad math in pruned frame size"
+    );
+    let payload: Vec<u8> = leaves.concat();
+    let header = FrameHeader {
+        codec: CODEC_NONE,
+        flags: FLAG_PRUNED,
+        first_seq,
+        count: leaves.len() as u32,
+        raw_len: payload.len() as u32,
+        stored_len: payload.len() as u32,
+        payload_crc: crc32fast::hash(&payload),
+    };
+    out.extend_from_slice(&header.encode());
+    out.extend_from_slice(&payload);
+}
+
+/// Checks a pruned frame's payload and returns the leaf hashes it carries.
+pub fn decode_pruned(h: &FrameHeader, stored: &[u8]) -> Result<Vec<Hash>, String> {
+    if crc32fast::hash(stored) != h.payload_crc {
+        return Err("frame payload checksum mismatch".into());
+    }
+    if stored.len() != h.count as usize * HASH_SIZE {
+        return Err("pruned frame length mismatch".into());
+    }
+    Ok(stored
+        .chunks_exact(HASH_SIZE)
+        .map(|c| c.try_into().expect("chunks of HASH_SIZE"))
+        .collect())
 }
 
 thread_local! {
@@ -310,7 +362,12 @@ pub fn scan_segment(file: &dyn FsFile, segment: u64, check_payload: bool) -> io:
             payload.resize(h.stored_len as usize, 0);
             read_exact_at(file, &mut payload, offset + FRAME_HEADER_BYTES as u64)?;
             raw.clear();
-            if let Err(e) = decode_payload(&h, &payload, &mut raw) {
+            let checked = if h.is_pruned() {
+                decode_pruned(&h, &payload).map(|_| ())
+            } else {
+                decode_payload(&h, &payload, &mut raw)
+            };
+            if let Err(e) = checked {
                 scan.stopped = Some(format!("{e} (frame at offset {offset}, seq {next_seq})"));
                 break;
             }
@@ -367,13 +424,15 @@ impl BundleIndex {
 }
 
 /// Reads and decodes the frames in `[start, end)` of a segment, appending the
-/// bundle-framed entries to `out`. Returns the number of entries read.
+/// bundle-framed entries to `out` and `(seq, leaf hash)` of each pruned entry
+/// to `pruned`. Returns the number of entries read, pruned ones included.
 pub fn read_frames(
     file: &dyn FsFile,
     start: u64,
     end: u64,
     expect_first_seq: u64,
     out: &mut Vec<u8>,
+    pruned: &mut Vec<(u64, Hash)>,
 ) -> Result<u64, String> {
     let len = usize::try_from(end - start).map_err(|_| "range too large".to_string())?;
     let mut buf = vec![0u8; len];
@@ -402,8 +461,19 @@ pub fn read_frames(
                 start + at as u64
             ));
         }
-        decode_payload(&h, &buf[p0..p1], out)
-            .map_err(|e| format!("{e} (frame at offset {}, seq {seq})", start + at as u64))?;
+        let at_frame =
+            |e: String| format!("{e} (frame at offset {}, seq {seq})", start + at as u64);
+        if h.is_pruned() {
+            let leaves = decode_pruned(&h, &buf[p0..p1]).map_err(at_frame)?;
+            pruned.extend(
+                leaves
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, l)| (seq + i as u64, l)),
+            );
+        } else {
+            decode_payload(&h, &buf[p0..p1], out).map_err(at_frame)?;
+        }
         seq += u64::from(h.count);
         at = p1;
     }

@@ -15,6 +15,9 @@ use crate::segment::{self, BundleIndex};
 use crate::tiles::{BoundedTiles, TileStore};
 use crate::{OpenError, FORMAT_VERSION, SEGMENT_BUNDLES, SEGMENT_ENTRIES};
 
+/// `(seq, leaf hash)` of the pruned entries met in a read.
+type PrunedLeaves = Vec<(u64, Hash)>;
+
 /// Sealed segment indexes kept in memory; bounds memory whatever the log size.
 const SEALED_INDEXES_MAX: usize = 64;
 
@@ -48,6 +51,27 @@ pub enum ReadError {
     /// The file system failed.
     #[error("{0}")]
     Io(String),
+    /// The entry (or an entry of the bundle asked for) was pruned by retention:
+    /// its payload is gone on purpose, its leaf hash stays in the tree.
+    #[error("{message}")]
+    Pruned {
+        /// The first pruned seq met.
+        seq: u64,
+        /// Its leaf hash (still in the tiles and proofs).
+        leaf_hash: Hash,
+        /// What was asked for.
+        message: String,
+    },
+}
+
+/// One position of an entry bundle as stored: the entry, or the leaf hash that
+/// stands for it once retention pruned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    /// The entry's bytes.
+    Entry(Vec<u8>),
+    /// The entry was pruned; this is its leaf hash, kept in the segment.
+    Pruned(Hash),
 }
 
 /// Files and read access of one ledger directory.
@@ -59,6 +83,11 @@ pub struct Store {
     sealed: Mutex<VecDeque<(u64, Arc<BundleIndex>)>>,
     pub(crate) checkpoint: RwLock<Option<Arc<SignedCheckpoint>>>,
     node_cache: Mutex<HashMap<tlog::NodeId, Hash>>,
+    /// Held (shared) by every entry read from finding a bundle's byte range
+    /// until its file is open, and (exclusive) by the writer while it renames
+    /// a pruned segment over the old one and swaps its bundle index: a reader
+    /// never applies old offsets to the new file.
+    pub(crate) rewrite: RwLock<()>,
 }
 
 pub(crate) fn segments_dir(dir: &Path) -> PathBuf {
@@ -205,6 +234,7 @@ impl Store {
             sealed: Mutex::new(VecDeque::new()),
             checkpoint: RwLock::new(None),
             node_cache: Mutex::new(HashMap::new()),
+            rewrite: RwLock::new(()),
         }
     }
 
@@ -254,6 +284,12 @@ impl Store {
             .ok_or_else(|| ReadError::Corrupt(format!("sealed segment {seg} lacks bundle {i}")))
     }
 
+    /// Replaces the cached index of sealed segment `seg` after a rewrite
+    /// (caller holds `rewrite` exclusively).
+    pub(crate) fn forget_sealed_index(&self, seg: u64) {
+        self.sealed.lock().unwrap().retain(|(s, _)| *s != seg);
+    }
+
     fn sealed_index(&self, seg: u64) -> Result<Arc<BundleIndex>, ReadError> {
         if let Some((_, idx)) = self.sealed.lock().unwrap().iter().find(|(s, _)| *s == seg) {
             return Ok(idx.clone());
@@ -282,9 +318,9 @@ impl Store {
         Ok(idx)
     }
 
-    /// The bytes of C2SP entry bundle `index` holding its first `width`
-    /// entries (1..=256), exactly as served at `/log/tile/entries/…`.
-    pub fn bundle(&self, index: u64, width: u64) -> Result<Vec<u8>, ReadError> {
+    /// Reads bundle `index` up to `width` entries: the bundle-framed bytes of
+    /// the entries that are stored, and `(seq, leaf hash)` of the pruned ones.
+    fn read_bundle(&self, index: u64, width: u64) -> Result<(Vec<u8>, PrunedLeaves), ReadError> {
         if width == 0 || width > TILE_WIDTH {
             return Err(ReadError::NotFound(format!("bad bundle width {width}")));
         }
@@ -297,30 +333,81 @@ impl Store {
                 self.size()
             )));
         }
-        let (start, end) = self.bundle_range(index)?;
         let seg = index / SEGMENT_BUNDLES;
         let path = self.segment_path(seg);
-        let file = self
-            .fs
-            .open(&path)
-            .map_err(|e| ReadError::Io(format!("opening {}: {e}", path.display())))?;
+        let (start, end, file) = {
+            // Offsets and file must come from the same version of the segment.
+            let _gate = self.rewrite.read().unwrap();
+            let (start, end) = self.bundle_range(index)?;
+            let file = self
+                .fs
+                .open(&path)
+                .map_err(|e| ReadError::Io(format!("opening {}: {e}", path.display())))?;
+            (start, end, file)
+        };
         let mut raw = Vec::new();
-        let count = segment::read_frames(file.as_ref(), start, end, first_seq, &mut raw)
-            .map_err(|e| ReadError::Corrupt(format!("{}: {e}", path.display())))?;
+        let mut pruned = Vec::new();
+        let count =
+            segment::read_frames(file.as_ref(), start, end, first_seq, &mut raw, &mut pruned)
+                .map_err(|e| ReadError::Corrupt(format!("{}: {e}", path.display())))?;
         if count < width {
             return Err(ReadError::Corrupt(format!(
                 "{}: bundle {index} holds {count} entries, expected at least {width}",
                 path.display()
             )));
         }
-        if count > width {
-            let cut = bundle_prefix_len(&raw, width as usize);
-            raw.truncate(cut);
+        pruned.retain(|(s, _)| *s < first_seq + width);
+        let kept = width as usize - pruned.len();
+        let cut = bundle_prefix_len(&raw, kept);
+        raw.truncate(cut);
+        Ok((raw, pruned))
+    }
+
+    /// The bytes of C2SP entry bundle `index` holding its first `width`
+    /// entries (1..=256), exactly as served at `/log/tile/entries/…`. A bundle
+    /// with a pruned entry among them no longer exists: `ReadError::Pruned`.
+    pub fn bundle(&self, index: u64, width: u64) -> Result<Vec<u8>, ReadError> {
+        let (raw, pruned) = self.read_bundle(index, width)?;
+        if let Some(&(seq, leaf_hash)) = pruned.first() {
+            return Err(ReadError::Pruned {
+                seq,
+                leaf_hash,
+                message: format!(
+                    "entry bundle {index} of width {width} no longer exists: {} of its entries \
+                     were pruned by retention, the first at seq {seq}",
+                    pruned.len()
+                ),
+            });
         }
         Ok(raw)
     }
 
-    /// One stored entry.
+    /// The first `width` positions of bundle `index`: each stored entry, or the
+    /// leaf hash of a pruned one. Works on any bundle, pruned or not.
+    pub fn slots(&self, index: u64, width: u64) -> Result<Vec<Slot>, ReadError> {
+        let (raw, pruned) = self.read_bundle(index, width)?;
+        let entries = tlog::parse_bundle(&raw)
+            .map_err(|e| ReadError::Corrupt(format!("entry bundle {index}: {e}")))?;
+        let mut kept = entries.into_iter();
+        let mut pruned = pruned.into_iter().peekable();
+        let first_seq = index * TILE_WIDTH;
+        let mut out = Vec::with_capacity(width as usize);
+        for seq in first_seq..first_seq + width {
+            match pruned.next_if(|(s, _)| *s == seq) {
+                Some((_, h)) => out.push(Slot::Pruned(h)),
+                None => out.push(Slot::Entry(
+                    kept.next()
+                        .ok_or_else(|| {
+                            ReadError::Corrupt(format!("entry bundle {index} lacks seq {seq}"))
+                        })?
+                        .to_vec(),
+                )),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One stored entry (`ReadError::Pruned` once retention pruned it).
     pub fn entry(&self, seq: u64) -> Result<Vec<u8>, ReadError> {
         let size = self.size();
         if seq >= size {
@@ -330,15 +417,26 @@ impl Store {
         }
         let index = seq / TILE_WIDTH;
         let width = (size - index * TILE_WIDTH).min(TILE_WIDTH);
-        let bundle = self.bundle(index, width)?;
-        let entries = tlog::parse_bundle(&bundle).map_err(|e| ReadError::Corrupt(e.to_string()))?;
-        Ok(entries[(seq % TILE_WIDTH) as usize].to_vec())
+        match self
+            .slots(index, width)?
+            .swap_remove((seq % TILE_WIDTH) as usize)
+        {
+            Slot::Entry(bytes) => Ok(bytes),
+            Slot::Pruned(leaf_hash) => Err(ReadError::Pruned {
+                seq,
+                leaf_hash,
+                message: format!(
+                    "entry {seq} was pruned by retention; its leaf hash stays in the log"
+                ),
+            }),
+        }
     }
 
     /// Reads the committed entries from seq `from` up to the current size, one
     /// bundle at a time: `f(first_seq, entries)` gets consecutive entries of one
-    /// bundle. This is how derived stores catch up (one transaction per call).
-    /// Returns the seq after the last entry read.
+    /// bundle. Pruned entries are skipped: a bundle with pruned entries gives
+    /// one call per run of stored entries. This is how derived stores catch up
+    /// (one transaction per call). Returns the seq after the last entry read.
     pub fn for_each_bundle<E: From<ReadError>>(
         &self,
         from: u64,
@@ -349,10 +447,39 @@ impl Store {
         while seq < size {
             let index = seq / TILE_WIDTH;
             let end = ((index + 1) * TILE_WIDTH).min(size);
-            let bytes = self.bundle(index, end - index * TILE_WIDTH)?;
-            let entries = tlog::parse_bundle(&bytes)
+            let (raw, pruned) = self.read_bundle(index, end - index * TILE_WIDTH)?;
+            let entries = tlog::parse_bundle(&raw)
                 .map_err(|e| ReadError::Corrupt(format!("entry bundle {index}: {e}")))?;
-            f(seq, &entries[(seq - index * TILE_WIDTH) as usize..])?;
+            if pruned.is_empty() {
+                f(seq, &entries[(seq - index * TILE_WIDTH) as usize..])?;
+            } else {
+                // Runs of stored entries between pruned ones.
+                let mut run: Vec<&[u8]> = Vec::new();
+                let mut run_first = index * TILE_WIDTH;
+                let mut kept = entries.into_iter();
+                let mut pruned = pruned.iter().map(|(s, _)| *s).peekable();
+                for s in index * TILE_WIDTH..end {
+                    if pruned.next_if_eq(&s).is_some() {
+                        if !run.is_empty() {
+                            f(run_first, &run)?;
+                            run.clear();
+                        }
+                        run_first = s + 1;
+                        continue;
+                    }
+                    let e = kept.next().ok_or_else(|| {
+                        ReadError::Corrupt(format!("entry bundle {index} lacks seq {s}"))
+                    })?;
+                    if s < seq {
+                        run_first = s + 1;
+                    } else {
+                        run.push(e);
+                    }
+                }
+                if !run.is_empty() {
+                    f(run_first, &run)?;
+                }
+            }
             seq = end;
         }
         Ok(seq.max(from))

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tlog::{CompactRange, Hash, Verifier, HASH_SIZE, TILE_WIDTH};
 
-use crate::store::Store;
+use crate::store::{ReadError, Slot, Store};
 
 /// Where a verifier reads a log from. Errors are human-readable strings
 /// naming what failed (file, URL).
@@ -19,6 +19,28 @@ pub trait LogSource {
     fn bundle(&self, index: u64, width: u64) -> Result<Vec<u8>, String>;
     /// Hash tile `level/index` of width `width` (C2SP bytes).
     fn tile(&self, level: u8, index: u64, width: u64) -> Result<Vec<u8>, String>;
+    /// The first `width` positions of bundle `index`: entries, or pruned
+    /// entries with the leaf hash the store keeps for them (`None` when the
+    /// source only knows the entry is gone, as over HTTP). The default reads
+    /// [`LogSource::bundle`], for sources that never prune.
+    fn slots(&self, index: u64, width: u64) -> Result<Vec<SourceSlot>, String> {
+        let bytes = self.bundle(index, width)?;
+        let entries = tlog::parse_bundle(&bytes)
+            .map_err(|e| format!("entry bundle {index} is malformed: {e}"))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| SourceSlot::Entry(e.to_vec()))
+            .collect())
+    }
+}
+
+/// One position of a bundle as a [`LogSource`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSlot {
+    /// The entry's bytes.
+    Entry(Vec<u8>),
+    /// Pruned by retention; the leaf hash the source keeps for it, if any.
+    Pruned(Option<Hash>),
 }
 
 impl LogSource for Store {
@@ -33,6 +55,19 @@ impl LogSource for Store {
     fn tile(&self, level: u8, index: u64, width: u64) -> Result<Vec<u8>, String> {
         Store::tile(self, level, index, width).map_err(|e| e.to_string())
     }
+    fn slots(&self, index: u64, width: u64) -> Result<Vec<SourceSlot>, String> {
+        match Store::slots(self, index, width) {
+            Ok(slots) => Ok(slots
+                .into_iter()
+                .map(|s| match s {
+                    Slot::Entry(e) => SourceSlot::Entry(e),
+                    Slot::Pruned(h) => SourceSlot::Pruned(Some(h)),
+                })
+                .collect()),
+            Err(e @ ReadError::Pruned { .. }) => Err(format!("unexpected: {e}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
 
 /// A log that verified.
@@ -44,6 +79,18 @@ pub struct Report {
     pub root: Hash,
     /// Time spent.
     pub elapsed: Duration,
+    /// Ranges `[first, end)` of seqs whose entries were pruned by retention,
+    /// in order and merged. Their leaf hashes came from the log's tiles (and
+    /// matched the hash kept in the segment, for a local directory); the root
+    /// was recomputed over them, so the rest of the log is fully verified.
+    pub pruned: Vec<(u64, u64)>,
+}
+
+impl Report {
+    /// Number of pruned entries.
+    pub fn pruned_entries(&self) -> u64 {
+        self.pruned.iter().map(|(a, b)| b - a).sum()
+    }
 }
 
 impl Report {
@@ -116,25 +163,27 @@ pub fn verify_log(
     let mut pending_first: Vec<u64> = vec![0; 8];
     let mut first_tile_mismatch: Option<(u64, String)> = None;
     let bundles = cp.size.div_ceil(TILE_WIDTH);
+    let mut pruned: Vec<(u64, u64)> = Vec::new();
 
     for b in 0..bundles {
         let first_seq = b * TILE_WIDTH;
         let width = (cp.size - first_seq).min(TILE_WIDTH);
-        let bytes = src
-            .bundle(b, width)
+        let slots = src
+            .slots(b, width)
             .map_err(|e| fail(Some(first_seq), format!("entry bundle {b}: {e}")))?;
-        let entries = tlog::parse_bundle(&bytes).map_err(|e| {
-            fail(
-                Some(first_seq),
-                format!("entry bundle {b} is malformed: {e}"),
-            )
-        })?;
-        if entries.len() as u64 != width {
+        if slots.len() as u64 != width {
             // Name the first entry that no longer matches its hash in the
             // tile (a deleted entry shifts the rest), else the first missing one.
-            let mut bad = first_seq + (entries.len() as u64).min(width);
+            let mut bad = first_seq + (slots.len() as u64).min(width);
             if let Ok(tile) = src.tile(0, b, width) {
-                let leaves: Vec<u8> = entries.iter().flat_map(|e| tlog::leaf_hash(e)).collect();
+                let leaves: Vec<u8> = slots
+                    .iter()
+                    .map_while(|s| match s {
+                        SourceSlot::Entry(e) => Some(tlog::leaf_hash(e)),
+                        SourceSlot::Pruned(h) => *h,
+                    })
+                    .flatten()
+                    .collect();
                 let n = leaves.len().min(tile.len());
                 let i = first_difference(&tile[..n], &leaves[..n]);
                 bad = bad.min(first_seq + i);
@@ -143,13 +192,45 @@ pub fn verify_log(
                 Some(bad),
                 format!(
                     "entry bundle {b} holds {} entries, expected {width}",
-                    entries.len()
+                    slots.len()
                 ),
             ));
         }
+        // Pruned entries have no bytes: their leaf hash comes from tile 0/b.
+        let leaf_tile = if slots.iter().any(|s| matches!(s, SourceSlot::Pruned(_))) {
+            Some(
+                src.tile(0, b, width)
+                    .map_err(|e| fail(Some(first_seq), format!("hash tile 0/{b}: {e}")))?,
+            )
+        } else {
+            None
+        };
         let mut leaves = Vec::with_capacity(width as usize * HASH_SIZE);
-        for entry in entries {
-            let leaf = tlog::leaf_hash(entry);
+        for (i, slot) in slots.iter().enumerate() {
+            let seq = first_seq + i as u64;
+            let leaf = match slot {
+                SourceSlot::Entry(entry) => tlog::leaf_hash(entry),
+                SourceSlot::Pruned(kept) => {
+                    let tile = leaf_tile.as_ref().expect("read above");
+                    let at = i * HASH_SIZE;
+                    let h: Hash = tile
+                        .get(at..at + HASH_SIZE)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| fail(Some(seq), format!("hash tile 0/{b} is short")))?;
+                    if kept.is_some_and(|k| k != h) {
+                        return Err(fail(
+                            Some(seq),
+                            "this entry was pruned, and the leaf hash kept in its segment differs \
+                             from the tiles",
+                        ));
+                    }
+                    match pruned.last_mut() {
+                        Some((_, end)) if *end == seq => *end += 1,
+                        _ => pruned.push((seq, seq + 1)),
+                    }
+                    h
+                }
+            };
             leaves.extend_from_slice(&leaf);
             compact.append(leaf, |node, hash| {
                 if node.level > 0 && node.level % 8 == 0 && node.level / 8 < 8 {
@@ -236,6 +317,7 @@ pub fn verify_log(
         size: cp.size,
         root: cp.root,
         elapsed: started.elapsed(),
+        pruned,
     })
 }
 

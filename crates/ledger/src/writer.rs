@@ -6,6 +6,8 @@
 //! `fdatasync`. Only then are the appenders answered. Checkpoints are signed
 //! by the same thread, so they never get ahead of what is durable.
 
+mod prune;
+
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,12 +20,15 @@ use tlog::{CompactRange, Hash, Signer, TILE_WIDTH};
 
 use crate::fs::{write_durably, Fs, FsFile};
 use crate::segment::{self, BundleIndex, SEGMENT_HEADER_BYTES};
+use crate::store::Slot;
 use crate::store::{
     check_format, checkpoint_path, format_path, format_text, list_segments, load_checkpoint,
     segments_dir, SignedCheckpoint, Store,
 };
 use crate::tiles::{level_len, BoundedTiles, TileStore, TILE_LEVELS_MAX};
-use crate::{AppendError, Config, OpenError, ENTRY_BYTES_MAX, GROUP_ENTRIES_MAX, SEGMENT_ENTRIES};
+use crate::{
+    AppendError, Config, OpenError, PruneError, ENTRY_BYTES_MAX, GROUP_ENTRIES_MAX, SEGMENT_ENTRIES,
+};
 
 /// One entry to append.
 #[derive(Debug, Clone)]
@@ -101,9 +106,23 @@ struct Request {
     reply: Reply,
 }
 
+type PruneReply = Box<dyn FnOnce(Result<PruneReport, PruneError>) + Send>;
+
 enum Msg {
     Append(Request),
     Checkpoint(Box<dyn FnOnce(Result<Arc<SignedCheckpoint>, AppendError>) + Send>),
+    Prune(Vec<u64>, PruneReply),
+}
+
+/// What a prune did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Entries whose payload this call removed.
+    pub pruned: u64,
+    /// Entries asked for that were already pruned.
+    pub already_pruned: u64,
+    /// Segment files rewritten.
+    pub segments_rewritten: u64,
 }
 
 /// A ledger open for appending. Reads go through [`Ledger::store`].
@@ -261,6 +280,37 @@ impl Ledger {
         rx.recv().unwrap_or(Err(AppendError::Closed))
     }
 
+    /// Removes the payloads of the entries `seqs` from disk, keeping their leaf
+    /// hashes (retention). Runs on the writer thread, between commit groups,
+    /// so it never races an append; it first publishes a checkpoint if the
+    /// tree grew, so only entries under the latest checkpoint are touched.
+    /// Each segment holding a seq is rewritten without those payloads and
+    /// renamed over the old file (`docs/storage.md` section 10). Appends wait
+    /// while a segment is rewritten. Seqs already pruned are counted, not an
+    /// error.
+    pub fn prune(&self, seqs: Vec<u64>) -> Result<PruneReport, PruneError> {
+        if seqs.len() > crate::PRUNE_SEQS_MAX {
+            return Err(PruneError::TooMany(seqs.len()));
+        }
+        if let Some(why) = self.poisoned() {
+            return Err(PruneError::Poisoned(why));
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        {
+            let guard = self.tx.lock().unwrap();
+            let sender = guard.as_ref().ok_or(PruneError::Closed)?;
+            sender
+                .send(Msg::Prune(
+                    seqs,
+                    Box::new(move |r| {
+                        let _ = tx.send(r);
+                    }),
+                ))
+                .map_err(|_| PruneError::Closed)?;
+        }
+        rx.recv().unwrap_or(Err(PruneError::Closed))
+    }
+
     /// Stops accepting appends, lets the writer finish what is queued, publishes
     /// a final checkpoint and waits for the writer thread to end.
     pub fn close(&self) {
@@ -407,6 +457,18 @@ fn recover(
                 .and_then(|f| f.sync_data())
                 .map_err(OpenError::io(format!("syncing {}", prev.display())))?;
         }
+        // A prune interrupted before its rename leaves a `.seg.tmp` copy;
+        // the segment it was made from is intact, so the copy goes.
+        for name in fs
+            .list(&seg_dir)
+            .map_err(OpenError::io(format!("listing {}", seg_dir.display())))?
+        {
+            if name.ends_with(".seg.tmp") {
+                tracing::warn!(file = %name, "removing a pruned copy left by an interrupted prune");
+                fs.remove(&seg_dir.join(&name))
+                    .map_err(OpenError::io(format!("removing {name}")))?;
+            }
+        }
         fs.sync_dir(&seg_dir)
             .map_err(OpenError::io("syncing the segments directory"))?;
     }
@@ -478,10 +540,10 @@ fn recover(
         }
         let bundle = at / TILE_WIDTH;
         let end = ((bundle + 1) * TILE_WIDTH).min(size);
-        let bytes = store
-            .bundle(bundle, end - bundle * TILE_WIDTH)
+        // Pruned entries carry their leaf hash in the segment.
+        let slots = store
+            .slots(bundle, end - bundle * TILE_WIDTH)
             .map_err(|e| OpenError::Corrupt(format!("reading entries at seq {at}: {e}")))?;
-        let entries = tlog::parse_bundle(&bytes).map_err(|e| OpenError::Corrupt(e.to_string()))?;
         // A checkpoint may end inside a bundle: stop there to compare roots.
         let stop = if at < checkpoint_size {
             end.min(checkpoint_size)
@@ -489,8 +551,12 @@ fn recover(
             end
         };
         let skip = (at - bundle * TILE_WIDTH) as usize;
-        for entry in &entries[skip..skip + (stop - at) as usize] {
-            compact.append(tlog::leaf_hash(entry), |node, hash| {
+        for slot in &slots[skip..skip + (stop - at) as usize] {
+            let leaf = match slot {
+                Slot::Entry(e) => tlog::leaf_hash(e),
+                Slot::Pruned(h) => *h,
+            };
+            compact.append(leaf, |node, hash| {
                 collect_tile_hash(&mut buffers, node, hash)
             });
         }
@@ -627,16 +693,16 @@ impl Writer {
                                 entries += r.entries.len();
                                 group.push(r);
                             }
-                            Ok(Msg::Checkpoint(reply)) => control.push(reply),
+                            Ok(other) => control.push(other),
                             Err(_) => break,
                         }
                     }
                     self.commit_group(group);
-                    for reply in control {
-                        reply(self.checkpoint_for_request());
+                    for msg in control {
+                        self.control(msg);
                     }
                 }
-                Ok(Msg::Checkpoint(reply)) => reply(self.checkpoint_for_request()),
+                Ok(other) => self.control(other),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     if self.is_poisoned().is_none()
@@ -657,6 +723,15 @@ impl Writer {
                     self.poison(format!("publishing a checkpoint failed: {e}"));
                 }
             }
+        }
+    }
+
+    /// Answers a request that is not an append.
+    fn control(&mut self, msg: Msg) {
+        match msg {
+            Msg::Append(_) => unreachable!("bad math in the writer loop: appends are grouped"),
+            Msg::Checkpoint(reply) => reply(self.checkpoint_for_request()),
+            Msg::Prune(seqs, reply) => reply(self.prune(seqs)),
         }
     }
 

@@ -1,5 +1,5 @@
 //! Client commands: `send`, `log`, `proof`, `info`, `verify`, `query`, `history`,
-//! `reindex` (offline).
+//! `erase`, `subject export`, `reindex` (offline).
 //! They read `MLAUDIT_URL` and `MLAUDIT_TOKEN` from the environment.
 
 use std::io::BufRead;
@@ -13,7 +13,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
-use ledger::verify::{verify_log, LogSource};
+use ledger::verify::{verify_log, LogSource, SourceSlot};
+
+pub mod retention;
+pub use retention::{hold, retention, HoldArgs, RetentionArgs};
 
 mod analysis;
 pub use analysis::{deployment_state, lineage, stats, DeploymentStateArgs, LineageArgs, StatsArgs};
@@ -709,6 +712,12 @@ struct HttpSource {
 
 impl HttpSource {
     fn fetch(&self, path: &str) -> Result<Vec<u8>, String> {
+        self.fetch_or_gone(path)?
+            .ok_or_else(|| format!("{}/{path}: HTTP 410 Gone", self.base.trim_end_matches('/')))
+    }
+
+    /// Like `fetch`, but `None` for 410 Gone (an entry bundle pruned by retention).
+    fn fetch_or_gone(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
         let url = format!("{}/{path}", self.base.trim_end_matches('/'));
         self.rt.block_on(async {
             let mut rb = self.client.get(&url);
@@ -716,12 +725,15 @@ impl HttpSource {
                 rb = rb.bearer_auth(t);
             }
             let resp = rb.send().await.map_err(|e| format!("{url}: {e}"))?;
+            if resp.status() == reqwest::StatusCode::GONE {
+                return Ok(None);
+            }
             if !resp.status().is_success() {
                 return Err(format!("{url}: HTTP {}", resp.status()));
             }
             resp.bytes()
                 .await
-                .map(|b| b.to_vec())
+                .map(|b| Some(b.to_vec()))
                 .map_err(|e| format!("{url}: {e}"))
         })
     }
@@ -741,7 +753,25 @@ impl LogSource for HttpSource {
             .map_err(|e| e.to_string())?;
         self.fetch(&t.path())
     }
+    /// A bundle answered 410 Gone holds pruned entries: over HTTP only the
+    /// whole bundle is known to be gone, so all of it counts as pruned and its
+    /// leaf hashes come from the hash tile.
+    fn slots(&self, index: u64, width: u64) -> Result<Vec<SourceSlot>, String> {
+        let t =
+            tlog::TileRef::new(tlog::TileKind::Entries, index, width).map_err(|e| e.to_string())?;
+        match self.fetch_or_gone(&t.path())? {
+            None => Ok(vec![SourceSlot::Pruned(None); width as usize]),
+            Some(bytes) => Ok(tlog::parse_bundle(&bytes)
+                .map_err(|e| format!("entry bundle {index} is malformed: {e}"))?
+                .into_iter()
+                .map(|e| SourceSlot::Entry(e.to_vec()))
+                .collect()),
+        }
+    }
 }
+
+/// Pruned seq ranges `mlaudit verify` prints.
+const PRUNED_RANGES_SHOWN: usize = 50;
 
 /// `mlaudit verify`.
 pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
@@ -827,6 +857,25 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
                 ));
             }
             println!("{line}");
+            if !r.pruned.is_empty() {
+                // Pruned by retention: payloads gone, leaf hashes verified from the tiles.
+                let shown: Vec<String> = r
+                    .pruned
+                    .iter()
+                    .take(PRUNED_RANGES_SHOWN)
+                    .map(|(a, b)| format!("{a}-{}", b - 1))
+                    .collect();
+                let more = if r.pruned.len() > PRUNED_RANGES_SHOWN {
+                    format!(", … ({} ranges in all)", r.pruned.len())
+                } else {
+                    String::new()
+                };
+                println!(
+                    "pruned: {} entries by retention (leaf hashes kept and verified), seqs {}{more}",
+                    r.pruned_entries(),
+                    shown.join(", ")
+                );
+            }
             Ok(0)
         }
         Err(e) => {
@@ -901,6 +950,9 @@ pub struct QueryArgs {
     /// Follow cursors until every matching event is printed.
     #[arg(long)]
     all: bool,
+    /// Show sealed identifiers in cleartext (needs clearance; recorded as audit.query).
+    #[arg(long)]
+    cleartext: bool,
     /// Print a JSON array of results.
     #[arg(long, conflicts_with_all = ["ndjson", "csv"])]
     json: bool,
@@ -941,6 +993,9 @@ impl QueryArgs {
         }
         if let Some(l) = self.limit {
             p.push(("limit", l.to_string()));
+        }
+        if self.cleartext {
+            p.push(("cleartext", "true".into()));
         }
         p
     }
@@ -1052,6 +1107,10 @@ pub struct HistoryArgs {
     /// Follow cursors until the whole timeline is printed.
     #[arg(long)]
     all: bool,
+    /// Show the timeline's sealed identifiers in cleartext (needs clearance; recorded as
+    /// audit.query).
+    #[arg(long)]
+    cleartext: bool,
     /// Print the answer as JSON (with `--all`, the whole timeline in one object).
     #[arg(long)]
     json: bool,
@@ -1070,6 +1129,9 @@ pub fn history(a: HistoryArgs) -> anyhow::Result<i32> {
     let mut base = Vec::new();
     if let Some(o) = &a.order {
         base.push(("order", o.clone()));
+    }
+    if a.cleartext {
+        base.push(("cleartext", "true".into()));
     }
     if let Some(l) = a.limit {
         base.push(("limit", l.to_string()));
@@ -1293,5 +1355,165 @@ pub fn reindex(a: ReindexArgs) -> anyhow::Result<i32> {
         "mlaudit: indexed {n} entries in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    Ok(0)
+}
+
+/// `mlaudit erase SUBJECT`.
+#[derive(Args)]
+pub struct EraseArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The data subject: a cleartext identifier (e.g. an e-mail address) or its pseudonym.
+    subject: String,
+}
+
+/// `mlaudit erase SUBJECT`: `POST /v1/subjects/{id}/erase`; prints the server's answer
+/// (the subject's pseudonym, whether a key was destroyed, the audit.erase receipt).
+pub fn erase(a: EraseArgs) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let v: Value = rt.block_on(async {
+        let c = http()?;
+        let path = format!("/v1/subjects/{}/erase", path_segment(&a.subject));
+        let resp = a
+            .server
+            .auth(c.post(a.server.endpoint(&path)))
+            .send()
+            .await
+            .with_context(|| format!("contacting {}", a.server.url))?;
+        anyhow::Ok(check(resp).await?.json().await?)
+    })?;
+    println!("subject        {}", v["subject"].as_str().unwrap_or(""));
+    println!("key destroyed  {}", v["key_destroyed"]);
+    println!("recorded       audit.erase at seq {}", v["receipt"]["seq"]);
+    Ok(0)
+}
+
+/// `mlaudit subject …`.
+#[derive(clap::Subcommand)]
+pub enum SubjectCommand {
+    /// Export every event in which a data subject appears (GDPR Art. 15), as JSON.
+    Export(SubjectExportArgs),
+}
+
+/// `mlaudit subject export SUBJECT --out FILE`.
+#[derive(Args)]
+pub struct SubjectExportArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The data subject: a cleartext identifier or its pseudonym.
+    subject: String,
+    /// Where to write the JSON export (`-` for stdout).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Runs a `mlaudit subject` command.
+pub fn subject(c: SubjectCommand) -> anyhow::Result<i32> {
+    match c {
+        SubjectCommand::Export(a) => subject_export(a),
+    }
+}
+
+/// Follows `next` through `GET /v1/subjects/{id}/events` and writes
+/// `{"subject","key","events":[…]}`.
+fn subject_export(a: SubjectExportArgs) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let (subject, key, events) = rt.block_on(async {
+        let c = http()?;
+        let path = format!("/v1/subjects/{}/events", path_segment(&a.subject));
+        let mut events = Vec::new();
+        let mut from: Option<u64> = None;
+        loop {
+            let mut rb = a.server.get(&c, &path);
+            if let Some(f) = from {
+                rb = rb.query(&[("from_seq", f)]);
+            }
+            let resp = rb
+                .send()
+                .await
+                .with_context(|| format!("contacting {}", a.server.url))?;
+            let mut page: Value = check(resp).await?.json().await?;
+            if let Some(Value::Array(e)) = page.get_mut("events").map(Value::take) {
+                events.extend(e);
+            }
+            match page["next"].as_u64() {
+                Some(n) => from = Some(n),
+                None => return anyhow::Ok((page["subject"].take(), page["key"].take(), events)),
+            }
+        }
+    })?;
+    let n = events.len();
+    let doc = json!({"subject": subject, "key": key, "events": events});
+    let text = serde_json::to_string_pretty(&doc)? + "\n";
+    if a.out.as_os_str() == "-" {
+        print!("{text}");
+    } else {
+        std::fs::write(&a.out, text).with_context(|| format!("writing {}", a.out.display()))?;
+        eprintln!(
+            "mlaudit: wrote {n} events of {} to {}",
+            doc["subject"].as_str().unwrap_or(""),
+            a.out.display()
+        );
+    }
+    Ok(0)
+}
+
+/// Percent-encodes one URL path segment.
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@:".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `mlaudit rotate-master-key`.
+#[derive(Args)]
+pub struct RotateMasterKeyArgs {
+    /// Data directory of a stopped server.
+    #[arg(long, env = "MLAUDIT_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Where the current master key is, if not in MLAUDIT_MASTER_KEY or
+    /// <data-dir>/keys/master.key.
+    #[arg(long, env = "MLAUDIT_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    /// File with the new master key (base64 of 32 bytes, e.g. head -c 32 /dev/urandom | base64).
+    #[arg(long)]
+    new_key_file: PathBuf,
+}
+
+/// `mlaudit rotate-master-key`: offline (takes the data directory's LOCK), re-wraps every
+/// key of `keys.sqlite` under the new master key (`privacy::rotate_master_key`).
+pub fn rotate_master_key(a: RotateMasterKeyArgs) -> anyhow::Result<i32> {
+    let _lock = crate::server::lock_data_dir(&a.data_dir)?;
+    let cfg = crate::privacy::PrivacyConfig::resolve(
+        crate::privacy::PrivacyFile {
+            master_key_file: a.master_key_file.clone(),
+            ..Default::default()
+        },
+        std::env::var("MLAUDIT_MASTER_KEY").ok(),
+    )?;
+    let new = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&a.new_key_file)
+            .with_context(|| format!("reading {}", a.new_key_file.display()))?,
+    );
+    let n = crate::privacy::rotate_master_key(&a.data_dir, &cfg, &new)?;
+    eprintln!("mlaudit: re-wrapped {n} keys under the new master key");
+    if cfg.master_key_env.is_some() || cfg.master_key_file.is_some() {
+        eprintln!(
+            "mlaudit: the server now needs the new key: update MLAUDIT_MASTER_KEY or the master key file"
+        );
+    } else {
+        eprintln!(
+            "mlaudit: {} now holds the new key",
+            a.data_dir
+                .join(crate::privacy::MASTER_KEY_FILE_DEFAULT)
+                .display()
+        );
+    }
     Ok(0)
 }

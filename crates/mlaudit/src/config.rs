@@ -36,6 +36,10 @@ pub struct FileConfig {
     pub batch_events_max: Option<usize>,
     /// Entries that may wait for the writer before ingest answers 503.
     pub queue_entries_max: Option<usize>,
+    /// The `[retention]` section (file only): policies, default, schedule.
+    pub retention: Option<crate::retention::RetentionConfig>,
+    /// The `[privacy]` table (`docs/privacy.md`).
+    pub privacy: Option<crate::privacy::PrivacyFile>,
 }
 
 /// The resolved configuration of `mlaudit serve`.
@@ -53,11 +57,20 @@ pub struct ServeConfig {
     pub batch_events_max: usize,
     /// Ledger queue bound.
     pub queue_entries_max: usize,
+    /// Retention policies and schedule (default: keep forever, no schedule).
+    pub retention: crate::retention::RetentionConfig,
+    /// Privacy transforms, keys and clearance.
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 impl ServeConfig {
     /// Merges flags (already including environment variables) over the file over defaults.
-    pub fn resolve(flags: FileConfig, file: Option<&Path>) -> anyhow::Result<ServeConfig> {
+    /// `master_key` is the value of `MLAUDIT_MASTER_KEY`, if set.
+    pub fn resolve(
+        flags: FileConfig,
+        file: Option<&Path>,
+        master_key: Option<String>,
+    ) -> anyhow::Result<ServeConfig> {
         let from_file = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -91,7 +104,17 @@ impl ServeConfig {
         if checkpoint_interval_ms > 60_000 {
             bail!("checkpoint_interval_ms must be at most 60000");
         }
+        let retention = flags.retention.or(from_file.retention).unwrap_or_default();
+        retention.check()?;
+        // Flags set single keys of [privacy]; the rest comes from the file.
+        let mut privacy = from_file.privacy.unwrap_or_default();
+        if let Some(f) = flags.privacy {
+            privacy.pseudonymize = f.pseudonymize.or(privacy.pseudonymize);
+            privacy.master_key_file = f.master_key_file.or(privacy.master_key_file);
+        }
+        let privacy = crate::privacy::PrivacyConfig::resolve(privacy, master_key)?;
         Ok(ServeConfig {
+            privacy,
             data_dir: flags
                 .data_dir
                 .or(from_file.data_dir)
@@ -104,6 +127,7 @@ impl ServeConfig {
                 .queue_entries_max
                 .or(from_file.queue_entries_max)
                 .unwrap_or(QUEUE_ENTRIES_MAX_DEFAULT),
+            retention,
         })
     }
 }

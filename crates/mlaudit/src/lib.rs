@@ -9,4 +9,6 @@ pub mod dedup;
 pub mod event;
 pub mod index;
 pub mod keys;
+pub mod privacy;
+pub mod retention;
 pub mod server;

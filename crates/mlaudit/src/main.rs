@@ -51,6 +51,17 @@ enum Command {
     DeploymentState(client::DeploymentStateArgs),
     /// Rebuild the query index of a stopped server's data directory from its ledger.
     Reindex(client::ReindexArgs),
+    /// Legal holds: create, list, release (entries they cover are never pruned).
+    Hold(client::HoldArgs),
+    /// Retention: prune the payloads of expired entries (`run`, `run --dry-run`).
+    Retention(client::RetentionArgs),
+    /// Erase a data subject (GDPR Art. 17): destroy its key, so its sealed cleartext is gone.
+    Erase(client::EraseArgs),
+    /// Data subject access (GDPR Art. 15).
+    #[command(subcommand)]
+    Subject(client::SubjectCommand),
+    /// Re-wrap every key of a stopped server's key store under a new master key.
+    RotateMasterKey(client::RotateMasterKeyArgs),
 }
 
 #[derive(Args)]
@@ -76,6 +87,13 @@ struct ServeArgs {
     /// Entries that may wait for the ledger before ingest answers 503 [default: 200000].
     #[arg(long, env = "MLAUDIT_QUEUE_ENTRIES_MAX")]
     queue_entries_max: Option<usize>,
+    /// Pseudonymize identifiers and seal their originals [default: true].
+    #[arg(long, env = "MLAUDIT_PSEUDONYMIZE")]
+    pseudonymize: Option<bool>,
+    /// File holding the master key (base64 of 32 bytes) [default: <data-dir>/keys/master.key].
+    /// The key itself can be given in MLAUDIT_MASTER_KEY instead.
+    #[arg(long, env = "MLAUDIT_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
 }
 
 fn main() {
@@ -100,6 +118,11 @@ fn main() {
         Command::Lineage(a) => client::lineage(a),
         Command::Stats(a) => client::stats(a),
         Command::DeploymentState(a) => client::deployment_state(a),
+        Command::Hold(a) => client::hold(a),
+        Command::Retention(a) => client::retention(a),
+        Command::Erase(a) => client::erase(a),
+        Command::Subject(c) => client::subject(c),
+        Command::RotateMasterKey(a) => client::rotate_master_key(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -118,8 +141,16 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         checkpoint_interval_ms: a.checkpoint_interval_ms,
         batch_events_max: a.batch_events_max,
         queue_entries_max: a.queue_entries_max,
+        retention: None,
+        privacy: Some(mlaudit::privacy::PrivacyFile {
+            pseudonymize: a.pseudonymize,
+            master_key_file: a.master_key_file,
+            ..Default::default()
+        }),
     };
-    let cfg = ServeConfig::resolve(flags, a.config.as_deref())?;
+    // Read here, not by clap, so the key never shows in --help or an error message.
+    let master_key = std::env::var("MLAUDIT_MASTER_KEY").ok();
+    let cfg = ServeConfig::resolve(flags, a.config.as_deref(), master_key)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

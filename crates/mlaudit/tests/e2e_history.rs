@@ -4,6 +4,10 @@
 
 mod common;
 
+/// This file tests the index against a reference computed from the events as sent, so
+/// its server stores them as sent; privacy transforms are tested in e2e_privacy.rs.
+const PLAIN: &[&str] = &["--pseudonymize", "false"];
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use common::{gen_events, Http, TestServer};
@@ -132,7 +136,7 @@ fn check_resource(
 
 #[test]
 fn summary_and_timeline_match_a_reference() {
-    let srv = TestServer::start();
+    let srv = TestServer::start_with(PLAIN);
     let http = srv.http();
     let events = srv.send_in_order(&http, &gen_events(2000, 43));
     srv.wait_indexed(&http, 2000);

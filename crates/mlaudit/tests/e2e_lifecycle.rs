@@ -71,7 +71,7 @@ fn ingest_read_prove_verify_online_and_offline() {
             "leaf hash of the raw entry {seq}"
         );
         let stored: Value = serde_json::from_slice(&raw).unwrap();
-        assert_eq!(stored["v"], 1);
+        assert_eq!(stored["v"], 2);
         assert_eq!(stored["seq"], seq);
         assert_eq!(stored["event"], e["event"]);
     }

@@ -3,6 +3,10 @@
 
 mod common;
 
+/// This file tests the index against a reference computed from the events as sent, so
+/// its server stores them as sent; privacy transforms are tested in e2e_privacy.rs.
+const PLAIN: &[&str] = &["--pseudonymize", "false"];
+
 use std::collections::{HashMap, HashSet};
 
 use common::{cli, gen_events, Http, TestServer};
@@ -81,7 +85,7 @@ fn answers(srv: &TestServer, http: &Http, actor: &str) -> Vec<(String, Vec<Strin
 
 #[test]
 fn filters_and_pagination_match_a_reference() {
-    let srv = TestServer::start();
+    let srv = TestServer::start_with(PLAIN);
     let http = srv.http();
     let events = srv.send_in_order(&http, &gen_events(2000, 41));
     srv.wait_indexed(&http, 2000);

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use mlaudit::event::{
-    entry_bytes, entry_template, parse_entry, EntryError, Event, ENTRY_BYTES_MAX, SEQ_DIGITS_MAX,
+    entry_bytes, entry_template, entry_template_sealed, parse_entry, EntryError, Event,
+    ENTRY_BYTES_MAX, SEQ_DIGITS_MAX,
 };
 use serde_json::{json, Value};
 
@@ -31,7 +32,7 @@ fn entry(event: &Event, principal: &str, seq: u64) -> Vec<u8> {
 /// The same entry built the slow, obvious way: one canonicalization of the whole object.
 fn reference_entry(event: &Event, principal: &str, seq: u64) -> Vec<u8> {
     let whole = json!({
-        "v": 1,
+        "v": 2,
         "seq": seq,
         "recorded_at": RECORDED_AT,
         "source": {"principal": principal},
@@ -43,7 +44,7 @@ fn reference_entry(event: &Event, principal: &str, seq: u64) -> Vec<u8> {
 /// The entry text expected around a known canonical `parameters` object.
 fn expected_entry_with_parameters(parameters_jcs: &str, seq: u64) -> String {
     format!(
-        r#"{{"event":{{"action":"model.update","actor":{{"id":"alice"}},"outcome":"success","parameters":{parameters_jcs},"time":"2026-03-01T12:00:00.000Z"}},"recorded_at":"{RECORDED_AT}","seq":{seq},"source":{{"principal":"tok-1"}},"v":1}}"#
+        r#"{{"event":{{"action":"model.update","actor":{{"id":"alice"}},"outcome":"success","parameters":{parameters_jcs},"time":"2026-03-01T12:00:00.000Z"}},"recorded_at":"{RECORDED_AT}","seq":{seq},"source":{{"principal":"tok-1"}},"v":2}}"#
     )
 }
 
@@ -173,7 +174,7 @@ fn entry_has_the_documented_layout() {
     let text = String::from_utf8(entry(&e, "tok-1", 42)).unwrap();
     assert_eq!(
         text,
-        r#"{"event":{"action":"model.update","actor":{"id":"alice"},"outcome":"success","time":"2026-03-01T12:00:00.000Z"},"recorded_at":"2026-03-01T12:00:01.500Z","seq":42,"source":{"principal":"tok-1"},"v":1}"#
+        r#"{"event":{"action":"model.update","actor":{"id":"alice"},"outcome":"success","time":"2026-03-01T12:00:00.000Z"},"recorded_at":"2026-03-01T12:00:01.500Z","seq":42,"source":{"principal":"tok-1"},"v":2}"#
     );
 }
 
@@ -342,7 +343,8 @@ fn seq_beyond_2_pow_53_is_a_bug() {
 fn parse_entry_round_trips() {
     let e = event(json!({"reason": "ünïcode 😀", "metrics": {"auc": 0.91}}));
     let stored = parse_entry(&entry(&e, "tok-ü", 123)).unwrap();
-    assert_eq!(stored.v, 1);
+    assert_eq!(stored.v, 2);
+    assert_eq!(stored.sealed, None);
     assert_eq!(stored.seq, 123);
     assert_eq!(stored.recorded_at, RECORDED_AT);
     assert_eq!(stored.principal, "tok-ü");
@@ -351,10 +353,55 @@ fn parse_entry_round_trips() {
 
 #[test]
 fn parse_entry_refuses_other_format_versions() {
-    let bytes = br#"{"event":{},"recorded_at":"x","seq":1,"source":{"principal":"p"},"v":2}"#;
-    let err = parse_entry(bytes).unwrap_err();
-    assert_eq!(err, EntryError::UnsupportedVersion { v: 2 });
-    assert_eq!(err.code(), "unsupported_entry_version");
+    for v in [0, 3] {
+        let bytes = format!(
+            r#"{{"event":{{}},"recorded_at":"x","seq":1,"source":{{"principal":"p"}},"v":{v}}}"#
+        );
+        let err = parse_entry(bytes.as_bytes()).unwrap_err();
+        assert_eq!(err, EntryError::UnsupportedVersion { v });
+        assert_eq!(err.code(), "unsupported_entry_version");
+    }
+}
+
+#[test]
+fn parse_entry_reads_version_1_entries() {
+    let bytes =
+        br#"{"event":{"action":"a.b"},"recorded_at":"x","seq":1,"source":{"principal":"p"},"v":1}"#;
+    let stored = parse_entry(bytes).unwrap();
+    assert_eq!((stored.v, stored.seq, stored.sealed), (1, 1, None));
+    // `sealed` arrived with version 2.
+    let bytes = br#"{"event":{},"recorded_at":"x","sealed":{"s":"c"},"seq":1,"source":{"principal":"p"},"v":1}"#;
+    assert_eq!(parse_entry(bytes).unwrap_err().code(), "malformed_entry");
+}
+
+#[test]
+fn sealed_member_sits_between_recorded_at_and_seq_and_round_trips() {
+    let e = event(json!({}));
+    let mut sealed = serde_json::Map::new();
+    sealed.insert(
+        "hmac:1:zzzzzzzzzzzzzzzzzzzzzz".into(),
+        json!("b64-ciphertext"),
+    );
+    sealed.insert("hmac:1:AAAAAAAAAAAAAAAAAAAAAA".into(), json!("other"));
+    let t = entry_template_sealed(&e, Some(&sealed), RECORDED_AT, "tok-1").unwrap();
+    let bytes = entry_bytes(&t, 5);
+    let whole = json!({
+        "v": 2, "seq": 5, "recorded_at": RECORDED_AT, "source": {"principal": "tok-1"},
+        "event": e.as_value(), "sealed": sealed,
+    });
+    assert_eq!(bytes, serde_json_canonicalizer::to_vec(&whole).unwrap());
+    let stored = parse_entry(&bytes).unwrap();
+    assert_eq!(stored.sealed, Some(sealed));
+    // An empty map writes no member at all.
+    let empty = entry_template_sealed(&e, Some(&serde_json::Map::new()), RECORDED_AT, "tok-1");
+    assert_eq!(entry_bytes(&empty.unwrap(), 5), entry(&e, "tok-1", 5));
+    for bad in [
+        br#"{"event":{},"recorded_at":"x","sealed":{},"seq":1,"source":{"principal":"p"},"v":2}"#.as_slice(),
+        br#"{"event":{},"recorded_at":"x","sealed":{"s":1},"seq":1,"source":{"principal":"p"},"v":2}"#,
+        br#"{"event":{},"recorded_at":"x","sealed":"s","seq":1,"source":{"principal":"p"},"v":2}"#,
+    ] {
+        assert_eq!(parse_entry(bad).unwrap_err().code(), "malformed_entry");
+    }
 }
 
 #[test]

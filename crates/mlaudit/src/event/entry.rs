@@ -1,5 +1,9 @@
 //! The stored ledger entry (DESIGN.md section 4): the RFC 8785 canonical JSON of
-//! `{"v":1,"seq":N,"recorded_at":"…","source":{"principal":"…"},"event":{…}}`.
+//! `{"v":2,"seq":N,"recorded_at":"…","source":{"principal":"…"},"event":{…},"sealed":{…}}`.
+//!
+//! Version 2 added the optional `sealed` member: for each data subject of the event, the
+//! original values of its pseudonymized fields, encrypted under that subject's key
+//! (`privacy/`, `docs/privacy.md`). Version 1 entries (no `sealed`) are still read.
 //!
 //! The entry is a Merkle leaf, so its bytes are forever: anyone re-canonicalizing the parsed
 //! entry with an RFC 8785 implementation must get the same bytes and the same leaf hash.
@@ -9,9 +13,13 @@ use serde_json::{Map, Value};
 use super::canonical::{write_number, write_string, write_value};
 use super::{Event, ENTRY_BYTES_MAX};
 
-/// Format version of a stored entry, the `v` field. Readers refuse other versions rather
-/// than guess at their meaning.
-pub const ENTRY_FORMAT_VERSION: u64 = 1;
+/// Format version of a stored entry, the `v` field, written into every new entry. Readers
+/// accept [`ENTRY_FORMAT_VERSION_MIN`] to this and refuse other versions rather than guess
+/// at their meaning. Version 2 added the optional `sealed` member.
+pub const ENTRY_FORMAT_VERSION: u64 = 2;
+
+/// Oldest entry format version this build reads (version 1: no `sealed` member).
+pub const ENTRY_FORMAT_VERSION_MIN: u64 = 1;
 
 /// Most decimal digits of a `seq` (`u64::MAX` has 20). [`entry_template`] reserves this much
 /// room, so a template that passes the size check fits [`ENTRY_BYTES_MAX`] with any seq.
@@ -42,7 +50,7 @@ pub struct EntryTemplate {
 /// A stored entry read back from the ledger.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEntry {
-    /// Format version; always [`ENTRY_FORMAT_VERSION`] once parsed.
+    /// Format version, between [`ENTRY_FORMAT_VERSION_MIN`] and [`ENTRY_FORMAT_VERSION`].
     pub v: u64,
     /// Position in the log, from 0.
     pub seq: u64,
@@ -52,6 +60,9 @@ pub struct StoredEntry {
     pub principal: String,
     /// The event as stored, after privacy transforms.
     pub event: Value,
+    /// Sealed originals of pseudonymized fields: subject pseudonym → ciphertext (version 2;
+    /// absent when the event had no pseudonymized field). Opaque here; `privacy/` opens it.
+    pub sealed: Option<Map<String, Value>>,
 }
 
 /// Why an entry could not be built or read.
@@ -75,7 +86,7 @@ pub enum EntryError {
     },
     /// An entry written by a format version this build does not know.
     #[error(
-        "stored entry has format version {v}; this build reads version {ENTRY_FORMAT_VERSION}"
+        "stored entry has format version {v}; this build reads versions {ENTRY_FORMAT_VERSION_MIN} to {ENTRY_FORMAT_VERSION}"
     )]
     UnsupportedVersion {
         /// The version found.
@@ -110,11 +121,26 @@ pub fn entry_template(
     recorded_at: &str,
     principal: &str,
 ) -> Result<EntryTemplate, EntryError> {
+    entry_template_sealed(event, None, recorded_at, principal)
+}
+
+/// [`entry_template`] with a `sealed` member (omitted when `None` or empty). RFC 8785
+/// orders it between `recorded_at` and `seq` (`"sealed" < "seq"`), so it goes into `head`.
+pub fn entry_template_sealed(
+    event: &Event,
+    sealed: Option<&Map<String, Value>>,
+    recorded_at: &str,
+    principal: &str,
+) -> Result<EntryTemplate, EntryError> {
     let mut head = Vec::with_capacity(1024);
     head.extend_from_slice(br#"{"event":"#);
     write_value(event.as_value(), &mut head);
     head.extend_from_slice(br#","recorded_at":"#);
     write_string(recorded_at, &mut head);
+    if let Some(sealed) = sealed.filter(|s| !s.is_empty()) {
+        head.extend_from_slice(br#","sealed":"#);
+        write_value(&Value::Object(sealed.clone()), &mut head);
+    }
     head.extend_from_slice(br#","seq":"#);
 
     let mut tail = Vec::with_capacity(principal.len() + 32);
@@ -154,9 +180,10 @@ pub fn entry_bytes(t: &EntryTemplate, seq: u64) -> Vec<u8> {
     entry
 }
 
-/// Parses a stored entry (for reads and verification): checks the size, that `v` is
-/// [`ENTRY_FORMAT_VERSION`] (before anything else, since another version may have another
-/// shape), and that exactly the five fields are present with the right types.
+/// Parses a stored entry (for reads and verification): checks the size, that `v` is a
+/// version this build reads (before anything else, since another version may have another
+/// shape), and that exactly the five fields are present with the right types, plus, from
+/// version 2, an optional `sealed` object of strings.
 ///
 /// It does not check that the bytes are canonical; the Merkle tree already binds them, and
 /// `mlaudit verify` re-canonicalizes when it wants that check.
@@ -175,13 +202,25 @@ pub fn parse_entry(bytes: &[u8]) -> Result<StoredEntry, EntryError> {
         .get("v")
         .and_then(Value::as_u64)
         .ok_or_else(|| malformed("v is missing or not an unsigned integer".into()))?;
-    if v != ENTRY_FORMAT_VERSION {
+    if !(ENTRY_FORMAT_VERSION_MIN..=ENTRY_FORMAT_VERSION).contains(&v) {
         return Err(EntryError::UnsupportedVersion { v });
     }
-    const FIELDS: [&str; 5] = ["event", "recorded_at", "seq", "source", "v"];
-    if let Some(unknown) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+    const FIELDS: [&str; 6] = ["event", "recorded_at", "sealed", "seq", "source", "v"];
+    if let Some(unknown) = map
+        .keys()
+        .find(|k| !FIELDS.contains(&k.as_str()) || (v == 1 && *k == "sealed"))
+    {
         return Err(malformed(format!("unexpected field {unknown:?}")));
     }
+    let sealed = match map.remove("sealed") {
+        None => None,
+        Some(Value::Object(s)) if !s.is_empty() && s.values().all(Value::is_string) => Some(s),
+        Some(_) => {
+            return Err(malformed(
+                "sealed must be a non-empty object of strings".into(),
+            ))
+        }
+    };
     let seq = map
         .get("seq")
         .and_then(Value::as_u64)
@@ -203,6 +242,7 @@ pub fn parse_entry(bytes: &[u8]) -> Result<StoredEntry, EntryError> {
         recorded_at,
         principal,
         event,
+        sealed,
     })
 }
 

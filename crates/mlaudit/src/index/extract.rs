@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::event::{category_of, StoredEntry, ENTRY_FORMAT_VERSION};
+use crate::event::{category_of, StoredEntry, ENTRY_FORMAT_VERSION, ENTRY_FORMAT_VERSION_MIN};
 
 /// One `related` link of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,9 +224,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
 }
 
 // The shapes mlaudit writes (an entry of a validated event: objects where `validate.rs`
-// wants objects). Anything else (another type, a duplicate key, an unknown entry field, another
-// format version) fails here and takes the general path, `parse_entry` then `extract`, so the
-// two always agree.
+// wants objects). Anything else (another type, a duplicate key, an unknown entry field,
+// another format version, a `sealed` member, which `parse_entry` checks) fails here and
+// takes the general path, `parse_entry` then `extract`, so the two always agree.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FastEntry<'a> {
@@ -317,7 +317,7 @@ struct FastRelated<'a> {
 pub fn extract_entry(bytes: &[u8]) -> Result<IndexedEvent, crate::event::EntryError> {
     if bytes.len() <= crate::event::ENTRY_BYTES_MAX {
         if let Ok(e) = serde_json::from_slice::<FastEntry<'_>>(bytes) {
-            if e.v == ENTRY_FORMAT_VERSION {
+            if (ENTRY_FORMAT_VERSION_MIN..=ENTRY_FORMAT_VERSION).contains(&e.v) {
                 return Ok(fast(e));
             }
         }
@@ -403,16 +403,20 @@ mod tests {
             r#"{"action":"a\u00e9.b","actor":{"id":"u\"q"},"resource":null,"parameters":[1,{"k":"v"}]}"#,
             r#"{"action":"a.b","action":"c.d","actor":{"id":"u"}}"#,
         ] {
-            let e = entry(event);
-            let general = extract(&crate::event::parse_entry(e.as_bytes()).unwrap());
-            assert_eq!(extract_entry(e.as_bytes()).unwrap(), general, "{event}");
+            let v1 = entry(event);
+            let v2 = v1.replace(r#""v":1"#, r#""v":2"#);
+            let sealed = v2.replace(r#""seq":3"#, r#""sealed":{"s":"x"},"seq":3"#);
+            for e in [v1, v2, sealed] {
+                let general = extract(&crate::event::parse_entry(e.as_bytes()).unwrap());
+                assert_eq!(extract_entry(e.as_bytes()).unwrap(), general, "{e}");
+            }
         }
     }
 
     #[test]
     fn malformed_entries_are_refused_as_parse_entry_refuses_them() {
         for bad in [
-            entry(r#"{"action":"a.b"}"#).replace(r#""v":1"#, r#""v":2"#),
+            entry(r#"{"action":"a.b"}"#).replace(r#""v":1"#, r#""v":9"#),
             entry(r#"{"action":"a.b"}"#).replace(r#""seq":3,"#, r#""seq":3,"extra":1,"#),
             entry(r#"["a.b"]"#),
             "not json".to_string(),

@@ -10,6 +10,7 @@
 
 mod extract;
 mod lineage;
+mod prune;
 mod query;
 mod schema;
 mod state;
@@ -23,11 +24,12 @@ use std::sync::Mutex;
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-pub use extract::{IndexedEvent, Related};
+pub use extract::{extract, IndexedEvent, Related};
 pub use lineage::{
     Lineage, LineageEdge, LineageNode, NodeRef, EDGE_SEQS_MAX, LINEAGE_DEPTH_DEFAULT,
     LINEAGE_DEPTH_MAX, LINEAGE_EDGES_MAX, LINEAGE_NODES_MAX, NODE_VERSIONS_MAX,
 };
+pub use prune::RetentionRow;
 pub use query::{Cursor, Filter, Hit, Order, Page, QueryError, LIMIT_DEFAULT, LIMIT_MAX};
 pub use state::{DeploymentState, ServedModel, DEPLOYMENT_ACTIONS, EVALUATIONS_MAX};
 pub use stats::{parse_interval, Stats, StatsBucket, StatsBy, StatsSource, STATS_BUCKETS_MAX};

@@ -142,6 +142,8 @@ pub struct Hit {
     pub leaf_hash: Hash,
     /// The event as stored in the ledger.
     pub event: Value,
+    /// The entry's sealed originals (for cleartext views), if any.
+    pub sealed: Option<serde_json::Map<String, Value>>,
 }
 
 /// One page of results.
@@ -632,27 +634,37 @@ pub(super) fn read_hits(store: &ledger::Store, seqs: &[u64]) -> Result<Vec<Hit>,
     let width = tlog::TILE_WIDTH;
     let size = store.size();
     let mut hits = Vec::with_capacity(seqs.len());
-    for run in seqs.chunk_by(|a, b| a / width == b / width) {
-        let bundle = run[0] / width;
-        let n = (size.saturating_sub(bundle * width)).min(width);
-        let bytes = store
-            .bundle(bundle, n)
-            .map_err(|e| QueryError::Storage(format!("reading entry {}: {e}", run[0])))?;
-        let entries = tlog::parse_bundle(&bytes)
-            .map_err(|e| QueryError::Storage(format!("reading entry {}: {e}", run[0])))?;
-        for &seq in run {
-            let raw = entries
-                .get((seq % width) as usize)
-                .ok_or_else(|| QueryError::Storage(format!("entry {seq} is missing")))?;
-            let entry = parse_entry(raw)
+    // Slots, not C2SP bundles: a bundle may hold entries pruned by retention
+    // next to the ones asked for (never these: pruned entries leave the index).
+    let mut cached: Option<(u64, Vec<ledger::store::Slot>)> = None;
+    for &seq in seqs {
+        let bundle = seq / width;
+        if cached.as_ref().map(|c| c.0) != Some(bundle) {
+            let n = (size.saturating_sub(bundle * width)).min(width);
+            let slots = store
+                .slots(bundle, n)
                 .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
-            hits.push(Hit {
-                seq,
-                recorded_at: entry.recorded_at,
-                leaf_hash: tlog::leaf_hash(raw),
-                event: entry.event,
-            });
+            cached = Some((bundle, slots));
         }
+        let slots = &cached.as_ref().expect("just set").1;
+        let raw = match slots.get((seq % width) as usize) {
+            Some(ledger::store::Slot::Entry(bytes)) => bytes.as_slice(),
+            Some(ledger::store::Slot::Pruned(_)) => {
+                return Err(QueryError::Storage(format!(
+                    "entry {seq} was pruned by retention but is still indexed"
+                )))
+            }
+            None => return Err(QueryError::Storage(format!("entry {seq} is missing"))),
+        };
+        let entry = parse_entry(raw)
+            .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
+        hits.push(Hit {
+            seq,
+            recorded_at: entry.recorded_at,
+            leaf_hash: tlog::leaf_hash(raw),
+            event: entry.event,
+            sealed: entry.sealed,
+        });
     }
     Ok(hits)
 }

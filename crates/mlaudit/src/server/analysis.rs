@@ -51,7 +51,12 @@ pub(super) async fn lineage(
 ) -> Result<Json<Value>, ApiError> {
     let q = Params::new(q, LINEAGE_PARAMS)?;
     let rtype = required(&q, "type")?.to_string();
-    let id = required(&q, "id")?.to_string();
+    // A user given in cleartext is looked up by its pseudonym, as stored.
+    let id = st
+        .privacy
+        .query_value("resource.id", required(&q, "id")?, &|k| {
+            (k == "type").then(|| rtype.clone())
+        });
     let depth = match q.u64("depth")? {
         None => LINEAGE_DEPTH_DEFAULT,
         Some(d) if d <= u64::from(LINEAGE_DEPTH_MAX) => d as u32,
@@ -179,7 +184,7 @@ pub(super) async fn stats(
     let q = Params::new(q, &stats_params())?;
     let by = StatsBy::parse(required(&q, "by")?).map_err(query_error)?;
     let width = parse_interval(q.get("interval").unwrap_or("day")).map_err(query_error)?;
-    let filter = query_filter(&q)?;
+    let filter = query_filter(&q, &st.privacy)?;
     let index = st.index.clone();
     let stats = blocking(move || index.stats(&filter, by, width).map_err(query_error)).await?;
     let buckets: Vec<Value> = stats

@@ -73,6 +73,10 @@ impl From<ledger::store::ReadError> for ApiError {
     fn from(e: ledger::store::ReadError) -> ApiError {
         match e {
             ledger::store::ReadError::NotFound(m) => ApiError::not_found(m),
+            // Retention removed the payload on purpose: gone, not missing.
+            ledger::store::ReadError::Pruned { message, .. } => {
+                ApiError::new(StatusCode::GONE, "pruned", message)
+            }
             other => ApiError::internal(other.to_string()),
         }
     }

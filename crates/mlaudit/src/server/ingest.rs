@@ -16,7 +16,7 @@ use super::metrics::Reason;
 use super::{AppState, INGEST_REQUESTS_MAX, RETRY_AFTER_BUSY};
 use crate::dedup::{self, Key, Lookup, Receipt};
 use crate::event::{
-    entry_template, format_time, parse_events, split_body_items, BodyFormat, FieldError,
+    entry_template_sealed, format_time, parse_events, split_body_items, BodyFormat, FieldError,
     BODY_BYTES_MAX,
 };
 use ledger::{AppendError, NewEntry};
@@ -391,11 +391,19 @@ fn prepare(
 ) -> Result<(Vec<Prepared>, Reservation), ApiError> {
     let items = split_body_items(body, format, st.batch_events_max)?;
     let now = chrono::Utc::now();
-    let events = parse_events(items, now, allow_reserved).map_err(|details| ApiError {
+    let mut events = parse_events(items, now, allow_reserved).map_err(|details| ApiError {
         details,
         ..ApiError::bad_request(
             "invalid_event",
             "the batch was rejected: no event of it was stored",
+        )
+    })?;
+    // Privacy transforms (redaction, pseudonyms, sealing) before anything is written.
+    let sealed = st.privacy.apply(&mut events).map_err(|e| {
+        ApiError::unavailable(
+            "storage_failure",
+            format!("privacy transforms failed: {e}"),
+            1,
         )
     })?;
     let recorded_at = format_time(now);
@@ -414,7 +422,7 @@ fn prepare(
                 });
             }
         }
-        match entry_template(event, &recorded_at, principal) {
+        match entry_template_sealed(event, sealed[index].as_ref(), &recorded_at, principal) {
             Ok(t) => prepared.push(Prepared {
                 key,
                 entry: Some(NewEntry::Template {

@@ -4,11 +4,14 @@
 //! reads on `ledger::Store`); every failure goes through [`ApiError`].
 
 mod analysis;
+mod caller;
 mod error;
 pub mod indexer;
 mod ingest;
 pub mod metrics;
 mod read;
+pub mod retention;
+mod subjects;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,11 +19,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use ledger::fs::StdFs;
 use ledger::Ledger;
 
+pub use caller::{Caller, ROLE_UNTIL_AUTH};
 pub use error::ApiError;
 pub use ingest::{ingest, record_system, IngestOutcome, SYSTEM_PRINCIPAL};
 
@@ -28,6 +32,7 @@ use crate::config::ServeConfig;
 use crate::dedup::Dedup;
 use crate::event::BODY_BYTES_MAX;
 use crate::index::Index;
+use crate::privacy::Privacy;
 use indexer::Indexer;
 use metrics::Metrics;
 
@@ -51,6 +56,10 @@ pub struct AppState {
     pub batch_events_max: usize,
     /// Ingest requests allowed in progress at once (bodies in memory).
     pub ingest_permits: Arc<tokio::sync::Semaphore>,
+    /// Retention policies, legal holds, and the one-run-at-a-time lock.
+    pub retention: retention::Retention,
+    /// Privacy transforms, subject keys, clearance (`privacy/`).
+    pub privacy: Arc<Privacy>,
 }
 
 /// A running server's core, opened from a data directory.
@@ -94,6 +103,8 @@ impl Server {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let lock = lock_data_dir(dir)?;
         let (signer, created) = crate::keys::load_or_create(dir, cfg.origin.as_deref())?;
+        // Before the ledger: a wrong master key refuses the start and changes nothing.
+        let privacy = Arc::new(Privacy::open(dir, &cfg.privacy)?);
         let origin = signer.name().to_string();
         let vkey = signer.vkey();
         let mut lcfg = ledger::Config::new(&origin);
@@ -111,6 +122,7 @@ impl Server {
             tracing::info!(entries = caught_up, "index caught up with the ledger");
         }
         let indexer = Indexer::start(index.clone(), ledger.store().clone())?;
+        let holds = crate::retention::HoldStore::open(&dir.join("retention.sqlite"))?;
         Ok(Server {
             state: Arc::new(AppState {
                 ledger: Arc::new(ledger),
@@ -122,6 +134,12 @@ impl Server {
                 vkey,
                 batch_events_max: cfg.batch_events_max,
                 ingest_permits: Arc::new(tokio::sync::Semaphore::new(INGEST_REQUESTS_MAX)),
+                retention: retention::Retention {
+                    config: cfg.retention.clone(),
+                    holds,
+                    running: tokio::sync::Mutex::new(()),
+                },
+                privacy,
             }),
             created,
             _lock: lock,
@@ -156,8 +174,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/stats", get(analysis::stats))
         .route("/v1/proof/inclusion", get(read::inclusion))
         .route("/v1/proof/consistency", get(read::consistency))
+        .route("/v1/subjects/{id}/events", get(subjects::subject_events))
+        .route("/v1/subjects/{id}/erase", post(subjects::erase))
         .route("/v1/info", get(read::info))
         .route("/v1/schema/event", get(read::schema))
+        // Admin-only once roles exist.
+        .route(
+            "/v1/holds",
+            post(retention::create_hold).get(retention::list_holds),
+        )
+        .route("/v1/holds/{id}", delete(retention::release_hold))
+        .route("/v1/retention/run", post(retention::run_now))
         .route("/log/checkpoint", get(read::checkpoint))
         .route("/log/{*path}", get(read::tile))
         .fallback(read::no_route)
@@ -179,6 +206,9 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     announce(&cfg.data_dir, &server, addr);
+    if let Some(s) = cfg.retention.run_interval_s.filter(|&s| s > 0) {
+        retention::schedule(server.state.clone(), Duration::from_secs(s));
+    }
     let app = router(server.state.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

@@ -14,9 +14,11 @@ use std::collections::HashMap;
 use tlog::{TileKind, TileRef};
 
 use super::error::ApiError;
-use super::AppState;
+use super::subjects::{record_cleartext_view, require_cleartext};
+use super::{AppState, Caller};
 use crate::event::{event_schema, parse_entry};
 use crate::index::{Filter, Order, Page, QueryError};
+use crate::privacy::Privacy;
 
 pub(super) fn b64(h: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(h)
@@ -127,10 +129,12 @@ pub(super) async fn tile(
 /// `GET /v1/events/{seq}`: the stored entry, as JSON or (`?format=raw`) its exact bytes.
 pub(super) async fn get_event(
     State(st): State<Arc<AppState>>,
+    caller: Caller,
     Path(seq): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let q = Params::new(q, &["format"])?;
+    let q = Params::new(q, &["format", "cleartext"])?;
+    let cleartext = q.cleartext(&st, &caller)?;
     let seq: u64 = seq.parse().map_err(|_| {
         ApiError::bad_request("bad_seq", format!("{seq:?} is not a seq (a number)"))
     })?;
@@ -154,7 +158,18 @@ pub(super) async fn get_event(
         )
             .into_response());
     }
-    let e = parse_entry(&bytes).map_err(|e| ApiError::internal(format!("entry {seq}: {e}")))?;
+    let mut e = parse_entry(&bytes).map_err(|e| ApiError::internal(format!("entry {seq}: {e}")))?;
+    if cleartext {
+        st.privacy
+            .unseal(&mut e.event, e.sealed.as_ref(), None)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        record_cleartext_view(
+            &st,
+            &caller,
+            json!({"endpoint": "GET /v1/events/{seq}", "seqs": [seq]}),
+        )
+        .await?;
+    }
     Ok(Json(json!({
         "seq": e.seq,
         "recorded_at": e.recorded_at,
@@ -255,11 +270,20 @@ pub(super) const QUERY_PARAMS: &[&str] = &[
     "limit",
     "cursor",
     "order",
+    "cleartext",
 ];
 
-/// Builds the index filter of `GET /v1/events` from checked parameters.
-pub(super) fn query_filter(q: &Params) -> Result<Filter, ApiError> {
+/// Builds the index filter of `GET /v1/events` from checked parameters. Filters on
+/// pseudonymized fields given in cleartext are turned into pseudonyms here.
+pub(super) fn query_filter(q: &Params, privacy: &Privacy) -> Result<Filter, ApiError> {
     let s = |name: &str| q.get(name).map(str::to_string);
+    let rtype = s("resource_type");
+    let actor = s("actor").map(|a| privacy.query_value("actor.id", &a, &|_| None));
+    let resource_id = s("resource_id").map(|id| {
+        privacy.query_value("resource.id", &id, &|k| {
+            (k == "type").then(|| rtype.clone()).flatten()
+        })
+    });
     let order = match q.get("order") {
         None | Some("desc") => Order::Desc,
         Some("asc") => Order::Asc,
@@ -274,7 +298,12 @@ pub(super) fn query_filter(q: &Params) -> Result<Filter, ApiError> {
         .get("related")
         .map(Filter::parse_related)
         .transpose()
-        .map_err(query_error)?;
+        .map_err(query_error)?
+        .map(|(t, id)| {
+            let id =
+                privacy.query_value("related[].id", &id, &|k| (k == "type").then(|| t.clone()));
+            (t, id)
+        });
     Ok(Filter {
         from: q.time_ms("from")?,
         to: q.time_ms("to")?,
@@ -282,9 +311,9 @@ pub(super) fn query_filter(q: &Params) -> Result<Filter, ApiError> {
         recorded_to: q.time_ms("recorded_to")?,
         action: s("action"),
         category: s("category"),
-        actor: s("actor"),
-        resource_type: s("resource_type"),
-        resource_id: s("resource_id"),
+        actor,
+        resource_type: rtype,
+        resource_id,
         resource_version: s("resource_version"),
         outcome: s("outcome"),
         project: s("project"),
@@ -310,45 +339,81 @@ pub(super) fn query_error(e: QueryError) -> ApiError {
 /// default, with a cursor for the next page.
 pub(super) async fn query_events(
     State(st): State<Arc<AppState>>,
+    caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let q = Params::new(q, QUERY_PARAMS)?;
-    let filter = query_filter(&q)?;
+    let cleartext = q.cleartext(&st, &caller)?;
+    let filter = query_filter(&q, &st.privacy)?;
+    // What was searched, for the audit.query record: identifiers as the pseudonyms used.
+    let searched: serde_json::Map<String, Value> =
+        q.0.iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "cursor" | "cleartext"))
+            .map(|(k, v)| {
+                let v = match k.as_str() {
+                    "actor" => filter.actor.clone().unwrap_or_default(),
+                    "resource_id" => filter.resource_id.clone().unwrap_or_default(),
+                    "related" => filter
+                        .related
+                        .as_ref()
+                        .map(|(t, id)| format!("{t}:{id}"))
+                        .unwrap_or_default(),
+                    _ => v.clone(),
+                };
+                (k.clone(), Value::String(v))
+            })
+            .collect();
     let index = st.index.clone();
     let store = st.ledger.store().clone();
     let page = blocking(move || index.query(&store, &filter).map_err(query_error)).await?;
-    Ok(Json(page_json(page)))
+    let privacy = cleartext.then_some(&*st.privacy);
+    let (body, seqs) = page_json(page, privacy)?;
+    if cleartext {
+        let params = json!({"endpoint": "GET /v1/events", "filter": searched, "seqs": seqs});
+        record_cleartext_view(&st, &caller, params).await?;
+    }
+    Ok(Json(body))
 }
 
-/// A page of results as `{"events": […], "next": cursor or null}`.
-fn page_json(page: Page) -> Value {
-    let events: Vec<Value> = page
-        .hits
-        .into_iter()
-        .map(|h| {
-            json!({
-                "seq": h.seq,
-                "recorded_at": h.recorded_at,
-                "leaf_hash": b64(&h.leaf_hash),
-                "event": h.event,
-            })
-        })
-        .collect();
+/// A page of results as `{"events": […], "next": cursor or null}`, and its seqs. With
+/// `cleartext`, sealed values whose subject key exists are restored.
+fn page_json(page: Page, cleartext: Option<&Privacy>) -> Result<(Value, Vec<u64>), ApiError> {
+    let mut seqs = Vec::with_capacity(page.hits.len());
+    let mut events = Vec::with_capacity(page.hits.len());
+    for mut h in page.hits {
+        if let Some(p) = cleartext {
+            p.unseal(&mut h.event, h.sealed.as_ref(), None)
+                .map_err(|e| ApiError::internal(format!("entry {}: {e}", h.seq)))?;
+        }
+        seqs.push(h.seq);
+        events.push(json!({
+            "seq": h.seq,
+            "recorded_at": h.recorded_at,
+            "leaf_hash": b64(&h.leaf_hash),
+            "event": h.event,
+        }));
+    }
     let next = if page.more { page.next_cursor } else { None };
-    json!({"events": events, "next": next})
+    Ok((json!({"events": events, "next": next}), seqs))
 }
 
 /// Parameters of `GET /v1/resources/{type}/{id}`: the timeline's paging.
-const RESOURCE_PARAMS: &[&str] = &["limit", "cursor", "order"];
+const RESOURCE_PARAMS: &[&str] = &["limit", "cursor", "order", "cleartext"];
 
 /// `GET /v1/resources/{type}/{id}`: the resource's summary and its timeline (the events
 /// whose `resource` it is, oldest first by default, paged like `GET /v1/events`).
 pub(super) async fn resource(
     State(st): State<Arc<AppState>>,
+    caller: Caller,
     Path((rtype, id)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let q = Params::new(q, RESOURCE_PARAMS)?;
+    let cleartext = q.cleartext(&st, &caller)?;
+    // A user given in cleartext is looked up by its pseudonym, and answered as such.
+    let id = st.privacy.query_value("resource.id", &id, &|k| {
+        (k == "type").then(|| rtype.clone())
+    });
     let order = match q.get("order") {
         None | Some("asc") => Order::Asc,
         Some("desc") => Order::Desc,
@@ -383,6 +448,11 @@ pub(super) async fn resource(
             "no event has resource {rtype}:{id} (or the index has not reached it yet)"
         )));
     };
+    let (timeline, seqs) = page_json(page, cleartext.then_some(&*st.privacy))?;
+    if cleartext {
+        let params = json!({"endpoint": "GET /v1/resources/{type}/{id}", "seqs": seqs});
+        record_cleartext_view(&st, &caller, params).await?;
+    }
     Ok(Json(json!({
         "type": rtype,
         "id": id,
@@ -394,7 +464,7 @@ pub(super) async fn resource(
             "counts_by_action": s.counts_by_action,
             "actors": {"count": s.actor_count, "ids": s.actors},
         },
-        "timeline": page_json(page),
+        "timeline": timeline,
     })))
 }
 
@@ -420,6 +490,17 @@ impl Params {
     }
     pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+    /// `cleartext=true|false` (default false); true needs clearance.
+    fn cleartext(&self, st: &AppState, caller: &Caller) -> Result<bool, ApiError> {
+        match self.get("cleartext") {
+            None | Some("false") => Ok(false),
+            Some("true") => require_cleartext(st, caller).map(|()| true),
+            Some(other) => Err(ApiError::bad_request(
+                "bad_parameter",
+                format!("cleartext={other:?} is not true or false"),
+            )),
+        }
     }
     /// An RFC 3339 time, as milliseconds since the Unix epoch.
     pub(super) fn time_ms(&self, name: &str) -> Result<Option<i64>, ApiError> {

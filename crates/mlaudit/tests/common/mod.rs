@@ -232,6 +232,12 @@ impl TestServer {
         self.spawn();
     }
 
+    /// Starts the server again on the same data directory with other extra `serve` flags.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.spawn();
+    }
+
     /// The tree size the server reports in /v1/info.
     pub fn size(&self, http: &Http) -> u64 {
         let r = http.get(&self.at("/v1/info"));

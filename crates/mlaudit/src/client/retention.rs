@@ -1,0 +1,296 @@
+//! `mlaudit hold …` and `mlaudit retention run`: legal holds and retention
+//! runs through the server's API (admin-only once roles exist).
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+use super::{check, http, runtime, ServerArgs};
+
+/// `mlaudit hold`.
+#[derive(Args)]
+pub struct HoldArgs {
+    #[command(subcommand)]
+    command: HoldCommand,
+}
+
+#[derive(Subcommand)]
+enum HoldCommand {
+    /// Create a legal hold: matching entries are never pruned while it is active.
+    Create(CreateArgs),
+    /// List legal holds (active ones unless --all).
+    List(ListArgs),
+    /// Release a legal hold.
+    Release(ReleaseArgs),
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Why the hold exists (required; recorded in the audit.hold event).
+    #[arg(long)]
+    reason: String,
+    /// Entries about this resource, as TYPE/ID (e.g. model/churn).
+    #[arg(long)]
+    resource: Option<String>,
+    /// Entries whose actor.id is this (as stored).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Entries of this project (context.project).
+    #[arg(long)]
+    project: Option<String>,
+    /// Entries whose event time is at or after this (RFC 3339).
+    #[arg(long)]
+    from: Option<String>,
+    /// Entries whose event time is before this (RFC 3339).
+    #[arg(long)]
+    to: Option<String>,
+    /// Print the hold as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Released holds too.
+    #[arg(long)]
+    all: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ReleaseArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The hold's id.
+    id: u64,
+}
+
+/// `mlaudit retention`.
+#[derive(Args)]
+pub struct RetentionArgs {
+    #[command(subcommand)]
+    command: RetentionCommand,
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Prune the entries whose retention expired (not held), now.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Only report what would be pruned; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the server's report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn call(
+    server: &ServerArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    runtime()?.block_on(async {
+        let c = http()?;
+        let mut rb = server.auth(c.request(method, server.endpoint(path)));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let resp = rb
+            .send()
+            .await
+            .with_context(|| format!("contacting {}", server.url))?;
+        anyhow::Ok(check(resp).await?.json().await?)
+    })
+}
+
+fn scope_text(s: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = s.get("resource").filter(|r| !r.is_null()) {
+        parts.push(format!(
+            "resource {}/{}",
+            r["type"].as_str().unwrap_or(""),
+            r["id"].as_str().unwrap_or("")
+        ));
+    }
+    for (k, label) in [
+        ("subject", "subject"),
+        ("project", "project"),
+        ("time_from", "from"),
+        ("time_to", "to"),
+    ] {
+        if let Some(v) = s.get(k).and_then(Value::as_str) {
+            parts.push(format!("{label} {v}"));
+        }
+    }
+    parts.join(", ")
+}
+
+fn print_hold(h: &Value) {
+    let state = match h["released_at"].as_str() {
+        Some(t) => format!("released {t}"),
+        None => "active".to_string(),
+    };
+    println!(
+        "{:>5}  {:<30}  {}  created {}  reason: {}",
+        h["id"],
+        scope_text(&h["scope"]),
+        state,
+        h["created_at"].as_str().unwrap_or(""),
+        h["reason"].as_str().unwrap_or("")
+    );
+}
+
+/// `mlaudit hold create|list|release`.
+pub fn hold(a: HoldArgs) -> anyhow::Result<i32> {
+    match a.command {
+        HoldCommand::Create(c) => {
+            let resource = match &c.resource {
+                Some(r) => {
+                    let (t, id) = r
+                        .split_once('/')
+                        .with_context(|| format!("--resource {r:?} must be TYPE/ID"))?;
+                    json!({"type": t, "id": id})
+                }
+                None => Value::Null,
+            };
+            let body = json!({
+                "reason": c.reason,
+                "scope": {
+                    "resource": resource,
+                    "subject": c.subject,
+                    "project": c.project,
+                    "time_from": c.from,
+                    "time_to": c.to,
+                },
+            });
+            let v = call(&c.server, reqwest::Method::POST, "/v1/holds", Some(body))?;
+            if c.json {
+                println!("{}", serde_json::to_string_pretty(&v["hold"])?);
+            } else {
+                println!("created legal hold {}", v["hold"]["id"]);
+            }
+        }
+        HoldCommand::List(l) => {
+            let path = if l.all {
+                "/v1/holds?all=true"
+            } else {
+                "/v1/holds"
+            };
+            let v = call(&l.server, reqwest::Method::GET, path, None)?;
+            if l.json {
+                println!("{}", serde_json::to_string_pretty(&v["holds"])?);
+            } else {
+                let holds = v["holds"].as_array().cloned().unwrap_or_default();
+                if holds.is_empty() {
+                    println!("no legal holds");
+                }
+                for h in &holds {
+                    print_hold(h);
+                }
+            }
+        }
+        HoldCommand::Release(r) => {
+            call(
+                &r.server,
+                reqwest::Method::DELETE,
+                &format!("/v1/holds/{}", r.id),
+                None,
+            )?;
+            println!("released legal hold {}", r.id);
+        }
+    }
+    Ok(0)
+}
+
+/// `mlaudit retention run [--dry-run]`.
+pub fn retention(a: RetentionArgs) -> anyhow::Result<i32> {
+    let RetentionCommand::Run(r) = a.command;
+    let path = if r.dry_run {
+        "/v1/retention/run?dry_run=true"
+    } else {
+        "/v1/retention/run"
+    };
+    // The server does the work in one request; show that it is alive.
+    let bar = if r.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").unwrap());
+    bar.set_message(if r.dry_run {
+        "planning a retention run"
+    } else {
+        "running retention"
+    });
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let v = call(&r.server, reqwest::Method::POST, path, None);
+    bar.finish_and_clear();
+    let v = v?;
+    if r.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    let rep = &v["report"];
+    let by_policy = rep["by_policy"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let by_hold = rep["by_hold"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, n)| format!("hold {k}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    if r.dry_run {
+        println!(
+            "dry run: {} entries would be pruned ({by_policy})",
+            rep["expired"]
+        );
+    } else {
+        println!("pruned {} entries ({by_policy})", rep["pruned"]);
+    }
+    println!(
+        "held: {} expired entries kept by legal holds ({by_hold})",
+        rep["held"]
+    );
+    let ranges: Vec<String> = rep["ranges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| format!("{}-{}", r[0], r[1]))
+        .collect();
+    if !ranges.is_empty() {
+        let more = if rep["ranges_truncated"] == true {
+            ", …"
+        } else {
+            ""
+        };
+        println!("seq ranges: {}{more}", ranges.join(", "));
+    }
+    if let Some(seq) = v["record"].as_u64() {
+        println!("recorded as audit.retention event seq {seq}");
+    }
+    Ok(0)
+}
