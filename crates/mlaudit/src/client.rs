@@ -15,6 +15,8 @@ use serde_json::{json, Map, Value};
 
 use ledger::verify::{verify_log, LogSource};
 
+pub mod tokens;
+
 /// Where the server is.
 #[derive(Args, Clone)]
 pub struct ServerArgs {
@@ -132,14 +134,14 @@ pub struct VerifyArgs {
     quiet: bool,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
 }
 
-fn http() -> anyhow::Result<reqwest::Client> {
+pub(crate) fn http() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
@@ -147,13 +149,13 @@ fn http() -> anyhow::Result<reqwest::Client> {
 }
 
 impl ServerArgs {
-    fn endpoint(&self, path: &str) -> String {
+    pub(crate) fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.url.trim_end_matches('/'), path)
     }
     fn get(&self, c: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
         self.auth(c.get(self.endpoint(path)))
     }
-    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub(crate) fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
             Some(t) => rb.bearer_auth(t),
             None => rb,
@@ -162,7 +164,7 @@ impl ServerArgs {
 }
 
 /// Turns a non-2xx answer into an error carrying the server's message.
-async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+pub(crate) async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     if resp.status().is_success() {
         return Ok(resp);
     }

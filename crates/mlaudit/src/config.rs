@@ -36,6 +36,16 @@ pub struct FileConfig {
     pub batch_events_max: Option<usize>,
     /// Entries that may wait for the writer before ingest answers 503.
     pub queue_entries_max: Option<usize>,
+    /// Serve `/log/…` (tiles and checkpoint) without a token.
+    pub public_log: Option<bool>,
+    /// Failed authentications per source and window before it is answered 429.
+    pub auth_failures_max: Option<u32>,
+    /// `auth.denied` events recorded per source and window; more are counted, not recorded.
+    pub auth_denied_events_max: Option<u32>,
+    /// The window of both limits above, in milliseconds.
+    pub auth_window_ms: Option<u64>,
+    /// Record every read as an `audit.query` event (default true).
+    pub meta_audit: Option<bool>,
 }
 
 /// The resolved configuration of `mlaudit serve`.
@@ -53,6 +63,32 @@ pub struct ServeConfig {
     pub batch_events_max: usize,
     /// Ledger queue bound.
     pub queue_entries_max: usize,
+    /// Access control settings.
+    pub auth: AuthConfig,
+}
+
+/// Default for [`AuthConfig::auth_failures_max`].
+pub const AUTH_FAILURES_MAX_DEFAULT: u32 = 30;
+/// Default for [`AuthConfig::denied_events_max`].
+pub const AUTH_DENIED_EVENTS_MAX_DEFAULT: u32 = 10;
+/// Default for [`AuthConfig::window`].
+pub const AUTH_WINDOW_MS_DEFAULT: u64 = 10_000;
+
+/// Access control settings (`docs/security.md`).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `/log/…` needs no token.
+    pub public_log: bool,
+    /// Failed authentications a source may make per window; past it, every request from
+    /// the source is answered 429 with Retry-After until the window ends.
+    pub failures_max: u32,
+    /// `auth.denied` events recorded per source and window; the rest are counted and the
+    /// count is recorded in the source's next recorded denial.
+    pub denied_events_max: u32,
+    /// The window of both limits.
+    pub window: Duration,
+    /// Record every read as an `audit.query` event.
+    pub meta_audit: bool,
 }
 
 impl ServeConfig {
@@ -104,6 +140,25 @@ impl ServeConfig {
                 .queue_entries_max
                 .or(from_file.queue_entries_max)
                 .unwrap_or(QUEUE_ENTRIES_MAX_DEFAULT),
+            auth: AuthConfig {
+                public_log: flags.public_log.or(from_file.public_log).unwrap_or(false),
+                failures_max: flags
+                    .auth_failures_max
+                    .or(from_file.auth_failures_max)
+                    .unwrap_or(AUTH_FAILURES_MAX_DEFAULT),
+                denied_events_max: flags
+                    .auth_denied_events_max
+                    .or(from_file.auth_denied_events_max)
+                    .unwrap_or(AUTH_DENIED_EVENTS_MAX_DEFAULT),
+                window: Duration::from_millis(
+                    flags
+                        .auth_window_ms
+                        .or(from_file.auth_window_ms)
+                        .unwrap_or(AUTH_WINDOW_MS_DEFAULT)
+                        .clamp(100, 3_600_000),
+                ),
+                meta_audit: flags.meta_audit.or(from_file.meta_audit).unwrap_or(true),
+            },
         })
     }
 }

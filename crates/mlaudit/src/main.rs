@@ -45,6 +45,9 @@ enum Command {
     History(client::HistoryArgs),
     /// Rebuild the query index of a stopped server's data directory from its ledger.
     Reindex(client::ReindexArgs),
+    /// Create, list and revoke API tokens (through the API as admin, or offline on a data directory).
+    #[command(subcommand)]
+    Token(client::tokens::TokenCommand),
 }
 
 #[derive(Args)]
@@ -70,6 +73,12 @@ struct ServeArgs {
     /// Entries that may wait for the ledger before ingest answers 503 [default: 200000].
     #[arg(long, env = "MLAUDIT_QUEUE_ENTRIES_MAX")]
     queue_entries_max: Option<usize>,
+    /// Serve the tlog-tiles API under /log/ without a token (default: auditor role needed).
+    #[arg(long, env = "MLAUDIT_PUBLIC_LOG")]
+    public_log: bool,
+    /// Do not record reads as audit.query events (weakens the meta-audit; see docs/security.md).
+    #[arg(long, env = "MLAUDIT_NO_META_AUDIT")]
+    no_meta_audit: bool,
 }
 
 fn main() {
@@ -91,6 +100,7 @@ fn main() {
         Command::Query(a) => client::query(a),
         Command::History(a) => client::history(a),
         Command::Reindex(a) => client::reindex(a),
+        Command::Token(c) => client::tokens::run(c),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -109,6 +119,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         checkpoint_interval_ms: a.checkpoint_interval_ms,
         batch_events_max: a.batch_events_max,
         queue_entries_max: a.queue_entries_max,
+        public_log: a.public_log.then_some(true),
+        meta_audit: a.no_meta_audit.then_some(false),
+        ..FileConfig::default()
     };
     let cfg = ServeConfig::resolve(flags, a.config.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -91,7 +91,7 @@ fn send_twice_reports_duplicates_and_appends_nothing() {
         "--quiet",
     ];
 
-    let out = cli(&args, &[], None);
+    let out = srv.cli(&args, &[], None);
     out.assert_ok("first send");
     assert!(
         out.stderr.contains("sent 250 events (0 duplicates)"),
@@ -100,7 +100,7 @@ fn send_twice_reports_duplicates_and_appends_nothing() {
     );
     assert_eq!(srv.size(&http), 250);
 
-    let out = cli(&args, &[], None);
+    let out = srv.cli(&args, &[], None);
     out.assert_ok("second send");
     assert!(
         out.stderr.contains("sent 250 events (250 duplicates)"),
@@ -127,7 +127,7 @@ fn send_twice_reports_duplicates_and_appends_nothing() {
         events.lines().take(5).collect::<Vec<_>>().join("\n") + "\n",
         more
     );
-    let out = cli(
+    let out = srv.cli(
         &["send", "-", "--url", &url, "--quiet"],
         &[],
         Some(input.as_bytes()),

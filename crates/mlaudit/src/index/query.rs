@@ -70,6 +70,9 @@ pub struct Filter {
     /// Where the previous page ended ([`Page::next_cursor`]); must come from a query with the
     /// same order.
     pub cursor: Option<String>,
+    /// Access control: only events whose `context.project` is one of these (a token limited
+    /// to projects; events without a project are excluded). `None`: all events.
+    pub projects_allowed: Option<Vec<String>>,
 }
 
 impl Filter {
@@ -288,6 +291,16 @@ fn conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
             &mut p,
             "seq IN (SELECT seq FROM related WHERE type = ? AND id = ?)",
             vec![Sql::Text(t.clone()), Sql::Text(id.clone())],
+        );
+    }
+    if let Some(allowed) = &f.projects_allowed {
+        cond(
+            &mut w,
+            &mut p,
+            "project IN (SELECT value FROM json_each(?))",
+            vec![Sql::Text(
+                serde_json::to_string(allowed).expect("strings serialize"),
+            )],
         );
     }
     if let Some(q) = &f.q {

@@ -38,34 +38,43 @@ fn rfc3339(ms: i64) -> String {
 
 impl Index {
     /// The summary of resource `(rtype, id)`, or `None` when no event names it as its
-    /// `resource`. All statements read one snapshot of the index.
-    pub fn resource_summary(&self, rtype: &str, id: &str) -> Result<Option<Summary>, QueryError> {
+    /// `resource`. All statements read one snapshot of the index. With `projects`, only
+    /// events whose `context.project` is one of them count (a token limited to projects).
+    pub fn resource_summary(
+        &self,
+        rtype: &str,
+        id: &str,
+        projects: Option<&[String]>,
+    ) -> Result<Option<Summary>, QueryError> {
+        let scope: Option<String> =
+            projects.map(|p| serde_json::to_string(p).expect("strings serialize"));
+        let scope = scope.as_deref();
         self.with_reader(|conn| {
             let tx = conn.unchecked_transaction()?;
             let (events, first, last): (i64, Option<i64>, Option<i64>) = tx
                 .prepare_cached(
                     "SELECT COUNT(*), MIN(time), MAX(time) FROM events
-                     WHERE resource_type = ?1 AND resource_id = ?2",
+                     WHERE resource_type = ?1 AND resource_id = ?2 AND (?3 IS NULL OR project IN (SELECT value FROM json_each(?3)))",
                 )?
-                .query_row([rtype, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                .query_row(rusqlite::params![rtype, id, scope], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             let (Some(first), Some(last)) = (first, last) else {
                 return Ok(None);
             };
             let versions = {
                 let mut stmt = tx.prepare_cached(
                     "SELECT resource_version, MIN(seq) AS first FROM events
-                     WHERE resource_type = ?1 AND resource_id = ?2 AND resource_version IS NOT NULL
+                     WHERE resource_type = ?1 AND resource_id = ?2 AND (?3 IS NULL OR project IN (SELECT value FROM json_each(?3))) AND resource_version IS NOT NULL
                      GROUP BY resource_version ORDER BY first",
                 )?;
-                let rows = stmt.query_map([rtype, id], |r| r.get::<_, String>(0))?;
+                let rows = stmt.query_map(rusqlite::params![rtype, id, scope], |r| r.get::<_, String>(0))?;
                 rows.collect::<Result<Vec<_>, _>>()?
             };
             let counts_by_action = {
                 let mut stmt = tx.prepare_cached(
                     "SELECT action, COUNT(*) FROM events
-                     WHERE resource_type = ?1 AND resource_id = ?2 GROUP BY action",
+                     WHERE resource_type = ?1 AND resource_id = ?2 AND (?3 IS NULL OR project IN (SELECT value FROM json_each(?3))) GROUP BY action",
                 )?;
-                let rows = stmt.query_map([rtype, id], |r| {
+                let rows = stmt.query_map(rusqlite::params![rtype, id, scope], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
                 })?;
                 rows.collect::<Result<BTreeMap<_, _>, _>>()?
@@ -73,16 +82,16 @@ impl Index {
             let actor_count: i64 = tx
                 .prepare_cached(
                     "SELECT COUNT(DISTINCT actor) FROM events
-                     WHERE resource_type = ?1 AND resource_id = ?2",
+                     WHERE resource_type = ?1 AND resource_id = ?2 AND (?3 IS NULL OR project IN (SELECT value FROM json_each(?3)))",
                 )?
-                .query_row([rtype, id], |r| r.get(0))?;
+                .query_row(rusqlite::params![rtype, id, scope], |r| r.get(0))?;
             let actors = {
                 let mut stmt = tx.prepare_cached(
                     "SELECT DISTINCT actor FROM events
-                     WHERE resource_type = ?1 AND resource_id = ?2 ORDER BY actor LIMIT ?3",
+                     WHERE resource_type = ?1 AND resource_id = ?2 AND (?3 IS NULL OR project IN (SELECT value FROM json_each(?3))) ORDER BY actor LIMIT ?4",
                 )?;
                 let rows = stmt.query_map(
-                    rusqlite::params![rtype, id, SUMMARY_ACTORS_MAX as i64],
+                    rusqlite::params![rtype, id, scope, SUMMARY_ACTORS_MAX as i64],
                     |r| r.get::<_, String>(0),
                 )?;
                 rows.collect::<Result<Vec<_>, _>>()?

@@ -4,10 +4,13 @@
 //! reads on `ledger::Store`); every failure goes through [`ApiError`].
 
 mod error;
+pub mod guard;
 pub mod indexer;
 mod ingest;
 pub mod metrics;
 mod read;
+pub mod recorder;
+mod tokens;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use ledger::Ledger;
 pub use error::ApiError;
 pub use ingest::{ingest, record_system, IngestOutcome, SYSTEM_PRINCIPAL};
 
+use crate::auth::tokens::TokenStore;
 use crate::config::ServeConfig;
 use crate::dedup::Dedup;
 use crate::event::BODY_BYTES_MAX;
@@ -50,6 +54,12 @@ pub struct AppState {
     pub batch_events_max: usize,
     /// Ingest requests allowed in progress at once (bodies in memory).
     pub ingest_permits: Arc<tokio::sync::Semaphore>,
+    /// API tokens.
+    pub tokens: Arc<TokenStore>,
+    /// Per-source limits of failed authentications and recorded denials.
+    pub limits: guard::Limits,
+    /// Queue of `audit.query` and `auth.denied` records.
+    pub recorder: recorder::Recorder,
 }
 
 /// A running server's core, opened from a data directory.
@@ -58,6 +68,8 @@ pub struct Server {
     pub state: Arc<AppState>,
     /// Whether the signing key was created by this start.
     pub created: bool,
+    /// Where the admin token was written, if this start created it.
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Held for the server's lifetime: one writer per data directory.
     _lock: std::fs::File,
 }
@@ -110,6 +122,8 @@ impl Server {
             tracing::info!(entries = caught_up, "index caught up with the ledger");
         }
         let indexer = Indexer::start(index.clone(), ledger.store().clone())?;
+        let tokens = TokenStore::open(dir)?;
+        let admin_token_file = tokens.create_admin_if_empty(dir)?;
         Ok(Server {
             state: Arc::new(AppState {
                 ledger: Arc::new(ledger),
@@ -121,14 +135,21 @@ impl Server {
                 vkey,
                 batch_events_max: cfg.batch_events_max,
                 ingest_permits: Arc::new(tokio::sync::Semaphore::new(INGEST_REQUESTS_MAX)),
+                tokens,
+                limits: guard::Limits::new(cfg.auth.clone()),
+                recorder: recorder::Recorder::new(),
             }),
             created,
+            admin_token_file,
             _lock: lock,
         })
     }
 
     /// Flushes and closes everything: the final checkpoint is written here.
     pub fn close(&self) {
+        if let Err(e) = self.state.tokens.flush_last_used() {
+            tracing::warn!(error = %format!("{e:#}"), "writing token last-use times failed");
+        }
         self.state.ledger.close();
         self.state.dedup.close();
         // After the ledger: the final catch_up indexes everything it wrote.
@@ -151,9 +172,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proof/consistency", get(read::consistency))
         .route("/v1/info", get(read::info))
         .route("/v1/schema/event", get(read::schema))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/log/checkpoint", get(read::checkpoint))
         .route("/log/{*path}", get(read::tile))
         .fallback(read::no_route)
+        // Outermost: no handler, and no body, is reached before access control.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         // gzip bodies are capped after decompression in the handler.
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
@@ -172,10 +200,17 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     announce(&cfg.data_dir, &server, addr);
+    recorder::Recorder::start(&server.state);
+    tokens::start_last_used_flusher(&server.state);
     let app = router(server.state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    // Records of the last requests are appended before the final checkpoint.
+    server.state.recorder.flush().await;
     tracing::info!("shutting down: writing the final checkpoint");
     let state = server.state.clone();
     tokio::task::spawn_blocking(move || server.close()).await?;
@@ -194,6 +229,18 @@ fn announce(data_dir: &Path, server: &Server, addr: std::net::SocketAddr) {
     eprintln!("mlaudit: log origin   {}", st.origin);
     eprintln!("mlaudit: verifier key {}", st.vkey);
     eprintln!("mlaudit: entries      {size}");
+    if !st.limits.meta_audit() {
+        eprintln!(
+            "mlaudit: warning: meta-audit is off: reads are not recorded as audit.query events"
+        );
+    }
+    if let Some(path) = &server.admin_token_file {
+        // The path only: the token itself is never printed or logged.
+        eprintln!(
+            "mlaudit: admin token  written to {} (mode 0600); use it as MLAUDIT_TOKEN",
+            path.display()
+        );
+    }
     eprintln!("mlaudit: listening on http://{addr}");
     tracing::info!(%addr, origin = %st.origin, size, "mlaudit serving");
 }

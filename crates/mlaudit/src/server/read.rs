@@ -7,14 +7,16 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use base64::Engine;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use tlog::{TileKind, TileRef};
 
 use super::error::ApiError;
+use super::guard::ResultCount;
 use super::AppState;
+use crate::auth::Principal;
 use crate::event::{event_schema, parse_entry};
 use crate::index::{Filter, Order, Page, QueryError};
 
@@ -106,6 +108,7 @@ pub(super) async fn tile(
     let t = TileRef::parse(&path)
         .map_err(|e| ApiError::not_found(format!("/log/{path} is not a tile path: {e}")))?;
     let store = st.ledger.store().clone();
+    let entries = matches!(t.kind, TileKind::Entries).then_some(t.width);
     let bytes = blocking(move || {
         Ok(match t.kind {
             TileKind::Hash(level) => store.tile(level, t.index, t.width)?,
@@ -114,19 +117,24 @@ pub(super) async fn tile(
     })
     .await?;
     // Tiles never change once written: full and partial ones alike.
-    Ok((
+    let mut resp = (
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
             (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
         ],
         Body::from(bytes),
     )
-        .into_response())
+        .into_response();
+    if let Some(width) = entries {
+        resp.extensions_mut().insert(ResultCount(width));
+    }
+    Ok(resp)
 }
 
 /// `GET /v1/events/{seq}`: the stored entry, as JSON or (`?format=raw`) its exact bytes.
 pub(super) async fn get_event(
     State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
     Path(seq): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -147,29 +155,45 @@ pub(super) async fn get_event(
     let store = st.ledger.store().clone();
     let bytes = blocking(move || Ok(store.entry(seq)?)).await?;
     let leaf = tlog::leaf_hash(&bytes);
+    let e = parse_entry(&bytes).map_err(|e| ApiError::internal(format!("entry {seq}: {e}")))?;
+    if !p.may_see_project(e.event["context"]["project"].as_str()) {
+        return Err(out_of_scope());
+    }
     if raw {
         return Ok((
             [(header::CONTENT_TYPE, "application/json")],
+            Extension(ResultCount(1)),
             Body::from(bytes),
         )
             .into_response());
     }
-    let e = parse_entry(&bytes).map_err(|e| ApiError::internal(format!("entry {seq}: {e}")))?;
-    Ok(Json(json!({
-        "seq": e.seq,
-        "recorded_at": e.recorded_at,
-        "leaf_hash": b64(&leaf),
-        "source": {"principal": e.principal},
-        "event": e.event,
-    }))
-    .into_response())
+    Ok((
+        Extension(ResultCount(1)),
+        Json(json!({
+            "seq": e.seq,
+            "recorded_at": e.recorded_at,
+            "leaf_hash": b64(&leaf),
+            "source": {"principal": e.principal},
+            "event": e.event,
+        })),
+    )
+        .into_response())
+}
+
+/// 403 for a read outside the token's projects (recorded as `auth.denied` by the guard).
+fn out_of_scope() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "project_forbidden",
+        "this token is limited to other projects",
+    )
 }
 
 /// `GET /v1/proof/inclusion?seq=&size=` (size defaults to the latest checkpoint's).
 pub(super) async fn inclusion(
     State(st): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let q = Params::new(q, &["seq", "size"])?;
     let q_seq = q
         .u64("seq")?
@@ -195,19 +219,22 @@ pub(super) async fn inclusion(
         Ok((leaf, proof))
     })
     .await?;
-    Ok(Json(json!({
-        "seq": seq,
-        "size": size,
-        "leaf_hash": b64(&leaf),
-        "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
-    })))
+    Ok((
+        Extension(ResultCount(1)),
+        Json(json!({
+            "seq": seq,
+            "size": size,
+            "leaf_hash": b64(&leaf),
+            "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+        })),
+    ))
 }
 
 /// `GET /v1/proof/consistency?from=&to=` (to defaults to the latest checkpoint's size).
 pub(super) async fn consistency(
     State(st): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let q = Params::new(q, &["from", "to"])?;
     let from = q
         .u64("from")?
@@ -227,11 +254,14 @@ pub(super) async fn consistency(
         ));
     }
     let proof = blocking(move || Ok(store.consistency_proof(from, to)?)).await?;
-    Ok(Json(json!({
-        "from": from,
-        "to": to,
-        "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
-    })))
+    Ok((
+        Extension(ResultCount(1)),
+        Json(json!({
+            "from": from,
+            "to": to,
+            "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+        })),
+    ))
 }
 
 /// Parameters of `GET /v1/events` (DESIGN section 9).
@@ -258,7 +288,12 @@ const QUERY_PARAMS: &[&str] = &[
 ];
 
 /// Builds the index filter of `GET /v1/events` from checked parameters.
-fn query_filter(q: &Params) -> Result<Filter, ApiError> {
+fn query_filter(q: &Params, p: &Principal) -> Result<Filter, ApiError> {
+    if let Some(project) = q.get("project") {
+        if !p.may_see_project(Some(project)) {
+            return Err(out_of_scope());
+        }
+    }
     let s = |name: &str| q.get(name).map(str::to_string);
     let order = match q.get("order") {
         None | Some("desc") => Order::Desc,
@@ -295,6 +330,7 @@ fn query_filter(q: &Params) -> Result<Filter, ApiError> {
         limit: q.u64("limit")?.map(|n| n.min(usize::MAX as u64) as usize),
         order,
         cursor: s("cursor"),
+        projects_allowed: p.projects.clone(),
     })
 }
 
@@ -309,14 +345,16 @@ fn query_error(e: QueryError) -> ApiError {
 /// default, with a cursor for the next page.
 pub(super) async fn query_events(
     State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let q = Params::new(q, QUERY_PARAMS)?;
-    let filter = query_filter(&q)?;
+    let filter = query_filter(&q, &p)?;
     let index = st.index.clone();
     let store = st.ledger.store().clone();
     let page = blocking(move || index.query(&store, &filter).map_err(query_error)).await?;
-    Ok(Json(page_json(page)))
+    let n = page.hits.len() as u64;
+    Ok((Extension(ResultCount(n)), Json(page_json(page))))
 }
 
 /// A page of results as `{"events": […], "next": cursor or null}`.
@@ -344,9 +382,10 @@ const RESOURCE_PARAMS: &[&str] = &["limit", "cursor", "order"];
 /// whose `resource` it is, oldest first by default, paged like `GET /v1/events`).
 pub(super) async fn resource(
     State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
     Path((rtype, id)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let q = Params::new(q, RESOURCE_PARAMS)?;
     let order = match q.get("order") {
         None | Some("asc") => Order::Asc,
@@ -364,13 +403,18 @@ pub(super) async fn resource(
         limit: q.u64("limit")?.map(|n| n.min(usize::MAX as u64) as usize),
         order,
         cursor: q.get("cursor").map(str::to_string),
+        projects_allowed: p.projects.clone(),
         ..Filter::default()
     };
+    let scope = p.projects.clone();
     let index = st.index.clone();
     let store = st.ledger.store().clone();
     let (t, i) = (rtype.clone(), id.clone());
     let (summary, page) = blocking(move || {
-        let Some(summary) = index.resource_summary(&t, &i).map_err(query_error)? else {
+        let Some(summary) = index
+            .resource_summary(&t, &i, scope.as_deref())
+            .map_err(query_error)?
+        else {
             return Ok((None, None));
         };
         let page = index.query(&store, &filter).map_err(query_error)?;
@@ -382,19 +426,23 @@ pub(super) async fn resource(
             "no event has resource {rtype}:{id} (or the index has not reached it yet)"
         )));
     };
-    Ok(Json(json!({
-        "type": rtype,
-        "id": id,
-        "summary": {
-            "first_seen": s.first_seen,
-            "last_seen": s.last_seen,
-            "events": s.events,
-            "versions": s.versions,
-            "counts_by_action": s.counts_by_action,
-            "actors": {"count": s.actor_count, "ids": s.actors},
-        },
-        "timeline": page_json(page),
-    })))
+    let n = page.hits.len() as u64;
+    Ok((
+        Extension(ResultCount(n)),
+        Json(json!({
+            "type": rtype,
+            "id": id,
+            "summary": {
+                "first_seen": s.first_seen,
+                "last_seen": s.last_seen,
+                "events": s.events,
+                "versions": s.versions,
+                "counts_by_action": s.counts_by_action,
+                "actors": {"count": s.actor_count, "ids": s.actors},
+            },
+            "timeline": page_json(page),
+        })),
+    ))
 }
 
 /// Query parameters, checked: unknown names and malformed values are 400s
