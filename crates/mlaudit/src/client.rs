@@ -26,6 +26,9 @@ pub struct ServerArgs {
     /// API token (sent as a Bearer token).
     #[arg(long, env = "MLAUDIT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM certificate of a CA to trust for an https:// URL (besides the public web PKI).
+    #[arg(long, env = "MLAUDIT_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// `mlaudit send`.
@@ -129,6 +132,9 @@ pub struct VerifyArgs {
     /// API token for --url (sent as a Bearer token).
     #[arg(long, env = "MLAUDIT_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM certificate of a CA to trust for an https:// --url.
+    #[arg(long, env = "MLAUDIT_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -141,11 +147,21 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-pub(crate) fn http() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .context("building the HTTP client")
+/// The HTTP client of every command; `ca_cert` (PEM) is trusted besides the web PKI roots.
+pub(crate) fn http(ca_cert: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(60));
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+        if certs.is_empty() {
+            bail!("{} holds no PEM certificate", path.display());
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build().context("building the HTTP client")
 }
 
 impl ServerArgs {
@@ -269,7 +285,7 @@ pub fn send(a: SendArgs) -> anyhow::Result<i32> {
 }
 
 async fn send_all(a: &SendArgs, bar: ProgressBar) -> anyhow::Result<(u64, u64)> {
-    let client = http()?;
+    let client = http(a.server.ca_cert.as_deref())?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(a.concurrency * 2);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let mut workers = tokio::task::JoinSet::new();
@@ -564,7 +580,7 @@ pub fn log(a: LogArgs) -> anyhow::Result<i32> {
     let event = build_event(&a)?;
     let rt = runtime()?;
     let v: Value = rt.block_on(async {
-        let c = http()?;
+        let c = http(a.server.ca_cert.as_deref())?;
         let resp = a
             .server
             .auth(c.post(a.server.endpoint("/v1/events")))
@@ -596,7 +612,7 @@ pub fn log(a: LogArgs) -> anyhow::Result<i32> {
 pub fn info(a: ServerArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let v: Value = rt.block_on(async {
-        let c = http()?;
+        let c = http(a.ca_cert.as_deref())?;
         let resp = a
             .get(&c, "/v1/info")
             .send()
@@ -625,7 +641,7 @@ fn decode_hash(s: &str) -> anyhow::Result<tlog::Hash> {
 pub fn proof(a: ProofArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
     rt.block_on(async {
-        let c = http()?;
+        let c = http(a.server.ca_cert.as_deref())?;
         let s = &a.server;
         let vkey = match &a.vkey {
             Some(v) => v.clone(),
@@ -772,7 +788,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
             (None, Some(url)) => {
                 let src = HttpSource {
                     rt: runtime()?,
-                    client: http()?,
+                    client: http(a.ca_cert.as_deref())?,
                     base: url.clone(),
                     token: a.token.clone(),
                 };
@@ -957,7 +973,7 @@ async fn for_each_page(
     next_at: &str,
     mut on_page: impl FnMut(Value),
 ) -> anyhow::Result<Option<String>> {
-    let c = http()?;
+    let c = http(server.ca_cert.as_deref())?;
     loop {
         let mut query = params.to_vec();
         if let Some(cur) = &cursor {

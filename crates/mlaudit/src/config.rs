@@ -46,6 +46,10 @@ pub struct FileConfig {
     pub auth_window_ms: Option<u64>,
     /// Record every read as an `audit.query` event (default true).
     pub meta_audit: Option<bool>,
+    /// PEM certificate chain: serve HTTPS (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The resolved configuration of `mlaudit serve`.
@@ -65,6 +69,8 @@ pub struct ServeConfig {
     pub queue_entries_max: usize,
     /// Access control settings.
     pub auth: AuthConfig,
+    /// Certificate chain and key (PEM files) to serve HTTPS with; `None`: plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Default for [`AuthConfig::auth_failures_max`].
@@ -127,6 +133,14 @@ impl ServeConfig {
         if checkpoint_interval_ms > 60_000 {
             bail!("checkpoint_interval_ms must be at most 60000");
         }
+        let tls = match (
+            flags.tls_cert.or(from_file.tls_cert),
+            flags.tls_key.or(from_file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("TLS needs both a certificate (--tls-cert) and its key (--tls-key)"),
+        };
         Ok(ServeConfig {
             data_dir: flags
                 .data_dir
@@ -159,6 +173,7 @@ impl ServeConfig {
                 ),
                 meta_audit: flags.meta_audit.or(from_file.meta_audit).unwrap_or(true),
             },
+            tls,
         })
     }
 }

@@ -79,6 +79,12 @@ struct ServeArgs {
     /// Do not record reads as audit.query events (weakens the meta-audit; see docs/security.md).
     #[arg(long, env = "MLAUDIT_NO_META_AUDIT")]
     no_meta_audit: bool,
+    /// PEM certificate chain: serve HTTPS (needs --tls-key).
+    #[arg(long, env = "MLAUDIT_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MLAUDIT_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() {
@@ -121,6 +127,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         queue_entries_max: a.queue_entries_max,
         public_log: a.public_log.then_some(true),
         meta_audit: a.no_meta_audit.then_some(false),
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
         ..FileConfig::default()
     };
     let cfg = ServeConfig::resolve(flags, a.config.as_deref())?;

@@ -196,7 +196,7 @@ fn call(
 ) -> anyhow::Result<Value> {
     let rt = runtime()?;
     rt.block_on(async {
-        let c = http()?;
+        let c = http(server.ca_cert.as_deref())?;
         let mut rb = server.auth(c.request(method, server.endpoint(path)));
         if let Some(b) = body {
             rb = rb.json(&b);

@@ -199,16 +199,50 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    announce(&cfg.data_dir, &server, addr);
+    // Loaded before announcing: a bad certificate stops the start with its reason.
+    let tls = match &cfg.tls {
+        Some((cert, key)) => {
+            // ring, not aws-lc-rs: no cmake, and the only provider compiled in. A second
+            // install (tests starting servers in one process) keeps the first.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "loading the TLS certificate {} and key {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?,
+            )
+        }
+        None => None,
+    };
+    announce(&cfg.data_dir, &server, addr, tls.is_some());
     recorder::Recorder::start(&server.state);
     tokens::start_last_used_flusher(&server.state);
-    let app = router(server.state.clone());
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let app =
+        router(server.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let on_signal = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                on_signal.graceful_shutdown(Some(TLS_SHUTDOWN_GRACE));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, tls)
+                .handle(handle)
+                .serve(app)
+                .await?
+        }
+    }
     // Records of the last requests are appended before the final checkpoint.
     server.state.recorder.flush().await;
     tracing::info!("shutting down: writing the final checkpoint");
@@ -220,7 +254,10 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn announce(data_dir: &Path, server: &Server, addr: std::net::SocketAddr) {
+/// How long in-flight HTTPS requests may take to finish after SIGTERM.
+pub const TLS_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+fn announce(data_dir: &Path, server: &Server, addr: std::net::SocketAddr, tls: bool) {
     let st = &server.state;
     let size = st.ledger.store().size();
     if server.created {
@@ -241,7 +278,8 @@ fn announce(data_dir: &Path, server: &Server, addr: std::net::SocketAddr) {
             path.display()
         );
     }
-    eprintln!("mlaudit: listening on http://{addr}");
+    let scheme = if tls { "https" } else { "http" };
+    eprintln!("mlaudit: listening on {scheme}://{addr}");
     tracing::info!(%addr, origin = %st.origin, size, "mlaudit serving");
 }
 

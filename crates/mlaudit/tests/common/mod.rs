@@ -71,6 +71,8 @@ pub struct TestServer {
     pub origin: String,
     /// The admin token the server created on first start (`<data-dir>/admin.token`).
     pub admin_token: String,
+    /// `http` or `https`, as announced.
+    pub scheme: String,
     /// Everything it wrote to stderr, for failure messages.
     log: Arc<Mutex<Vec<String>>>,
     extra: Vec<String>,
@@ -105,6 +107,7 @@ impl TestServer {
             vkey: String::new(),
             origin: String::new(),
             admin_token: String::new(),
+            scheme: "http".into(),
             log: Arc::new(Mutex::new(Vec::new())),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
@@ -145,8 +148,10 @@ impl TestServer {
                         self.vkey = v.trim().to_string();
                     } else if let Some(v) = line.strip_prefix("mlaudit: log origin ") {
                         self.origin = v.trim().to_string();
-                    } else if let Some(i) = line.find("listening on http://") {
-                        let addr = &line[i + "listening on http://".len()..];
+                    } else if let Some(i) = line.find("listening on http") {
+                        let rest = &line[i + "listening on ".len()..];
+                        let (scheme, addr) = rest.split_once("://").expect("scheme://addr");
+                        self.scheme = scheme.to_string();
                         self.addr = addr.trim().parse().unwrap_or_else(|e| {
                             panic!("cannot parse the address in {line:?}: {e}")
                         });
@@ -222,19 +227,19 @@ impl TestServer {
         self.log.lock().unwrap().join("\n")
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (or https with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// `http://127.0.0.1:PORT/log/` (the tlog-tiles prefix).
     pub fn log_url(&self) -> String {
-        format!("http://{}/log/", self.addr)
+        format!("{}/log/", self.url())
     }
 
     /// An endpoint URL.
     pub fn at(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.url())
     }
 
     /// The process id of the running server.
@@ -456,14 +461,20 @@ impl Default for Http {
 impl Http {
     /// A client with a 30 s timeout.
     pub fn new() -> Http {
+        Self::trusting(None)
+    }
+
+    /// A client that also trusts the CA certificate `ca_pem` (for a TLS test server).
+    pub fn trusting(ca_pem: Option<&[u8]>) -> Http {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("reqwest client");
+        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(pem) = ca_pem {
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(pem).expect("a PEM cert"));
+        }
+        let client = b.build().expect("reqwest client");
         Http {
             rt,
             client,
