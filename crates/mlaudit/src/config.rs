@@ -50,6 +50,8 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// OIDC / JWT bearer tokens (`[oidc]` table; file only).
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
 }
 
 /// The resolved configuration of `mlaudit serve`.
@@ -71,6 +73,8 @@ pub struct ServeConfig {
     pub auth: AuthConfig,
     /// Certificate chain and key (PEM files) to serve HTTPS with; `None`: plain HTTP.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// OIDC / JWT settings; `None`: API tokens only.
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
 }
 
 /// Default for [`AuthConfig::auth_failures_max`].
@@ -174,6 +178,7 @@ impl ServeConfig {
                 meta_audit: flags.meta_audit.or(from_file.meta_audit).unwrap_or(true),
             },
             tls,
+            oidc: flags.oidc.or(from_file.oidc),
         })
     }
 }

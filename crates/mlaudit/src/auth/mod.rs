@@ -5,9 +5,11 @@
 //! - [`ROUTES`]: the one table mapping every endpoint to the roles allowed; the auth layer
 //!   enforces it before any handler runs, and `docs/security.md` repeats it.
 //! - [`tokens`]: API tokens (`mla_…`), stored only as keyed hashes.
+//! - [`oidc`]: OIDC / JWT bearer tokens verified against a JWKS.
 //!
 //! Nothing here knows about HTTP bodies, the ledger or the index.
 
+pub mod oidc;
 pub mod tokens;
 
 use std::fmt;

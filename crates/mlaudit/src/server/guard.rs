@@ -265,7 +265,10 @@ async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Principal, &
             .authenticate(token, now_ms())
             .map_err(Refusal::as_str);
     }
-    Err(Refusal::Malformed.as_str())
+    match &st.oidc {
+        Some(oidc) => oidc.authenticate(token).await.map_err(|e| e.as_str()),
+        None => Err(Refusal::Malformed.as_str()),
+    }
 }
 
 /// Queues an `auth.denied` record, unless the source is over its budget.

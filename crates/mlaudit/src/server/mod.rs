@@ -60,6 +60,8 @@ pub struct AppState {
     pub limits: guard::Limits,
     /// Queue of `audit.query` and `auth.denied` records.
     pub recorder: recorder::Recorder,
+    /// JWT verifier, when `[oidc]` is configured.
+    pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
 }
 
 /// A running server's core, opened from a data directory.
@@ -138,6 +140,12 @@ impl Server {
                 tokens,
                 limits: guard::Limits::new(cfg.auth.clone()),
                 recorder: recorder::Recorder::new(),
+                oidc: cfg
+                    .oidc
+                    .clone()
+                    .map(crate::auth::oidc::Oidc::new)
+                    .transpose()?
+                    .map(Arc::new),
             }),
             created,
             admin_token_file,
