@@ -238,8 +238,10 @@ pub fn is_log_route(route: &Route) -> bool {
     route.path.starts_with("/log/")
 }
 
-/// The first row of [`ROUTES`] matching `method` and `path`, or [`UNLISTED`].
+/// The first row of [`ROUTES`] matching `method` and `path`, or [`UNLISTED`]. `HEAD` is
+/// governed by the `GET` row (axum answers `HEAD` on every `GET` route).
 pub fn route_for(method: &str, path: &str) -> &'static Route {
+    let method = if method == "HEAD" { "GET" } else { method };
     ROUTES
         .iter()
         .find(|r| r.method == method && path_matches(r.path, path))
@@ -292,6 +294,10 @@ mod tests {
         assert_eq!(route_for("DELETE", "/v1/events").path, "*");
         assert_eq!(route_for("GET", "/nope").access, Access::Roles(ADMIN));
         assert_eq!(route_for("GET", "/healthz/x").path, "*");
+        assert_eq!(
+            route_for("HEAD", "/v1/events").access,
+            Access::Roles(READER)
+        );
     }
 
     #[test]
