@@ -272,3 +272,39 @@ fn jwts_are_verified_and_mapped_to_roles_and_projects() {
         assert!(reasons.iter().any(|r| r == want), "{want} in {reasons:?}");
     }
 }
+
+#[test]
+fn a_rotated_jwks_is_fetched_again_on_an_unknown_key_id() {
+    let k = keys();
+    let (_cfg, srv) = server(&k);
+    let alice = jwt(
+        Algorithm::ES256,
+        "ec1",
+        &k.ec,
+        &claims("alice", &["ml-auditors"]),
+    );
+    assert_eq!(srv.http_as(&alice).get(&srv.at("/v1/info")).status, 200);
+
+    // The IdP rotates: ec1 is gone, ec2 is new. The cached JWKS does not know ec2, so the
+    // server fetches the JWKS again and accepts it.
+    let ec2 = rcgen::KeyPair::generate().unwrap();
+    let raw = ec2.public_key_raw();
+    let jwks = json!({"keys": [
+        {"kty": "EC", "crv": "P-256", "kid": "ec2", "alg": "ES256",
+         "x": b64url(&raw[1..33]), "y": b64url(&raw[33..65])},
+    ]});
+    std::fs::write(k._jwks_dir.path().join("jwks.json"), jwks.to_string()).unwrap();
+    let ec2_key = EncodingKey::from_ec_pem(ec2.serialize_pem().as_bytes()).unwrap();
+    let carol = jwt(
+        Algorithm::ES256,
+        "ec2",
+        &ec2_key,
+        &claims("carol", &["ml-auditors"]),
+    );
+    let r = srv.http_as(&carol).get(&srv.at("/v1/info"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The rotated-out key is no longer accepted.
+    let r = srv.http_as(&alice).get(&srv.at("/v1/info"));
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("unknown key"), "{}", r.text());
+}

@@ -217,7 +217,9 @@ impl Oidc {
         let miss = !keys.by_kid.contains_key(kid)
             && !matches!(keys.last_miss_fetch, Some(t) if now - t < JWKS_MISS_REFETCH_MIN);
         if stale || miss {
-            if miss {
+            // Only fetches caused by an unknown kid count against the miss budget; a
+            // scheduled refresh (or the first load) does not use it up.
+            if !stale {
                 keys.last_miss_fetch = Some(now);
             }
             match self.fetch().await {
