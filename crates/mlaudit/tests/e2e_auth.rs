@@ -557,11 +557,22 @@ fn failed_authentication_bursts_are_throttled_and_denials_rate_limited() {
         .map(|e| e["event"]["parameters"]["suppressed"].as_u64().unwrap())
         .collect();
     assert_eq!(suppressed, [0, 0, 0, 4], "5 401s + 2 429s, 3 recorded");
+    // Every denial is counted in /metrics, also the suppressed ones.
+    let metrics = srv.http().get(&srv.at("/metrics")).text();
+    assert!(
+        metrics.contains("mlaudit_auth_denied_total{reason=\"missing_token\"} 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mlaudit_auth_denied_total{reason=\"throttled\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[test]
 fn token_cli_online_and_offline_and_no_secret_leaks() {
-    let mut srv = TestServer::start_audited(&[]);
+    // Debug logs: the most the server ever writes to stderr.
+    let mut srv = TestServer::start_audited_env(&[], &[("MLAUDIT_LOG", "debug")]);
     let out = srv.cli(
         &[
             "token",
@@ -653,6 +664,23 @@ fn token_cli_online_and_offline_and_no_secret_leaks() {
         .http_as(&offline)
         .get(&srv.at("/v1/events?action=audit.token"));
     assert_eq!(r.status, 200, "{}", r.text());
+    // Offline revocation, effective at the next start.
+    srv.stop();
+    let out = common::cli(
+        &["token", "revoke", "offline", "--data-dir", &dir],
+        &[],
+        None,
+    );
+    out.assert_ok("offline token revoke");
+    assert!(out.stderr.contains("revoked: id="), "{}", out.stderr);
+    srv.restart();
+    assert_eq!(
+        srv.http_as(&offline).get(&srv.at("/v1/info")).status,
+        401,
+        "revoked offline"
+    );
+    let t = wait_events(&srv, "action=audit.token&actor=offline-cli", 2);
+    assert!(t.iter().any(|e| e["event"]["parameters"]["op"] == "revoke"));
     // The offline creation is recorded when the server starts.
     let t = wait_events(&srv, "action=audit.token&actor=offline-cli", 1);
     assert_eq!(t[0]["event"]["resource"]["name"], "offline");

@@ -281,6 +281,12 @@ fn deny(
     reason: &str,
     status: u16,
 ) {
+    st.metrics
+        .auth_denied
+        .get_or_create(&super::metrics::Reason {
+            reason: reason.to_string(),
+        })
+        .inc();
     let Record::Yes { suppressed } = st.limits.should_record(ip, Instant::now()) else {
         return;
     };

@@ -76,6 +76,7 @@ pub struct TestServer {
     /// Everything it wrote to stderr, for failure messages.
     log: Arc<Mutex<Vec<String>>>,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl TestServer {
@@ -96,6 +97,12 @@ impl TestServer {
 
     /// Starts a server configured like production (every read recorded), with extra flags.
     pub fn start_audited(extra: &[&str]) -> TestServer {
+        Self::start_audited_env(extra, &[])
+    }
+
+    /// [`TestServer::start_audited`] with environment variables for the server (e.g.
+    /// `MLAUDIT_LOG=debug`).
+    pub fn start_audited_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
         let tmp = tempfile::tempdir().expect("creating a temp dir");
         // A directory that does not exist yet: the server creates it.
         let data_dir = tmp.path().join("data");
@@ -110,6 +117,10 @@ impl TestServer {
             scheme: "http".into(),
             log: Arc::new(Mutex::new(Vec::new())),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -123,6 +134,7 @@ impl TestServer {
             .arg(&self.data_dir)
             .args(["--listen", "127.0.0.1:0", "--checkpoint-interval-ms", "100"])
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
