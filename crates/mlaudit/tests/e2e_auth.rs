@@ -394,6 +394,16 @@ fn scoped_tokens_see_and_write_only_their_projects() {
     assert_eq!(r.json()["events"].as_array().unwrap().len(), 0);
     assert!(srv.size(&srv.http()) >= size);
 
+    // The refused batch left an auth.denied record naming the scope.
+    let denied = wait_events(&srv, "action=auth.denied", 1);
+    assert!(
+        denied
+            .iter()
+            .any(|e| e["event"]["parameters"]["reason"] == "project_scope"
+                && e["event"]["parameters"]["path"] == "/v1/events"),
+        "{denied:?}"
+    );
+
     // The producer's name becomes source.principal.
     let r = srv.post_json(
         &prod,
@@ -725,4 +735,65 @@ fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
             out.push(e.path());
         }
     }
+}
+
+#[test]
+fn every_kind_of_read_is_recorded_also_at_shutdown() {
+    let mut srv = TestServer::start_audited(&[]);
+    seed(&srv);
+    let auditor = srv.http_as(&srv.token("auditor", &[]));
+    for path in [
+        "/v1/events/1",
+        "/v1/resources/dataset/d1",
+        "/v1/proof/inclusion?seq=0&size=3",
+        "/v1/proof/consistency?from=1&to=3",
+        "/log/tile/entries/000.p/3",
+        // Not reads of log content: not recorded.
+        "/log/checkpoint",
+        "/log/tile/0/000.p/3",
+        "/v1/info",
+    ] {
+        let r = auditor.get(&srv.at(path));
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    // A graceful stop appends the queued records before the final checkpoint.
+    srv.stop();
+    srv.restart();
+    let tokens = srv.http().get(&srv.at("/v1/tokens")).json();
+    let name = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "auditor")
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let recorded = wait_events(
+        &srv,
+        &format!("action=audit.query&actor={name}&order=asc"),
+        5,
+    );
+    let got: Vec<(String, u64)> = recorded
+        .iter()
+        .map(|e| {
+            let p = &e["event"]["parameters"];
+            (
+                p["endpoint"].as_str().unwrap().to_string(),
+                p["results"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64)> = [
+        ("/v1/events/{seq}", 1),
+        ("/v1/resources/{type}/{id}", 2),
+        ("/v1/proof/inclusion", 1),
+        ("/v1/proof/consistency", 1),
+        ("/log/tile/entries/{*rest}", 3),
+    ]
+    .iter()
+    .map(|(e, n)| (e.to_string(), *n))
+    .collect();
+    assert_eq!(got, want);
+    assert_eq!(recorded[2]["event"]["parameters"]["filters"]["seq"], "0");
 }
