@@ -325,3 +325,63 @@ impl Oidc {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    fn cfg(jwks_file: PathBuf) -> OidcConfig {
+        toml::from_str::<OidcConfig>(&format!(
+            "issuer = \"iss\"\naudience = \"aud\"\njwks_file = {:?}\n",
+            jwks_file.to_str().unwrap()
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_jwks_file_and_role_names_in_the_default_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let raw = key.public_key_raw();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k",
+            "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}]});
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        let oidc = Oidc::new(cfg(path.clone())).unwrap();
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some("k".into());
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({"iss": "iss", "aud": "aud", "sub": "svc", "exp": now + 60,
+            "mlaudit_role": "auditor", "mlaudit_projects": ["p"]});
+        let ek = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+        let token = jsonwebtoken::encode(&h, &claims, &ek).unwrap();
+        let p = oidc.authenticate(&token).await.unwrap();
+        assert_eq!(p.name, "oidc:svc");
+        assert_eq!(p.role, Role::Auditor);
+        assert_eq!(p.projects, Some(vec!["p".to_string()]));
+        // No exp: refused.
+        let mut c = claims.clone();
+        c.as_object_mut().unwrap().remove("exp");
+        let token = jsonwebtoken::encode(&h, &c, &ek).unwrap();
+        assert_eq!(oidc.authenticate(&token).await, Err(JwtRefusal::BadClaims));
+        // A role name that is not one: refused.
+        let mut c = claims.clone();
+        c["mlaudit_role"] = json!("root");
+        let token = jsonwebtoken::encode(&h, &c, &ek).unwrap();
+        assert_eq!(oidc.authenticate(&token).await, Err(JwtRefusal::BadClaims));
+    }
+
+    #[test]
+    fn configuration_is_checked() {
+        let mut c = cfg("/nonexistent".into());
+        c.jwks_url = Some("http://127.0.0.1:1/".into());
+        assert!(Oidc::new(c).is_err(), "both jwks_url and jwks_file");
+        let mut c = cfg("/nonexistent".into());
+        c.roles.insert("g".into(), "superuser".into());
+        assert!(Oidc::new(c).is_err(), "unknown role in [oidc.roles]");
+    }
+}
