@@ -21,6 +21,8 @@ pub use retention::{hold, retention, HoldArgs, RetentionArgs};
 mod analysis;
 pub use analysis::{deployment_state, lineage, stats, DeploymentStateArgs, LineageArgs, StatsArgs};
 
+pub mod tokens;
+
 /// Where the server is.
 #[derive(Args, Clone)]
 pub struct ServerArgs {
@@ -30,6 +32,9 @@ pub struct ServerArgs {
     /// API token (sent as a Bearer token).
     #[arg(long, env = "MLAUDIT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM certificate of a CA to trust for an https:// URL (besides the public web PKI).
+    #[arg(long, env = "MLAUDIT_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// `mlaudit send`.
@@ -133,33 +138,46 @@ pub struct VerifyArgs {
     /// API token for --url (sent as a Bearer token).
     #[arg(long, env = "MLAUDIT_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM certificate of a CA to trust for an https:// --url.
+    #[arg(long, env = "MLAUDIT_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
 }
 
-fn http() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .context("building the HTTP client")
+/// The HTTP client of every command; `ca_cert` (PEM) is trusted besides the web PKI roots.
+pub(crate) fn http(ca_cert: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(60));
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+        if certs.is_empty() {
+            bail!("{} holds no PEM certificate", path.display());
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build().context("building the HTTP client")
 }
 
 impl ServerArgs {
-    fn endpoint(&self, path: &str) -> String {
+    pub(crate) fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.url.trim_end_matches('/'), path)
     }
     fn get(&self, c: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
         self.auth(c.get(self.endpoint(path)))
     }
-    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub(crate) fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
             Some(t) => rb.bearer_auth(t),
             None => rb,
@@ -168,7 +186,7 @@ impl ServerArgs {
 }
 
 /// Turns a non-2xx answer into an error carrying the server's message.
-async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+pub(crate) async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     if resp.status().is_success() {
         return Ok(resp);
     }
@@ -273,7 +291,7 @@ pub fn send(a: SendArgs) -> anyhow::Result<i32> {
 }
 
 async fn send_all(a: &SendArgs, bar: ProgressBar) -> anyhow::Result<(u64, u64)> {
-    let client = http()?;
+    let client = http(a.server.ca_cert.as_deref())?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(a.concurrency * 2);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let mut workers = tokio::task::JoinSet::new();
@@ -568,7 +586,7 @@ pub fn log(a: LogArgs) -> anyhow::Result<i32> {
     let event = build_event(&a)?;
     let rt = runtime()?;
     let v: Value = rt.block_on(async {
-        let c = http()?;
+        let c = http(a.server.ca_cert.as_deref())?;
         let resp = a
             .server
             .auth(c.post(a.server.endpoint("/v1/events")))
@@ -600,7 +618,7 @@ pub fn log(a: LogArgs) -> anyhow::Result<i32> {
 pub fn info(a: ServerArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let v: Value = rt.block_on(async {
-        let c = http()?;
+        let c = http(a.ca_cert.as_deref())?;
         let resp = a
             .get(&c, "/v1/info")
             .send()
@@ -629,7 +647,7 @@ fn decode_hash(s: &str) -> anyhow::Result<tlog::Hash> {
 pub fn proof(a: ProofArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
     rt.block_on(async {
-        let c = http()?;
+        let c = http(a.server.ca_cert.as_deref())?;
         let s = &a.server;
         let vkey = match &a.vkey {
             Some(v) => v.clone(),
@@ -803,7 +821,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
             (None, Some(url)) => {
                 let src = HttpSource {
                     rt: runtime()?,
-                    client: http()?,
+                    client: http(a.ca_cert.as_deref())?,
                     base: url.clone(),
                     token: a.token.clone(),
                 };
@@ -1013,7 +1031,7 @@ async fn for_each_page(
     next_at: &str,
     mut on_page: impl FnMut(Value),
 ) -> anyhow::Result<Option<String>> {
-    let c = http()?;
+    let c = http(server.ca_cert.as_deref())?;
     loop {
         let mut query = params.to_vec();
         if let Some(cur) = &cursor {
@@ -1372,7 +1390,7 @@ pub struct EraseArgs {
 pub fn erase(a: EraseArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let v: Value = rt.block_on(async {
-        let c = http()?;
+        let c = http(a.server.ca_cert.as_deref())?;
         let path = format!("/v1/subjects/{}/erase", path_segment(&a.subject));
         let resp = a
             .server
@@ -1419,7 +1437,7 @@ pub fn subject(c: SubjectCommand) -> anyhow::Result<i32> {
 fn subject_export(a: SubjectExportArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let (subject, key, events) = rt.block_on(async {
-        let c = http()?;
+        let c = http(a.server.ca_cert.as_deref())?;
         let path = format!("/v1/subjects/{}/events", path_segment(&a.subject));
         let mut events = Vec::new();
         let mut from: Option<u64> = None;

@@ -40,6 +40,22 @@ pub struct FileConfig {
     pub retention: Option<crate::retention::RetentionConfig>,
     /// The `[privacy]` table (`docs/privacy.md`).
     pub privacy: Option<crate::privacy::PrivacyFile>,
+    /// Serve `/log/…` (tiles and checkpoint) without a token.
+    pub public_log: Option<bool>,
+    /// Failed authentications per source and window before it is answered 429.
+    pub auth_failures_max: Option<u32>,
+    /// `auth.denied` events recorded per source and window; more are counted, not recorded.
+    pub auth_denied_events_max: Option<u32>,
+    /// The window of both limits above, in milliseconds.
+    pub auth_window_ms: Option<u64>,
+    /// Record every read as an `audit.query` event (default true).
+    pub meta_audit: Option<bool>,
+    /// PEM certificate chain: serve HTTPS (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// OIDC / JWT bearer tokens (`[oidc]` table; file only).
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
 }
 
 /// The resolved configuration of `mlaudit serve`.
@@ -61,6 +77,36 @@ pub struct ServeConfig {
     pub retention: crate::retention::RetentionConfig,
     /// Privacy transforms, keys and clearance.
     pub privacy: crate::privacy::PrivacyConfig,
+    /// Access control settings.
+    pub auth: AuthConfig,
+    /// Certificate chain and key (PEM files) to serve HTTPS with; `None`: plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// OIDC / JWT settings; `None`: API tokens only.
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
+}
+
+/// Default for [`AuthConfig::auth_failures_max`].
+pub const AUTH_FAILURES_MAX_DEFAULT: u32 = 30;
+/// Default for [`AuthConfig::denied_events_max`].
+pub const AUTH_DENIED_EVENTS_MAX_DEFAULT: u32 = 10;
+/// Default for [`AuthConfig::window`].
+pub const AUTH_WINDOW_MS_DEFAULT: u64 = 10_000;
+
+/// Access control settings (`docs/security.md`).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `/log/…` needs no token.
+    pub public_log: bool,
+    /// Failed authentications a source may make per window; past it, every request from
+    /// the source is answered 429 with Retry-After until the window ends.
+    pub failures_max: u32,
+    /// `auth.denied` events recorded per source and window; the rest are counted and the
+    /// count is recorded in the source's next recorded denial.
+    pub denied_events_max: u32,
+    /// The window of both limits.
+    pub window: Duration,
+    /// Record every read as an `audit.query` event.
+    pub meta_audit: bool,
 }
 
 impl ServeConfig {
@@ -113,6 +159,14 @@ impl ServeConfig {
             privacy.master_key_file = f.master_key_file.or(privacy.master_key_file);
         }
         let privacy = crate::privacy::PrivacyConfig::resolve(privacy, master_key)?;
+        let tls = match (
+            flags.tls_cert.or(from_file.tls_cert),
+            flags.tls_key.or(from_file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("TLS needs both a certificate (--tls-cert) and its key (--tls-key)"),
+        };
         Ok(ServeConfig {
             privacy,
             data_dir: flags
@@ -128,6 +182,27 @@ impl ServeConfig {
                 .or(from_file.queue_entries_max)
                 .unwrap_or(QUEUE_ENTRIES_MAX_DEFAULT),
             retention,
+            auth: AuthConfig {
+                public_log: flags.public_log.or(from_file.public_log).unwrap_or(false),
+                failures_max: flags
+                    .auth_failures_max
+                    .or(from_file.auth_failures_max)
+                    .unwrap_or(AUTH_FAILURES_MAX_DEFAULT),
+                denied_events_max: flags
+                    .auth_denied_events_max
+                    .or(from_file.auth_denied_events_max)
+                    .unwrap_or(AUTH_DENIED_EVENTS_MAX_DEFAULT),
+                window: Duration::from_millis(
+                    flags
+                        .auth_window_ms
+                        .or(from_file.auth_window_ms)
+                        .unwrap_or(AUTH_WINDOW_MS_DEFAULT)
+                        .clamp(100, 3_600_000),
+                ),
+                meta_audit: flags.meta_audit.or(from_file.meta_audit).unwrap_or(true),
+            },
+            tls,
+            oidc: flags.oidc.or(from_file.oidc),
         })
     }
 }

@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` is thin glue. Code map in
 //! `ARCHITECTURE.md`.
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod dedup;

@@ -62,6 +62,9 @@ enum Command {
     Subject(client::SubjectCommand),
     /// Re-wrap every key of a stopped server's key store under a new master key.
     RotateMasterKey(client::RotateMasterKeyArgs),
+    /// Create, list and revoke API tokens (through the API as admin, or offline on a data directory).
+    #[command(subcommand)]
+    Token(client::tokens::TokenCommand),
 }
 
 #[derive(Args)]
@@ -94,6 +97,18 @@ struct ServeArgs {
     /// The key itself can be given in MLAUDIT_MASTER_KEY instead.
     #[arg(long, env = "MLAUDIT_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
+    /// Serve the tlog-tiles API under /log/ without a token (default: auditor role needed).
+    #[arg(long, env = "MLAUDIT_PUBLIC_LOG")]
+    public_log: bool,
+    /// Do not record reads as audit.query events (weakens the meta-audit; see docs/security.md).
+    #[arg(long, env = "MLAUDIT_NO_META_AUDIT")]
+    no_meta_audit: bool,
+    /// PEM certificate chain: serve HTTPS (needs --tls-key).
+    #[arg(long, env = "MLAUDIT_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MLAUDIT_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() {
@@ -123,6 +138,7 @@ fn main() {
         Command::Erase(a) => client::erase(a),
         Command::Subject(c) => client::subject(c),
         Command::RotateMasterKey(a) => client::rotate_master_key(a),
+        Command::Token(c) => client::tokens::run(c),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -147,6 +163,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
             master_key_file: a.master_key_file,
             ..Default::default()
         }),
+        public_log: a.public_log.then_some(true),
+        meta_audit: a.no_meta_audit.then_some(false),
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
+        ..FileConfig::default()
     };
     // Read here, not by clap, so the key never shows in --help or an error message.
     let master_key = std::env::var("MLAUDIT_MASTER_KEY").ok();

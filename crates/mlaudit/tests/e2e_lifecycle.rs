@@ -62,7 +62,7 @@ fn ingest_read_prove_verify_online_and_offline() {
         assert_eq!(e["event"]["outcome"], "success", "default outcome");
         assert!(e["event"]["time"].is_string(), "default time: {e}");
         assert!(e["recorded_at"].is_string());
-        assert_eq!(e["source"]["principal"], "anonymous");
+        assert_eq!(e["source"]["principal"], "admin");
 
         let raw = srv.raw_entry(&http, seq);
         assert_eq!(
@@ -84,7 +84,7 @@ fn ingest_read_prove_verify_online_and_offline() {
     assert_eq!(cp.size, size);
     assert_eq!(cp.origin, srv.origin);
     let url = srv.url();
-    let out = cli(
+    let out = srv.cli(
         &["proof", "2", "--url", &url, "--vkey", &srv.vkey],
         &[],
         None,
@@ -109,7 +109,7 @@ fn ingest_read_prove_verify_online_and_offline() {
 
     // A proof checked against another log's key is refused.
     let (_, _, other_vkey) = tlog::Signer::generate(&srv.origin).unwrap();
-    let out = cli(
+    let out = srv.cli(
         &["proof", "2", "--url", &url, "--vkey", &other_vkey],
         &[],
         None,
@@ -129,7 +129,7 @@ fn ingest_read_prove_verify_online_and_offline() {
 
     // The whole log verifies over HTTP …
     let log_url = srv.log_url();
-    let out = cli(
+    let out = srv.cli(
         &["verify", "--url", &log_url, "--vkey", &srv.vkey, "--quiet"],
         &[],
         None,
@@ -242,7 +242,7 @@ fn restart_keeps_entries_checkpoint_and_idempotency() {
     // The saved pre-restart checkpoint also passes `mlaudit verify --checkpoint`.
     let saved = srv.data_dir.parent().unwrap().join("checkpoint.a");
     std::fs::write(&saved, &note_a).unwrap();
-    let out = cli(
+    let out = srv.cli(
         &[
             "verify",
             "--url",

@@ -107,13 +107,38 @@ fn audit_records(srv: &TestServer, http: &Http, action: &str) -> Vec<Value> {
     query(srv, http, &format!("action={action}&order=asc&limit=1000"))
 }
 
+/// A privacy officer of `srv`: a client and the token (for CLI runs). Cleartext views,
+/// subject exports and erasure are reserved to this role (docs/security.md); ingest and
+/// pseudonymized reads go through the admin client `srv.http()`.
+fn privacy_officer(srv: &TestServer) -> (Http, String) {
+    let token = srv.token("privacy_officer", &[]);
+    (srv.http_as(&token), token)
+}
+
 #[test]
 fn no_cleartext_identifier_of_the_generated_events_reaches_the_data_dir() {
-    let mut srv = TestServer::start();
+    // Every read recorded (as in production): the records of reads that name people must
+    // not carry them in cleartext either.
+    let mut srv = TestServer::start_audited(&[]);
     let http = srv.http();
     let ndjson = common::gen_events(3000, 61);
-    let sent = srv.send_in_order(&http, &ndjson);
+    let mut sent = srv.send_in_order(&http, &ndjson);
+    // People named without an e-mail address, which no value pattern would catch.
+    let plain = json!({"id": "plain-1", "action": "user.create", "actor": {"id": "u-4711"},
+                       "resource": {"type": "user", "id": "u-4712"}});
+    assert_eq!(srv.post_json(&http, &plain).status, 201);
+    sent.push(plain);
     srv.wait_indexed(&http, sent.len() as u64);
+    for path in [
+        "/v1/events?actor=u-4711",
+        "/v1/events?resource_type=user&resource_id=u-4712",
+        "/v1/events?related=user:u-4712",
+        "/v1/resources/user/u-4712",
+        "/v1/lineage?type=user&id=u-4712",
+    ] {
+        let r = http.get(&srv.at(path));
+        assert!(r.status == 200 || r.status == 404, "{path}: {}", r.text());
+    }
     // A cleartext query and a subject export add audit.* records, and the index and
     // dedup store hold everything, before the scan.
     let email = sent
@@ -121,8 +146,12 @@ fn no_cleartext_identifier_of_the_generated_events_reaches_the_data_dir() {
         .find_map(|e| e["actor"]["id"].as_str().filter(|a| a.contains('@')))
         .unwrap()
         .to_string();
-    let r = http.get(&srv.at(&format!("/v1/events?actor={email}&cleartext=true&limit=5")));
+    let (officer, _) = privacy_officer(&srv);
+    let r = officer.get(&srv.at(&format!("/v1/events?actor={email}&cleartext=true&limit=5")));
     assert_eq!(r.status, 200, "{}", r.text());
+    let r = officer.get(&srv.at("/v1/subjects/u-4711/events"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["events"][0]["event"]["actor"]["id"], "u-4711");
     srv.stop();
 
     let mut needles = BTreeSet::new();
@@ -143,6 +172,8 @@ fn no_cleartext_identifier_of_the_generated_events_reaches_the_data_dir() {
             needles.insert(e["resource"]["id"].as_str().unwrap().to_string());
         }
     }
+    needles.insert("u-4711".to_string());
+    assert!(needles.contains("u-4712"), "a user resource is a needle");
     assert!(
         needles.len() > 500,
         "the generator's people: {}",
@@ -227,7 +258,8 @@ fn pseudonyms_by_default_cleartext_on_request_and_lookup_by_cleartext() {
     assert_eq!(res["summary"]["events"], 1);
     let tl = &res["timeline"]["events"][0]["event"];
     assert!(is_pseudonym(&tl["resource"]["id"]));
-    let r = http.get(&srv.at("/v1/resources/user/carol@example.com?cleartext=true"));
+    let (officer, officer_token) = privacy_officer(&srv);
+    let r = officer.get(&srv.at("/v1/resources/user/carol@example.com?cleartext=true"));
     assert_eq!(
         r.json()["timeline"]["events"][0]["event"]["resource"]["id"],
         "carol@example.com"
@@ -236,12 +268,12 @@ fn pseudonyms_by_default_cleartext_on_request_and_lookup_by_cleartext() {
     // The cleartext view restores every sealed value, and is recorded.
     let clear = query(
         &srv,
-        &http,
+        &officer,
         "actor=alice@example.com&order=asc&cleartext=true",
     );
     assert_eq!(clear[0]["event"]["actor"]["id"], "alice@example.com");
     assert_eq!(clear[0]["event"]["actor"]["ip"], "10.9.8.7");
-    let one = http.get(&srv.at("/v1/events/1?cleartext=true")).json();
+    let one = officer.get(&srv.at("/v1/events/1?cleartext=true")).json();
     assert_eq!(one["event"]["parameters"]["with"], "alice@example.com");
     assert_eq!(one["event"]["actor"]["id"], "bob@example.com");
     let plain = http.get(&srv.at("/v1/events/1")).json();
@@ -293,14 +325,14 @@ fn pseudonyms_by_default_cleartext_on_request_and_lookup_by_cleartext() {
             "--json",
             "--cleartext",
         ],
-        &[],
+        &[("MLAUDIT_TOKEN", &officer_token)],
         None,
     );
     out.assert_ok("query --cleartext");
     assert!(out.stdout.contains("alice@example.com"), "{}", out.stdout);
     let out = srv.cli(
         &["history", "user", "carol@example.com", "--cleartext"],
-        &[],
+        &[("MLAUDIT_TOKEN", &officer_token)],
         None,
     );
     out.assert_ok("history --cleartext");
@@ -333,6 +365,7 @@ fn erasure_destroys_the_key_and_every_proof_still_verifies() {
 
     // Before: the export holds alice's cleartext (and only hers: bob's events are absent).
     let export = srv.data_dir.parent().unwrap().join("alice-before.json");
+    let (officer, officer_token) = privacy_officer(&srv);
     let out = srv.cli(
         &[
             "subject",
@@ -341,7 +374,7 @@ fn erasure_destroys_the_key_and_every_proof_still_verifies() {
             "--out",
             export.to_str().unwrap(),
         ],
-        &[],
+        &[("MLAUDIT_TOKEN", &officer_token)],
         None,
     );
     out.assert_ok("subject export");
@@ -366,14 +399,18 @@ fn erasure_destroys_the_key_and_every_proof_still_verifies() {
         .unwrap();
     assert!(wrapped.len() >= 32 + 24);
 
-    let out = srv.cli(&["erase", "alice@example.com"], &[], None);
+    let out = srv.cli(
+        &["erase", "alice@example.com"],
+        &[("MLAUDIT_TOKEN", &officer_token)],
+        None,
+    );
     out.assert_ok("erase");
     assert!(
         out.stdout.contains(&subject) && out.stdout.contains("key destroyed  true"),
         "{}",
         out.stdout
     );
-    let again = http.post(
+    let again = officer.post(
         &srv.at(&format!("/v1/subjects/{subject}/erase")),
         &[],
         Vec::new(),
@@ -388,7 +425,7 @@ fn erasure_destroys_the_key_and_every_proof_still_verifies() {
     // After: pseudonyms only for alice, in every view; bob is unaffected; counts hold.
     let clear = query(
         &srv,
-        &http,
+        &officer,
         "actor=alice@example.com&cleartext=true&limit=100",
     );
     assert_eq!(clear.len(), 10, "counts by pseudonym still work");
@@ -398,7 +435,7 @@ fn erasure_destroys_the_key_and_every_proof_still_verifies() {
     }
     let bob = query(
         &srv,
-        &http,
+        &officer,
         "actor=bob@example.com&cleartext=true&limit=100",
     );
     assert_eq!(bob.len(), 20);
@@ -414,7 +451,7 @@ fn erasure_destroys_the_key_and_every_proof_still_verifies() {
             "--out",
             export_after.to_str().unwrap(),
         ],
-        &[],
+        &[("MLAUDIT_TOKEN", &officer_token)],
         None,
     )
     .assert_ok("subject export after erasure");
@@ -512,7 +549,8 @@ fn secrets_are_redacted_at_any_depth() {
     ] {
         assert!(!raw.contains(secret), "{secret} stored: {raw}");
     }
-    let e = &http.get(&srv.at("/v1/events/0?cleartext=true")).json()["event"];
+    let (officer, _) = privacy_officer(&srv);
+    let e = &officer.get(&srv.at("/v1/events/0?cleartext=true")).json()["event"];
     assert_eq!(e["parameters"]["a"]["b"][0]["c"]["Api_Key"], "[REDACTED]");
     assert_eq!(e["parameters"]["a"]["b"][0]["c"]["keep"], 1);
     assert_eq!(e["parameters"]["db_password"], "[REDACTED]");
@@ -572,11 +610,11 @@ fn cleartext_needs_a_role_with_clearance_and_pseudonymization_can_be_off() {
 
     let off = TestServer::start_with(&["--pseudonymize", "false"]);
     let r = off.post_json(
-        &http,
+        &off.http(),
         &json!({"action": "model.train", "actor": {"id": "alice@example.com"}}),
     );
     assert_eq!(r.status, 201);
-    let raw = String::from_utf8(off.raw_entry(&http, 0)).unwrap();
+    let raw = String::from_utf8(off.raw_entry(&off.http(), 0)).unwrap();
     assert!(
         raw.contains(r#""actor":{"id":"alice@example.com"}"#) && !raw.contains("sealed"),
         "{raw}"
@@ -644,7 +682,8 @@ fn a_wrong_master_key_refuses_the_start_with_a_clear_error() {
         "no new key is made"
     );
     srv.restart_with(&["--master-key-file", moved.to_str().unwrap()]);
-    let e = http.get(&srv.at("/v1/events/0?cleartext=true")).json();
+    let (officer, _) = privacy_officer(&srv);
+    let e = officer.get(&srv.at("/v1/events/0?cleartext=true")).json();
     assert_eq!(e["event"]["actor"]["id"], "alice@example.com");
 }
 
@@ -689,6 +728,7 @@ fn rotating_the_master_key_offline_keeps_every_sealed_value() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("does not match"), "{}", out.stderr);
     srv.restart();
-    let e = http.get(&srv.at("/v1/events/0?cleartext=true")).json();
+    let (officer, _) = privacy_officer(&srv);
+    let e = officer.get(&srv.at("/v1/events/0?cleartext=true")).json();
     assert_eq!(e["event"]["actor"]["id"], "alice@example.com");
 }

@@ -150,7 +150,7 @@ fn get_json(
         .extend(segments);
     let rt = runtime()?;
     rt.block_on(async {
-        let c = http()?;
+        let c = http(server.ca_cert.as_deref())?;
         let resp = server
             .auth(c.get(url))
             .query(params)

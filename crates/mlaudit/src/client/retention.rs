@@ -104,7 +104,7 @@ fn call(
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
     runtime()?.block_on(async {
-        let c = http()?;
+        let c = http(server.ca_cert.as_deref())?;
         let mut rb = server.auth(c.request(method, server.endpoint(path)));
         if let Some(b) = body {
             rb = rb.json(&b);

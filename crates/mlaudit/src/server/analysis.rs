@@ -10,12 +10,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::guard::ResultCount;
 use super::read::{b64, blocking, query_error, query_filter, Params, QUERY_PARAMS};
 use super::AppState;
+use crate::auth::Principal;
 use crate::index::{
     parse_interval, rfc3339, Hit, NodeRef, StatsBy, StatsSource, DAY_MS, HOUR_MS,
     LINEAGE_DEPTH_DEFAULT, LINEAGE_DEPTH_MAX,
@@ -47,8 +49,9 @@ const LINEAGE_PARAMS: &[&str] = &["type", "id", "depth"];
 /// `GET /v1/lineage?type=&id=&depth=`: the graph of `related` links around a resource.
 pub(super) async fn lineage(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let q = Params::new(q, LINEAGE_PARAMS)?;
     let rtype = required(&q, "type")?.to_string();
     // A user given in cleartext is looked up by its pseudonym, as stored.
@@ -69,7 +72,13 @@ pub(super) async fn lineage(
     };
     let index = st.index.clone();
     let (t, i) = (rtype.clone(), id.clone());
-    let graph = blocking(move || index.lineage(&t, &i, depth, None).map_err(query_error)).await?;
+    let scope = caller.projects.clone();
+    let graph = blocking(move || {
+        index
+            .lineage(&t, &i, depth, scope.as_deref())
+            .map_err(query_error)
+    })
+    .await?;
     let Some(g) = graph else {
         return Err(ApiError::not_found(format!(
             "no event names {rtype}:{id} (or the index has not reached it yet)"
@@ -104,13 +113,17 @@ pub(super) async fn lineage(
             })
         })
         .collect();
-    Ok(Json(json!({
-        "root": {"type": rtype, "id": id},
-        "depth": depth,
-        "nodes": nodes,
-        "edges": edges,
-        "truncated": g.truncated,
-    })))
+    let count = Extension(ResultCount(nodes.len() as u64));
+    Ok((
+        count,
+        Json(json!({
+            "root": {"type": rtype, "id": id},
+            "depth": depth,
+            "nodes": nodes,
+            "edges": edges,
+            "truncated": g.truncated,
+        })),
+    ))
 }
 
 /// Parameters of `GET /v1/deployments/{id}/state`.
@@ -120,9 +133,10 @@ const STATE_PARAMS: &[&str] = &["at"];
 /// (default: now), who deployed it, and the evaluations of that version.
 pub(super) async fn deployment_state(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let q = Params::new(q, STATE_PARAMS)?;
     let at = match q.time_ms("at")? {
         Some(t) => t,
@@ -131,9 +145,10 @@ pub(super) async fn deployment_state(
     let index = st.index.clone();
     let store = st.ledger.store().clone();
     let d = id.clone();
+    let scope = caller.projects.clone();
     let state = blocking(move || {
         index
-            .deployment_state(&store, &d, at, None)
+            .deployment_state(&store, &d, at, scope.as_deref())
             .map_err(query_error)
     })
     .await?;
@@ -144,24 +159,28 @@ pub(super) async fn deployment_state(
             rfc3339(at)
         )));
     };
-    Ok(Json(json!({
-        "deployment": id,
-        "at": rfc3339(at),
-        "model": {
-            "id": s.model.id,
-            "version": s.model.version,
-            "relation": s.model.relation,
-        },
-        "actor": s.actor,
-        "action": s.action,
-        "seq": s.event.seq,
-        "time": rfc3339(s.time),
-        "event": hit_json(s.event),
-        "evaluations": {
-            "count": s.evaluations_total,
-            "events": s.evaluations.into_iter().map(hit_json).collect::<Vec<_>>(),
-        },
-    })))
+    let count = Extension(ResultCount(1 + s.evaluations.len() as u64));
+    Ok((
+        count,
+        Json(json!({
+            "deployment": id,
+            "at": rfc3339(at),
+            "model": {
+                "id": s.model.id,
+                "version": s.model.version,
+                "relation": s.model.relation,
+            },
+            "actor": s.actor,
+            "action": s.action,
+            "seq": s.event.seq,
+            "time": rfc3339(s.time),
+            "event": hit_json(s.event),
+            "evaluations": {
+                "count": s.evaluations_total,
+                "events": s.evaluations.into_iter().map(hit_json).collect::<Vec<_>>(),
+            },
+        })),
+    ))
 }
 
 /// Parameters of `GET /v1/stats`: `by`, `interval` and the filters of `GET /v1/events`
@@ -179,12 +198,13 @@ fn stats_params() -> Vec<&'static str> {
 /// `GET /v1/stats?by=&interval=&…filters`: counts by field and time bucket.
 pub(super) async fn stats(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let q = Params::new(q, &stats_params())?;
     let by = StatsBy::parse(required(&q, "by")?).map_err(query_error)?;
     let width = parse_interval(q.get("interval").unwrap_or("day")).map_err(query_error)?;
-    let filter = query_filter(&q, &st.privacy)?;
+    let filter = query_filter(&q, &st.privacy, &caller)?;
     let index = st.index.clone();
     let stats = blocking(move || index.stats(&filter, by, width).map_err(query_error)).await?;
     let buckets: Vec<Value> = stats
@@ -192,13 +212,17 @@ pub(super) async fn stats(
         .into_iter()
         .map(|b| json!({"start": rfc3339(b.start), "key": b.key, "count": b.count}))
         .collect();
-    Ok(Json(json!({
-        "by": by.as_str(),
-        "interval": match width { HOUR_MS => "hour", DAY_MS => "day", _ => "?" },
-        "source": match stats.source {
-            StatsSource::Rollup => "rollup",
-            StatsSource::Events => "events",
-        },
-        "buckets": buckets,
-    })))
+    let count = Extension(ResultCount(buckets.len() as u64));
+    Ok((
+        count,
+        Json(json!({
+            "by": by.as_str(),
+            "interval": match width { HOUR_MS => "hour", DAY_MS => "day", _ => "?" },
+            "source": match stats.source {
+                StatsSource::Rollup => "rollup",
+                StatsSource::Events => "events",
+            },
+            "buckets": buckets,
+        })),
+    ))
 }

@@ -7,13 +7,14 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::Json;
+use axum::{Extension, Json};
 use base64::Engine;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::metrics::Reason;
 use super::{AppState, INGEST_REQUESTS_MAX, RETRY_AFTER_BUSY};
+use crate::auth::Principal;
 use crate::dedup::{self, Key, Lookup, Receipt};
 use crate::event::{
     entry_template_sealed, format_time, parse_events, split_body_items, BodyFormat, FieldError,
@@ -30,9 +31,6 @@ pub struct IngestOutcome {
 
 /// Bodies up to this size are validated on the async worker itself.
 const INLINE_BODY_BYTES_MAX: usize = 16 << 10;
-
-/// Principal recorded as `source.principal` until authentication exists.
-pub const ANONYMOUS: &str = "anonymous";
 
 /// Principal of the records mlaudit writes itself (`audit.*` and the like).
 pub const SYSTEM_PRINCIPAL: &str = "mlaudit";
@@ -53,6 +51,7 @@ pub async fn record_system(st: &Arc<AppState>, events: &[Value]) -> Result<Vec<R
         BodyFormat::Ndjson,
         SYSTEM_PRINCIPAL.to_string(),
         true,
+        None,
     )
     .await?;
     Ok(outcome.receipts.into_iter().map(|(r, _)| r).collect())
@@ -60,10 +59,11 @@ pub async fn record_system(st: &Arc<AppState>, events: &[Value]) -> Result<Vec<R
 
 pub(super) async fn post_events(
     State(st): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let result = post_events_inner(&st, &headers, body).await;
+    let result = post_events_inner(&st, &principal, &headers, body).await;
     match &result {
         Ok((_, _)) => {}
         Err(e) => {
@@ -80,6 +80,7 @@ pub(super) async fn post_events(
 
 async fn post_events_inner(
     st: &Arc<AppState>,
+    principal: &Principal,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -109,7 +110,15 @@ async fn post_events_inner(
             }
         })?;
     let body = decode_body(headers, body)?;
-    let outcome = ingest(st.clone(), body, format, ANONYMOUS.to_string()).await?;
+    let outcome = ingest_as(
+        st.clone(),
+        body,
+        format,
+        principal.name.clone(),
+        false,
+        principal.projects.clone(),
+    )
+    .await?;
     let duplicates = outcome.receipts.iter().filter(|(_, d)| *d).count();
     let appended = outcome.receipts.len() - duplicates;
     st.metrics
@@ -249,7 +258,7 @@ pub async fn ingest(
     format: BodyFormat,
     principal: String,
 ) -> Result<IngestOutcome, ApiError> {
-    ingest_as(st, body, format, principal, false).await
+    ingest_as(st, body, format, principal, false, None).await
 }
 
 /// [`ingest`]; `allow_reserved` admits the `audit.*` namespace (mlaudit's own records).
@@ -259,16 +268,31 @@ async fn ingest_as(
     format: BodyFormat,
     principal: String,
     allow_reserved: bool,
+    projects: Option<Vec<String>>,
 ) -> Result<IngestOutcome, ApiError> {
     // Parsing and canonicalizing are CPU work: keep them off the async workers.
     let st2 = st.clone();
     // A small body is parsed in place: handing it to the blocking pool would
     // cost more (thread wake-ups) than the parsing itself.
     let (prepared, mut reservation) = if body.len() <= INLINE_BODY_BYTES_MAX {
-        prepare(&st2, &body, format, &principal, allow_reserved)?
+        prepare(
+            &st2,
+            &body,
+            format,
+            &principal,
+            allow_reserved,
+            projects.as_deref(),
+        )?
     } else {
         tokio::task::spawn_blocking(move || {
-            prepare(&st2, &body, format, &principal, allow_reserved)
+            prepare(
+                &st2,
+                &body,
+                format,
+                &principal,
+                allow_reserved,
+                projects.as_deref(),
+            )
         })
         .await
         .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??
@@ -381,6 +405,42 @@ fn append_error(e: AppendError) -> ApiError {
     }
 }
 
+/// Refuses the whole batch (403, nothing stored) unless every event's `context.project` is
+/// one of `allowed` (a token limited to projects).
+fn check_projects(events: &[crate::event::Event], allowed: &[String]) -> Result<(), ApiError> {
+    let details: Vec<FieldError> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(index, e)| {
+            let project = e.as_value()["context"]["project"].as_str();
+            match project {
+                Some(p) if allowed.iter().any(|a| a == p) => None,
+                Some(p) => Some(FieldError {
+                    index,
+                    field: "context.project".into(),
+                    message: format!("project {p:?} is outside this token's projects"),
+                }),
+                None => Some(FieldError {
+                    index,
+                    field: "context.project".into(),
+                    message: "is required for a token limited to projects".into(),
+                }),
+            }
+        })
+        .collect();
+    if details.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError {
+        details,
+        ..ApiError::new(
+            StatusCode::FORBIDDEN,
+            "project_forbidden",
+            "the batch was rejected: this token may only write events of its projects; no event of it was stored",
+        )
+    })
+}
+
 /// Parses, validates, builds entry templates and reserves ids.
 fn prepare(
     st: &AppState,
@@ -388,6 +448,7 @@ fn prepare(
     format: BodyFormat,
     principal: &str,
     allow_reserved: bool,
+    projects: Option<&[String]>,
 ) -> Result<(Vec<Prepared>, Reservation), ApiError> {
     let items = split_body_items(body, format, st.batch_events_max)?;
     let now = chrono::Utc::now();
@@ -398,6 +459,9 @@ fn prepare(
             "the batch was rejected: no event of it was stored",
         )
     })?;
+    if let Some(allowed) = projects {
+        check_projects(&events, allowed)?;
+    }
     // Privacy transforms (redaction, pseudonyms, sealing) before anything is written.
     let sealed = st.privacy.apply(&mut events).map_err(|e| {
         ApiError::unavailable(

@@ -35,6 +35,9 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Entries in the log not yet in the query index (sampled at scrape).
     pub index_lag_entries: Gauge,
+    /// Requests denied (401, 403, 429), by reason: every one, also those whose
+    /// `auth.denied` record was suppressed by the per-source budget. Alert on its rate.
+    pub auth_denied: Family<Reason, Counter>,
 }
 
 impl Metrics {
@@ -51,6 +54,7 @@ impl Metrics {
             checkpoint_age_seconds: Gauge::default(),
             queue_depth: Gauge::default(),
             index_lag_entries: Gauge::default(),
+            auth_denied: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -93,6 +97,11 @@ impl Metrics {
             "index_lag_entries",
             "Entries in the log not yet in the query index",
             m.index_lag_entries.clone(),
+        );
+        registry.register(
+            "auth_denied",
+            "Requests denied by access control (401, 403, 429), by reason",
+            m.auth_denied.clone(),
         );
         Metrics { registry, ..m }
     }

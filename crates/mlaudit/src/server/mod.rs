@@ -4,14 +4,16 @@
 //! reads on `ledger::Store`); every failure goes through [`ApiError`].
 
 mod analysis;
-mod caller;
 mod error;
+pub mod guard;
 pub mod indexer;
 mod ingest;
 pub mod metrics;
 mod read;
+pub mod recorder;
 pub mod retention;
 mod subjects;
+mod tokens;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,10 +26,10 @@ use axum::Router;
 use ledger::fs::StdFs;
 use ledger::Ledger;
 
-pub use caller::{Caller, ROLE_UNTIL_AUTH};
 pub use error::ApiError;
 pub use ingest::{ingest, record_system, IngestOutcome, SYSTEM_PRINCIPAL};
 
+use crate::auth::tokens::TokenStore;
 use crate::config::ServeConfig;
 use crate::dedup::Dedup;
 use crate::event::BODY_BYTES_MAX;
@@ -60,6 +62,14 @@ pub struct AppState {
     pub retention: retention::Retention,
     /// Privacy transforms, subject keys, clearance (`privacy/`).
     pub privacy: Arc<Privacy>,
+    /// API tokens.
+    pub tokens: Arc<TokenStore>,
+    /// Per-source limits of failed authentications and recorded denials.
+    pub limits: guard::Limits,
+    /// Queue of `audit.query` and `auth.denied` records.
+    pub recorder: recorder::Recorder,
+    /// JWT verifier, when `[oidc]` is configured.
+    pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
 }
 
 /// A running server's core, opened from a data directory.
@@ -68,6 +78,8 @@ pub struct Server {
     pub state: Arc<AppState>,
     /// Whether the signing key was created by this start.
     pub created: bool,
+    /// Where the admin token was written, if this start created it.
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Held for the server's lifetime: one writer per data directory.
     _lock: std::fs::File,
 }
@@ -123,6 +135,8 @@ impl Server {
         }
         let indexer = Indexer::start(index.clone(), ledger.store().clone())?;
         let holds = crate::retention::HoldStore::open(&dir.join("retention.sqlite"))?;
+        let tokens = TokenStore::open(dir)?;
+        let admin_token_file = tokens.create_admin_if_empty(dir)?;
         Ok(Server {
             state: Arc::new(AppState {
                 ledger: Arc::new(ledger),
@@ -140,14 +154,27 @@ impl Server {
                     running: tokio::sync::Mutex::new(()),
                 },
                 privacy,
+                tokens,
+                limits: guard::Limits::new(cfg.auth.clone()),
+                recorder: recorder::Recorder::new(),
+                oidc: cfg
+                    .oidc
+                    .clone()
+                    .map(crate::auth::oidc::Oidc::new)
+                    .transpose()?
+                    .map(Arc::new),
             }),
             created,
+            admin_token_file,
             _lock: lock,
         })
     }
 
     /// Flushes and closes everything: the final checkpoint is written here.
     pub fn close(&self) {
+        if let Err(e) = self.state.tokens.flush_last_used() {
+            tracing::warn!(error = %format!("{e:#}"), "writing token last-use times failed");
+        }
         self.state.ledger.close();
         self.state.dedup.close();
         // After the ledger: the final catch_up indexes everything it wrote.
@@ -178,16 +205,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/subjects/{id}/erase", post(subjects::erase))
         .route("/v1/info", get(read::info))
         .route("/v1/schema/event", get(read::schema))
-        // Admin-only once roles exist.
         .route(
             "/v1/holds",
             post(retention::create_hold).get(retention::list_holds),
         )
         .route("/v1/holds/{id}", delete(retention::release_hold))
         .route("/v1/retention/run", post(retention::run_now))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/log/checkpoint", get(read::checkpoint))
         .route("/log/{*path}", get(read::tile))
         .fallback(read::no_route)
+        // Outermost: no handler, and no body, is reached before access control.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         // gzip bodies are capped after decompression in the handler.
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
@@ -205,14 +238,55 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    announce(&cfg.data_dir, &server, addr);
+    // Loaded before announcing: a bad certificate stops the start with its reason.
+    let tls = match &cfg.tls {
+        Some((cert, key)) => {
+            // ring, not aws-lc-rs: no cmake, and the only provider compiled in. A second
+            // install (tests starting servers in one process) keeps the first.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "loading the TLS certificate {} and key {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?,
+            )
+        }
+        None => None,
+    };
+    announce(&cfg.data_dir, &server, addr, tls.is_some());
+    recorder::Recorder::start(&server.state);
+    tokens::start_last_used_flusher(&server.state);
     if let Some(s) = cfg.retention.run_interval_s.filter(|&s| s > 0) {
         retention::schedule(server.state.clone(), Duration::from_secs(s));
     }
-    let app = router(server.state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let app =
+        router(server.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let on_signal = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                on_signal.graceful_shutdown(Some(TLS_SHUTDOWN_GRACE));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, tls)
+                .handle(handle)
+                .serve(app)
+                .await?
+        }
+    }
+    // Records of the last requests are appended before the final checkpoint.
+    server.state.recorder.flush().await;
     tracing::info!("shutting down: writing the final checkpoint");
     let state = server.state.clone();
     tokio::task::spawn_blocking(move || server.close()).await?;
@@ -222,7 +296,10 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn announce(data_dir: &Path, server: &Server, addr: std::net::SocketAddr) {
+/// How long in-flight HTTPS requests may take to finish after SIGTERM.
+pub const TLS_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+fn announce(data_dir: &Path, server: &Server, addr: std::net::SocketAddr, tls: bool) {
     let st = &server.state;
     let size = st.ledger.store().size();
     if server.created {
@@ -231,7 +308,20 @@ fn announce(data_dir: &Path, server: &Server, addr: std::net::SocketAddr) {
     eprintln!("mlaudit: log origin   {}", st.origin);
     eprintln!("mlaudit: verifier key {}", st.vkey);
     eprintln!("mlaudit: entries      {size}");
-    eprintln!("mlaudit: listening on http://{addr}");
+    if !st.limits.meta_audit() {
+        eprintln!(
+            "mlaudit: warning: meta-audit is off: reads are not recorded as audit.query events"
+        );
+    }
+    if let Some(path) = &server.admin_token_file {
+        // The path only: the token itself is never printed or logged.
+        eprintln!(
+            "mlaudit: admin token  written to {} (mode 0600); use it as MLAUDIT_TOKEN",
+            path.display()
+        );
+    }
+    let scheme = if tls { "https" } else { "http" };
+    eprintln!("mlaudit: listening on {scheme}://{addr}");
     tracing::info!(%addr, origin = %st.origin, size, "mlaudit serving");
 }
 

@@ -7,15 +7,17 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use base64::Engine;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use tlog::{TileKind, TileRef};
 
 use super::error::ApiError;
+use super::guard::ResultCount;
 use super::subjects::{record_cleartext_view, require_cleartext};
-use super::{AppState, Caller};
+use super::AppState;
+use crate::auth::Principal;
 use crate::event::{event_schema, parse_entry};
 use crate::index::{Filter, Order, Page, QueryError};
 use crate::privacy::Privacy;
@@ -108,6 +110,7 @@ pub(super) async fn tile(
     let t = TileRef::parse(&path)
         .map_err(|e| ApiError::not_found(format!("/log/{path} is not a tile path: {e}")))?;
     let store = st.ledger.store().clone();
+    let entries = matches!(t.kind, TileKind::Entries).then_some(t.width);
     let bytes = blocking(move || {
         Ok(match t.kind {
             TileKind::Hash(level) => store.tile(level, t.index, t.width)?,
@@ -116,20 +119,24 @@ pub(super) async fn tile(
     })
     .await?;
     // Tiles never change once written: full and partial ones alike.
-    Ok((
+    let mut resp = (
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
             (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
         ],
         Body::from(bytes),
     )
-        .into_response())
+        .into_response();
+    if let Some(width) = entries {
+        resp.extensions_mut().insert(ResultCount(width));
+    }
+    Ok(resp)
 }
 
 /// `GET /v1/events/{seq}`: the stored entry, as JSON or (`?format=raw`) its exact bytes.
 pub(super) async fn get_event(
     State(st): State<Arc<AppState>>,
-    caller: Caller,
+    Extension(caller): Extension<Principal>,
     Path(seq): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -151,14 +158,18 @@ pub(super) async fn get_event(
     let store = st.ledger.store().clone();
     let bytes = blocking(move || Ok(store.entry(seq)?)).await?;
     let leaf = tlog::leaf_hash(&bytes);
+    let mut e = parse_entry(&bytes).map_err(|e| ApiError::internal(format!("entry {seq}: {e}")))?;
+    if !caller.may_see_project(e.event["context"]["project"].as_str()) {
+        return Err(out_of_scope());
+    }
     if raw {
         return Ok((
             [(header::CONTENT_TYPE, "application/json")],
+            Extension(ResultCount(1)),
             Body::from(bytes),
         )
             .into_response());
     }
-    let mut e = parse_entry(&bytes).map_err(|e| ApiError::internal(format!("entry {seq}: {e}")))?;
     if cleartext {
         st.privacy
             .unseal(&mut e.event, e.sealed.as_ref(), None)
@@ -170,21 +181,33 @@ pub(super) async fn get_event(
         )
         .await?;
     }
-    Ok(Json(json!({
-        "seq": e.seq,
-        "recorded_at": e.recorded_at,
-        "leaf_hash": b64(&leaf),
-        "source": {"principal": e.principal},
-        "event": e.event,
-    }))
-    .into_response())
+    Ok((
+        Extension(ResultCount(1)),
+        Json(json!({
+            "seq": e.seq,
+            "recorded_at": e.recorded_at,
+            "leaf_hash": b64(&leaf),
+            "source": {"principal": e.principal},
+            "event": e.event,
+        })),
+    )
+        .into_response())
+}
+
+/// 403 for a read outside the token's projects (recorded as `auth.denied` by the guard).
+fn out_of_scope() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "project_forbidden",
+        "this token is limited to other projects",
+    )
 }
 
 /// `GET /v1/proof/inclusion?seq=&size=` (size defaults to the latest checkpoint's).
 pub(super) async fn inclusion(
     State(st): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let q = Params::new(q, &["seq", "size"])?;
     let q_seq = q
         .u64("seq")?
@@ -210,19 +233,22 @@ pub(super) async fn inclusion(
         Ok((leaf, proof))
     })
     .await?;
-    Ok(Json(json!({
-        "seq": seq,
-        "size": size,
-        "leaf_hash": b64(&leaf),
-        "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
-    })))
+    Ok((
+        Extension(ResultCount(1)),
+        Json(json!({
+            "seq": seq,
+            "size": size,
+            "leaf_hash": b64(&leaf),
+            "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+        })),
+    ))
 }
 
 /// `GET /v1/proof/consistency?from=&to=` (to defaults to the latest checkpoint's size).
 pub(super) async fn consistency(
     State(st): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let q = Params::new(q, &["from", "to"])?;
     let from = q
         .u64("from")?
@@ -242,11 +268,14 @@ pub(super) async fn consistency(
         ));
     }
     let proof = blocking(move || Ok(store.consistency_proof(from, to)?)).await?;
-    Ok(Json(json!({
-        "from": from,
-        "to": to,
-        "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
-    })))
+    Ok((
+        Extension(ResultCount(1)),
+        Json(json!({
+            "from": from,
+            "to": to,
+            "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+        })),
+    ))
 }
 
 /// Parameters of `GET /v1/events` (DESIGN section 9).
@@ -273,9 +302,19 @@ pub(super) const QUERY_PARAMS: &[&str] = &[
     "cleartext",
 ];
 
-/// Builds the index filter of `GET /v1/events` from checked parameters. Filters on
-/// pseudonymized fields given in cleartext are turned into pseudonyms here.
-pub(super) fn query_filter(q: &Params, privacy: &Privacy) -> Result<Filter, ApiError> {
+/// Builds the index filter of `GET /v1/events` from checked parameters, limited to the
+/// caller's projects. Filters on pseudonymized fields given in cleartext are turned into
+/// pseudonyms here.
+pub(super) fn query_filter(
+    q: &Params,
+    privacy: &Privacy,
+    caller: &Principal,
+) -> Result<Filter, ApiError> {
+    if let Some(project) = q.get("project") {
+        if !caller.may_see_project(Some(project)) {
+            return Err(out_of_scope());
+        }
+    }
     let s = |name: &str| q.get(name).map(str::to_string);
     let rtype = s("resource_type");
     let actor = s("actor").map(|a| privacy.query_value("actor.id", &a, &|_| None));
@@ -321,10 +360,10 @@ pub(super) fn query_filter(q: &Params, privacy: &Privacy) -> Result<Filter, ApiE
         tag: s("tag"),
         related,
         q: s("q"),
-        projects_allowed: None,
         limit: q.u64("limit")?.map(|n| n.min(usize::MAX as u64) as usize),
         order,
         cursor: s("cursor"),
+        projects_allowed: caller.projects.clone(),
     })
 }
 
@@ -339,12 +378,12 @@ pub(super) fn query_error(e: QueryError) -> ApiError {
 /// default, with a cursor for the next page.
 pub(super) async fn query_events(
     State(st): State<Arc<AppState>>,
-    caller: Caller,
+    Extension(caller): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let q = Params::new(q, QUERY_PARAMS)?;
     let cleartext = q.cleartext(&st, &caller)?;
-    let filter = query_filter(&q, &st.privacy)?;
+    let filter = query_filter(&q, &st.privacy, &caller)?;
     // What was searched, for the audit.query record: identifiers as the pseudonyms used.
     let searched: serde_json::Map<String, Value> =
         q.0.iter()
@@ -367,12 +406,13 @@ pub(super) async fn query_events(
     let store = st.ledger.store().clone();
     let page = blocking(move || index.query(&store, &filter).map_err(query_error)).await?;
     let privacy = cleartext.then_some(&*st.privacy);
+    let n = page.hits.len() as u64;
     let (body, seqs) = page_json(page, privacy)?;
     if cleartext {
         let params = json!({"endpoint": "GET /v1/events", "filter": searched, "seqs": seqs});
         record_cleartext_view(&st, &caller, params).await?;
     }
-    Ok(Json(body))
+    Ok((Extension(ResultCount(n)), Json(body)))
 }
 
 /// A page of results as `{"events": […], "next": cursor or null}`, and its seqs. With
@@ -404,10 +444,10 @@ const RESOURCE_PARAMS: &[&str] = &["limit", "cursor", "order", "cleartext"];
 /// whose `resource` it is, oldest first by default, paged like `GET /v1/events`).
 pub(super) async fn resource(
     State(st): State<Arc<AppState>>,
-    caller: Caller,
+    Extension(caller): Extension<Principal>,
     Path((rtype, id)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let q = Params::new(q, RESOURCE_PARAMS)?;
     let cleartext = q.cleartext(&st, &caller)?;
     // A user given in cleartext is looked up by its pseudonym, and answered as such.
@@ -430,13 +470,18 @@ pub(super) async fn resource(
         limit: q.u64("limit")?.map(|n| n.min(usize::MAX as u64) as usize),
         order,
         cursor: q.get("cursor").map(str::to_string),
+        projects_allowed: caller.projects.clone(),
         ..Filter::default()
     };
+    let scope = caller.projects.clone();
     let index = st.index.clone();
     let store = st.ledger.store().clone();
     let (t, i) = (rtype.clone(), id.clone());
     let (summary, page) = blocking(move || {
-        let Some(summary) = index.resource_summary(&t, &i).map_err(query_error)? else {
+        let Some(summary) = index
+            .resource_summary_in(&t, &i, scope.as_deref())
+            .map_err(query_error)?
+        else {
             return Ok((None, None));
         };
         let page = index.query(&store, &filter).map_err(query_error)?;
@@ -448,12 +493,15 @@ pub(super) async fn resource(
             "no event has resource {rtype}:{id} (or the index has not reached it yet)"
         )));
     };
+    let n = page.hits.len() as u64;
     let (timeline, seqs) = page_json(page, cleartext.then_some(&*st.privacy))?;
     if cleartext {
         let params = json!({"endpoint": "GET /v1/resources/{type}/{id}", "seqs": seqs});
         record_cleartext_view(&st, &caller, params).await?;
     }
-    Ok(Json(json!({
+    Ok((
+        Extension(ResultCount(n)),
+        Json(json!({
         "type": rtype,
         "id": id,
         "summary": {
@@ -465,7 +513,8 @@ pub(super) async fn resource(
             "actors": {"count": s.actor_count, "ids": s.actors},
         },
         "timeline": timeline,
-    })))
+        })),
+    ))
 }
 
 /// Query parameters, checked: unknown names and malformed values are 400s
@@ -492,7 +541,7 @@ impl Params {
         self.0.get(name).map(String::as_str)
     }
     /// `cleartext=true|false` (default false); true needs clearance.
-    fn cleartext(&self, st: &AppState, caller: &Caller) -> Result<bool, ApiError> {
+    fn cleartext(&self, st: &AppState, caller: &Principal) -> Result<bool, ApiError> {
         match self.get("cleartext") {
             None | Some("false") => Ok(false),
             Some("true") => require_cleartext(st, caller).map(|()| true),

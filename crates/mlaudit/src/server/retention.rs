@@ -11,14 +11,15 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::ingest::{record_system, ANONYMOUS};
+use super::ingest::record_system;
 use super::read::Params;
 use super::AppState;
+use crate::auth::Principal;
 use crate::event::format_time;
 use crate::retention::{self, HoldScope, HoldStore, RetentionConfig, RunReport};
 
@@ -62,6 +63,7 @@ struct CreateHold {
 /// `POST /v1/holds` `{"reason": "…", "scope": {…}}`: 201 with the hold.
 pub(super) async fn create_hold(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Principal>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let mut req: CreateHold = serde_json::from_slice(&body)
@@ -81,7 +83,7 @@ pub(super) async fn create_hold(
     let hold = blocking(move || {
         st2.retention
             .holds
-            .create(&req.reason, &req.scope, ANONYMOUS, &now_text())
+            .create(&req.reason, &req.scope, &caller.name, &now_text())
             .map_err(bad_hold)
     })
     .await?;
@@ -109,6 +111,7 @@ pub(super) async fn list_holds(
 /// `DELETE /v1/holds/{id}`: releases an active hold (404 if none).
 pub(super) async fn release_hold(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id: u64 = id
@@ -118,7 +121,7 @@ pub(super) async fn release_hold(
     let hold = blocking(move || {
         st2.retention
             .holds
-            .release(id, ANONYMOUS, &now_text())
+            .release(id, &caller.name, &now_text())
             .map_err(storage)
     })
     .await?

@@ -13,9 +13,11 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::ingest::record_system;
-use super::{AppState, Caller};
+use super::AppState;
+use crate::auth::Principal;
 use crate::event::parse_entry;
 use crate::privacy::contains_string;
+use axum::Extension;
 
 /// Most events in one page of a subject export; `next` continues.
 pub const SUBJECT_EVENTS_PAGE_MAX: usize = 1000;
@@ -26,8 +28,8 @@ fn b64(h: &[u8]) -> String {
 
 /// 403 unless the caller's role has clearance for cleartext
 /// ([`crate::privacy::may_see_cleartext`]).
-pub(super) fn require_cleartext(st: &AppState, caller: &Caller) -> Result<(), ApiError> {
-    if st.privacy.may_see_cleartext(caller.role.as_deref()) {
+pub(super) fn require_cleartext(st: &AppState, caller: &Principal) -> Result<(), ApiError> {
+    if st.privacy.may_see_cleartext(Some(caller.role.as_str())) {
         return Ok(());
     }
     Err(ApiError::new(
@@ -35,7 +37,7 @@ pub(super) fn require_cleartext(st: &AppState, caller: &Caller) -> Result<(), Ap
         "forbidden",
         format!(
             "role {} may not see cleartext; roles with clearance: {:?} (privacy.cleartext_roles)",
-            caller.role.as_deref().unwrap_or("(none)"),
+            caller.role.as_str(),
             st.privacy.config().cleartext_roles
         ),
     ))
@@ -46,12 +48,12 @@ pub(super) fn require_cleartext(st: &AppState, caller: &Caller) -> Result<(), Ap
 /// (endpoint, seqs, subject pseudonym), never the cleartext itself.
 pub(super) async fn record_cleartext_view(
     st: &Arc<AppState>,
-    caller: &Caller,
+    caller: &Principal,
     parameters: Value,
 ) -> Result<(), ApiError> {
     let event = json!({
         "action": "audit.query",
-        "actor": {"id": caller.name, "roles": caller.role.iter().collect::<Vec<_>>()},
+        "actor": {"id": caller.name, "roles": [caller.role.as_str()]},
         "parameters": parameters,
     });
     record_system(st, &[event]).await.map(|_| ())
@@ -69,7 +71,7 @@ const SUBJECT_PARAMS: &[&str] = &["from_seq", "limit"];
 /// anything is parsed), so its cost grows with the log; subject requests are rare.
 pub(super) async fn subject_events(
     State(st): State<Arc<AppState>>,
-    caller: Caller,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -186,7 +188,7 @@ fn scan_subject(st: &AppState, subject: &str, from: u64, limit: usize) -> Result
 /// from the data directory; entries, checkpoints and proofs are untouched.
 pub(super) async fn erase(
     State(st): State<Arc<AppState>>,
-    caller: Caller,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     require_cleartext(&st, &caller)?;
@@ -199,7 +201,7 @@ pub(super) async fn erase(
         .map_err(|e| ApiError::unavailable("storage_failure", e.to_string(), 5))?;
     let event = json!({
         "action": "audit.erase",
-        "actor": {"id": caller.name, "roles": caller.role.iter().collect::<Vec<_>>()},
+        "actor": {"id": caller.name, "roles": [caller.role.as_str()]},
         "resource": {"type": "subject", "id": subject},
         "parameters": {"key_destroyed": destroyed},
     });

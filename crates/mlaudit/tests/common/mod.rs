@@ -69,9 +69,14 @@ pub struct TestServer {
     pub vkey: String,
     /// Log origin it announced.
     pub origin: String,
+    /// The admin token the server created on first start (`<data-dir>/admin.token`).
+    pub admin_token: String,
+    /// `http` or `https`, as announced.
+    pub scheme: String,
     /// Everything it wrote to stderr, for failure messages.
     log: Arc<Mutex<Vec<String>>>,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl TestServer {
@@ -80,8 +85,24 @@ impl TestServer {
         Self::start_with(&[])
     }
 
-    /// Starts a server on a fresh temporary data directory with extra `serve` flags.
+    /// Starts a server on a fresh temporary data directory with extra `serve` flags, and
+    /// with meta-audit off: the ledger and query tests count entries exactly, and
+    /// `audit.query` records of their own reads would make those counts depend on timing.
+    /// Access-control tests use [`TestServer::start_audited`].
     pub fn start_with(extra: &[&str]) -> TestServer {
+        let mut all = vec!["--no-meta-audit"];
+        all.extend_from_slice(extra);
+        Self::start_audited(&all)
+    }
+
+    /// Starts a server configured like production (every read recorded), with extra flags.
+    pub fn start_audited(extra: &[&str]) -> TestServer {
+        Self::start_audited_env(extra, &[])
+    }
+
+    /// [`TestServer::start_audited`] with environment variables for the server (e.g.
+    /// `MLAUDIT_LOG=debug`).
+    pub fn start_audited_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
         let tmp = tempfile::tempdir().expect("creating a temp dir");
         // A directory that does not exist yet: the server creates it.
         let data_dir = tmp.path().join("data");
@@ -92,8 +113,14 @@ impl TestServer {
             addr: "127.0.0.1:0".parse().unwrap(),
             vkey: String::new(),
             origin: String::new(),
+            admin_token: String::new(),
+            scheme: "http".into(),
             log: Arc::new(Mutex::new(Vec::new())),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -107,6 +134,7 @@ impl TestServer {
             .arg(&self.data_dir)
             .args(["--listen", "127.0.0.1:0", "--checkpoint-interval-ms", "100"])
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -132,13 +160,20 @@ impl TestServer {
                         self.vkey = v.trim().to_string();
                     } else if let Some(v) = line.strip_prefix("mlaudit: log origin ") {
                         self.origin = v.trim().to_string();
-                    } else if let Some(i) = line.find("listening on http://") {
-                        let addr = &line[i + "listening on http://".len()..];
+                    } else if let Some(i) = line.find("listening on http") {
+                        let rest = &line[i + "listening on ".len()..];
+                        let (scheme, addr) = rest.split_once("://").expect("scheme://addr");
+                        self.scheme = scheme.to_string();
                         self.addr = addr.trim().parse().unwrap_or_else(|e| {
                             panic!("cannot parse the address in {line:?}: {e}")
                         });
                         assert!(self.addr.ip().is_loopback(), "not loopback: {line}");
                         assert!(!self.vkey.is_empty(), "no verifier key announced");
+                        let path = self.data_dir.join("admin.token");
+                        self.admin_token = std::fs::read_to_string(&path)
+                            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+                            .trim()
+                            .to_string();
                         return;
                     }
                 }
@@ -155,15 +190,46 @@ impl TestServer {
 
     /// A blocking HTTP client for this server. Tests build their clients here, so that
     /// credentials the server requires are added in one place.
+    /// The client sends the admin token.
     pub fn http(&self) -> Http {
-        Http::new()
+        Http::new().with_token(&self.admin_token)
     }
 
-    /// Runs `mlaudit ARGS…` against this server: `MLAUDIT_URL` (and whatever else a
-    /// client needs to reach it) plus `env`.
+    /// A client that sends `token` (or, with `""`, no token at all).
+    pub fn http_as(&self, token: &str) -> Http {
+        if token.is_empty() {
+            Http::new()
+        } else {
+            Http::new().with_token(token)
+        }
+    }
+
+    /// Creates a token with `role`, limited to `projects` unless empty, through the API as
+    /// admin; returns the token.
+    pub fn token(&self, role: &str, projects: &[&str]) -> String {
+        let mut body = serde_json::json!({"role": role});
+        if !projects.is_empty() {
+            body["projects"] = serde_json::json!(projects);
+        }
+        let r = self.http().post(
+            &self.at("/v1/tokens"),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&body).unwrap(),
+        );
+        assert_eq!(r.status, 201, "creating a {role} token: {}", r.text());
+        let t = r.json()["token"].as_str().unwrap().to_string();
+        assert!(t.starts_with("mla_"), "{t}");
+        t
+    }
+
+    /// Runs `mlaudit ARGS…` against this server: `MLAUDIT_URL` and `MLAUDIT_TOKEN` (the admin
+    /// token) plus `env`, which may override them.
     pub fn cli(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> CliOut {
         let url = self.url();
-        let mut all: Vec<(&str, &str)> = vec![("MLAUDIT_URL", url.as_str())];
+        let mut all: Vec<(&str, &str)> = vec![
+            ("MLAUDIT_URL", url.as_str()),
+            ("MLAUDIT_TOKEN", self.admin_token.as_str()),
+        ];
         all.extend_from_slice(env);
         cli(args, &all, stdin)
     }
@@ -173,19 +239,19 @@ impl TestServer {
         self.log.lock().unwrap().join("\n")
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (or https with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// `http://127.0.0.1:PORT/log/` (the tlog-tiles prefix).
     pub fn log_url(&self) -> String {
-        format!("http://{}/log/", self.addr)
+        format!("{}/log/", self.url())
     }
 
     /// An endpoint URL.
     pub fn at(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.url())
     }
 
     /// The process id of the running server.
@@ -401,6 +467,7 @@ impl Resp {
 pub struct Http {
     rt: tokio::runtime::Runtime,
     client: reqwest::Client,
+    token: Option<String>,
 }
 
 impl Default for Http {
@@ -412,15 +479,58 @@ impl Default for Http {
 impl Http {
     /// A client with a 30 s timeout.
     pub fn new() -> Http {
+        Self::trusting(None)
+    }
+
+    /// A client that also trusts the CA certificate `ca_pem` (for a TLS test server).
+    pub fn trusting(ca_pem: Option<&[u8]>) -> Http {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("reqwest client");
-        Http { rt, client }
+        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(pem) = ca_pem {
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(pem).expect("a PEM cert"));
+        }
+        let client = b.build().expect("reqwest client");
+        Http {
+            rt,
+            client,
+            token: None,
+        }
+    }
+
+    /// This client, sending `token` as a Bearer token on every request.
+    pub fn with_token(mut self, token: &str) -> Http {
+        self.token = Some(token.to_string());
+        self
+    }
+
+    /// Any method, with headers and a body; panics on a transport error.
+    pub fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        self.rt
+            .block_on(async {
+                let mut rb = self.authed(self.client.request(m, url)).body(body);
+                for (k, v) in headers {
+                    rb = rb.header(*k, *v);
+                }
+                read(rb.send().await?).await
+            })
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+    }
+
+    fn authed(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
     }
 
     /// GET; panics on a transport error.
@@ -432,7 +542,7 @@ impl Http {
     /// GET.
     pub fn try_get(&self, url: &str) -> Result<Resp, reqwest::Error> {
         self.rt.block_on(async {
-            let resp = self.client.get(url).send().await?;
+            let resp = self.authed(self.client.get(url)).send().await?;
             read(resp).await
         })
     }
@@ -451,7 +561,7 @@ impl Http {
         body: Vec<u8>,
     ) -> Result<Resp, reqwest::Error> {
         self.rt.block_on(async {
-            let mut rb = self.client.post(url).body(body);
+            let mut rb = self.authed(self.client.post(url)).body(body);
             for (k, v) in headers {
                 rb = rb.header(*k, *v);
             }

@@ -1,0 +1,154 @@
+//! Records that mlaudit writes about its own use (`audit.query`, `auth.denied`), off the
+//! request path: handlers and the auth layer hand events to a bounded channel; one task
+//! appends them in batches through [`record_system`], every [`FLUSH_INTERVAL`] or
+//! [`RECORDS_BATCH_MAX`] events, whichever comes first.
+//!
+//! Reads wait for room in the channel ([`Recorder::record`]): a read is never served
+//! without its record being queued. Denials do not wait ([`Recorder::try_record`]): a
+//! flood of bad requests must not slow anyone down, so a full channel drops them and counts
+//! the drops (`mlaudit_records_dropped_total` is not exported yet; the count is logged).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{record_system, AppState};
+
+/// Longest time a queued record waits before it is appended.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Records appended in one batch at most (also capped by the server's `batch_events_max`).
+pub const RECORDS_BATCH_MAX: usize = 256;
+/// Records that may wait in the channel.
+pub const RECORDS_QUEUED_MAX: usize = 4096;
+
+enum Msg {
+    Record(Value),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The queue of system records and its background writer.
+pub struct Recorder {
+    tx: mpsc::Sender<Msg>,
+    rx: Mutex<Option<mpsc::Receiver<Msg>>>,
+    dropped: AtomicU64,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recorder {
+    /// A recorder whose writer is not started yet ([`Recorder::start`]).
+    pub fn new() -> Recorder {
+        let (tx, rx) = mpsc::channel(RECORDS_QUEUED_MAX);
+        Recorder {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues a record, waiting for room if the channel is full.
+    pub async fn record(&self, event: Value) {
+        if self.tx.send(Msg::Record(event)).await.is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues a record unless the channel is full; returns whether it was queued.
+    pub fn try_record(&self, event: Value) -> bool {
+        let ok = self.tx.try_send(Msg::Record(event)).is_ok();
+        if !ok {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                dropped = n,
+                "system record queue full: a record was dropped"
+            );
+        }
+        ok
+    }
+
+    /// Appends everything queued so far and waits until it is durable.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Starts the writer task. It holds only a weak reference to the state, so it never
+    /// keeps a stopped server alive; it ends when the state is gone.
+    pub fn start(st: &Arc<AppState>) {
+        let Some(mut rx) = st.recorder.rx.lock().unwrap().take() else {
+            return; // already started
+        };
+        let weak: Weak<AppState> = Arc::downgrade(st);
+        tokio::spawn(async move {
+            let mut batch: Vec<Value> = Vec::new();
+            let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+            // When the oldest record of `batch` must be appended at the latest.
+            let mut deadline = tokio::time::Instant::now();
+            loop {
+                let first = if batch.is_empty() {
+                    match rx.recv().await {
+                        Some(m) => {
+                            deadline = tokio::time::Instant::now() + FLUSH_INTERVAL;
+                            Some(m)
+                        }
+                        None => return,
+                    }
+                } else {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(m)) => Some(m),
+                        Ok(None) => None,
+                        Err(_) => None, // the interval passed: flush
+                    }
+                };
+                let mut flush_now = first.is_none();
+                match first {
+                    Some(Msg::Record(v)) => batch.push(v),
+                    Some(Msg::Flush(ack)) => {
+                        acks.push(ack);
+                        flush_now = true;
+                    }
+                    None => {}
+                }
+                // Take whatever else is already waiting, without blocking.
+                while batch.len() < RECORDS_BATCH_MAX {
+                    match rx.try_recv() {
+                        Ok(Msg::Record(v)) => batch.push(v),
+                        Ok(Msg::Flush(ack)) => {
+                            acks.push(ack);
+                            flush_now = true;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if !(flush_now || batch.len() >= RECORDS_BATCH_MAX) {
+                    continue;
+                }
+                let Some(st) = weak.upgrade() else { return };
+                let chunk = RECORDS_BATCH_MAX.min(st.batch_events_max).max(1);
+                for part in batch.chunks(chunk) {
+                    if let Err(e) = record_system(&st, part).await {
+                        tracing::error!(
+                            records = part.len(),
+                            error = %e.message,
+                            "appending system records failed"
+                        );
+                    }
+                }
+                drop(st);
+                batch.clear();
+                for ack in acks.drain(..) {
+                    let _ = ack.send(());
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,809 @@
+//! End to end: access control. Every endpoint × every role × in and out of project scope,
+//! token expiry and revocation, denials and reads recorded in the ledger, throttling, the
+//! `mlaudit token` commands, and no secret in the server's output or data directory.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Http, TestServer};
+use serde_json::{json, Value};
+
+/// Two events of project p1 and one of p2 (seqs 0, 1, 2 once the admin sent them).
+fn seed(srv: &TestServer) {
+    let http = srv.http();
+    let events = json!([
+        {"action": "dataset.read", "actor": {"id": "u1"}, "resource": {"type": "dataset", "id": "d1"}, "context": {"project": "p1"}},
+        {"action": "dataset.read", "actor": {"id": "u2"}, "resource": {"type": "dataset", "id": "d1"}, "context": {"project": "p1"}},
+        {"action": "model.train", "actor": {"id": "u3"}, "resource": {"type": "model", "id": "m2"}, "context": {"project": "p2"}},
+    ]);
+    let r = srv.post_json(&http, &events);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http.get(&srv.at("/v1/events?action=dataset.read"));
+        if r.json()["events"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "index did not catch up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    srv.wait_checkpoint(&http, 3);
+}
+
+fn event_json(project: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "action": "model.deploy", "actor": {"id": "ci"},
+        "context": {"project": project},
+    }))
+    .unwrap()
+}
+
+/// One request: method, path, body (JSON) or none.
+struct Case {
+    method: &'static str,
+    path: &'static str,
+    body: Option<Vec<u8>>,
+}
+
+fn send(http: &Http, srv: &TestServer, c: &Case) -> common::Resp {
+    let headers: &[(&str, &str)] = if c.body.is_some() {
+        &[("content-type", "application/json")]
+    } else {
+        &[]
+    };
+    http.request(
+        c.method,
+        &srv.at(c.path),
+        headers,
+        c.body.clone().unwrap_or_default(),
+    )
+}
+
+/// A production-like server with `toml` as its configuration file.
+fn start_with_config(toml: &str) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mlaudit.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let srv = TestServer::start_audited(&["--config", cfg.to_str().unwrap()]);
+    (dir, srv)
+}
+
+#[test]
+fn a_fresh_server_refuses_every_unauthenticated_request() {
+    // Above the failure budget of 32 requests below, so that none is throttled.
+    let (_cfg, srv) = start_with_config("auth_failures_max = 100\n");
+    let anon = srv.http_as("");
+    let bad = srv.http_as("mla_not-a-token-but-long-enough-to-hash");
+    for (method, path) in [
+        ("GET", "/metrics"),
+        ("GET", "/v1/events"),
+        ("POST", "/v1/events"),
+        ("GET", "/v1/events/0"),
+        ("GET", "/v1/resources/dataset/d1"),
+        ("GET", "/v1/proof/inclusion?seq=0"),
+        ("GET", "/v1/proof/consistency?from=1"),
+        ("GET", "/v1/info"),
+        ("GET", "/v1/schema/event"),
+        ("GET", "/v1/tokens"),
+        ("POST", "/v1/tokens"),
+        ("DELETE", "/v1/tokens/x"),
+        ("GET", "/log/checkpoint"),
+        ("GET", "/log/tile/0/000"),
+        ("GET", "/log/tile/entries/000.p/1"),
+        ("GET", "/no/such/endpoint"),
+    ] {
+        for http in [&anon, &bad] {
+            let r = http.request(method, &srv.at(path), &[], Vec::new());
+            assert_eq!(r.status, 401, "{method} {path}: {}", r.text());
+            assert_eq!(r.json()["error"]["code"], "unauthorized", "{method} {path}");
+        }
+    }
+    // A malformed header and a non-bearer scheme are refused alike.
+    let r = anon.request(
+        "GET",
+        &srv.at("/v1/info"),
+        &[("authorization", "Basic YWRtaW46YWRtaW4=")],
+        Vec::new(),
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("malformed"));
+    // Only /healthz is open.
+    assert_eq!(anon.get(&srv.at("/healthz")).status, 200);
+}
+
+/// The expected status of each request for each role, unscoped and limited to p1.
+#[test]
+fn every_endpoint_by_role_and_project_scope() {
+    let srv = TestServer::start_audited(&[]);
+    seed(&srv);
+    let roles = ["producer", "auditor", "privacy_officer", "admin"];
+    // (case, expected status per role for an unlimited token, then for a token limited to p1)
+    let ok_read = [403, 200, 200, 200];
+    let table: Vec<(Case, [u16; 4], [u16; 4])> = vec![
+        (
+            Case {
+                method: "POST",
+                path: "/v1/events",
+                body: Some(event_json("p1")),
+            },
+            [201, 403, 403, 201],
+            [201, 403, 403, 201],
+        ),
+        (
+            Case {
+                method: "POST",
+                path: "/v1/events",
+                body: Some(event_json("p2")),
+            },
+            [201, 403, 403, 201],
+            [403, 403, 403, 403],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/events",
+                body: None,
+            },
+            ok_read,
+            ok_read,
+        ),
+        (
+            Case {
+                method: "HEAD",
+                path: "/v1/events",
+                body: None,
+            },
+            ok_read,
+            ok_read,
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/events?project=p2",
+                body: None,
+            },
+            ok_read,
+            [403, 403, 403, 403],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/events/0",
+                body: None,
+            },
+            ok_read,
+            ok_read,
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/events/2",
+                body: None,
+            },
+            ok_read,
+            [403, 403, 403, 403],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/resources/dataset/d1",
+                body: None,
+            },
+            ok_read,
+            ok_read,
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/resources/model/m2",
+                body: None,
+            },
+            ok_read,
+            [403, 404, 404, 404],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/proof/inclusion?seq=0&size=3",
+                body: None,
+            },
+            ok_read,
+            ok_read,
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/proof/consistency?from=1&to=3",
+                body: None,
+            },
+            ok_read,
+            ok_read,
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/log/checkpoint",
+                body: None,
+            },
+            ok_read,
+            ok_read,
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/log/tile/0/000.p/3",
+                body: None,
+            },
+            ok_read,
+            ok_read,
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/log/tile/entries/000.p/3",
+                body: None,
+            },
+            ok_read,
+            [403, 403, 403, 403],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/metrics",
+                body: None,
+            },
+            ok_read,
+            [403, 403, 403, 403],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/info",
+                body: None,
+            },
+            [200; 4],
+            [200; 4],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/schema/event",
+                body: None,
+            },
+            [200; 4],
+            [200; 4],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/tokens",
+                body: None,
+            },
+            [403, 403, 403, 200],
+            [403; 4],
+        ),
+        (
+            Case {
+                method: "POST",
+                path: "/v1/tokens",
+                body: Some(br#"{"role":"auditor"}"#.to_vec()),
+            },
+            [403, 403, 403, 201],
+            [403; 4],
+        ),
+        (
+            Case {
+                method: "DELETE",
+                path: "/v1/tokens/no-such-token",
+                body: None,
+            },
+            [403, 403, 403, 404],
+            [403; 4],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/healthz",
+                body: None,
+            },
+            [200; 4],
+            [200; 4],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (scoped, projects) in [(false, &[][..]), (true, &["p1"][..])] {
+        for (ri, role) in roles.iter().enumerate() {
+            let http = srv.http_as(&srv.token(role, projects));
+            for (case, want_all, want_scoped) in &table {
+                let want = if scoped {
+                    want_scoped[ri]
+                } else {
+                    want_all[ri]
+                };
+                let r = send(&http, &srv, case);
+                if r.status != want {
+                    failures.push(format!(
+                        "{role}{} {} {}: want {want}, got {} {}",
+                        if scoped { " (p1)" } else { "" },
+                        case.method,
+                        case.path,
+                        r.status,
+                        r.text()
+                    ));
+                }
+                if (r.status == 401 || r.status == 403) && case.method != "HEAD" {
+                    assert!(
+                        r.json()["error"]["code"].is_string(),
+                        "JSON error: {}",
+                        r.text()
+                    );
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn scoped_tokens_see_and_write_only_their_projects() {
+    let srv = TestServer::start_audited(&[]);
+    seed(&srv);
+    let p1 = srv.http_as(&srv.token("auditor", &["p1"]));
+    let r = p1.get(&srv.at("/v1/events?order=asc"));
+    assert_eq!(r.status, 200);
+    let projects: Vec<String> = r.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["event"]["context"]["project"]
+                .as_str()
+                .unwrap_or("-")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(projects, ["p1", "p1"], "only p1 (no audit records either)");
+    let r = p1.get(&srv.at("/v1/resources/dataset/d1"));
+    assert_eq!(r.json()["summary"]["events"], 2);
+
+    // A producer limited to p1: a batch with one p2 event is refused whole.
+    let prod = srv.http_as(&srv.token("producer", &["p1"]));
+    let size = srv.size(&srv.http());
+    let batch = json!([
+        {"action": "a.b", "actor": {"id": "x"}, "context": {"project": "p1"}},
+        {"action": "a.b", "actor": {"id": "x"}, "context": {"project": "p2"}},
+        {"action": "a.b", "actor": {"id": "x"}},
+    ]);
+    let r = srv.post_json(&prod, &batch);
+    assert_eq!(r.status, 403, "{}", r.text());
+    let e = r.json();
+    assert_eq!(e["error"]["code"], "project_forbidden");
+    let indexes: Vec<u64> = e["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, [1, 2]);
+    // Nothing of the refused batch was stored (the denial record may have been).
+    let r = srv.http().get(&srv.at("/v1/events?action=a.b"));
+    assert_eq!(r.json()["events"].as_array().unwrap().len(), 0);
+    assert!(srv.size(&srv.http()) >= size);
+
+    // The refused batch left an auth.denied record naming the scope.
+    let denied = wait_events(&srv, "action=auth.denied", 1);
+    assert!(
+        denied
+            .iter()
+            .any(|e| e["event"]["parameters"]["reason"] == "project_scope"
+                && e["event"]["parameters"]["path"] == "/v1/events"),
+        "{denied:?}"
+    );
+
+    // The producer's name becomes source.principal.
+    let r = srv.post_json(
+        &prod,
+        &json!({"action": "a.b", "actor": {"id": "x"}, "context": {"project": "p1"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let seq = r.json()["receipts"][0]["seq"].as_u64().unwrap();
+    let e = srv.http().get(&srv.at(&format!("/v1/events/{seq}"))).json();
+    assert!(
+        e["source"]["principal"]
+            .as_str()
+            .unwrap()
+            .starts_with("producer-"),
+        "{e}"
+    );
+}
+
+/// Waits (up to 10 s) until a query as admin finds at least `n` events, and returns them.
+fn wait_events(srv: &TestServer, query: &str, n: usize) -> Vec<Value> {
+    let http = srv.http();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http.get(&srv.at(&format!("/v1/events?{query}&limit=1000")));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let events = r.json()["events"].as_array().unwrap().clone();
+        if events.len() >= n {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} events for {query}: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn denials_reads_and_token_changes_are_ledger_events() {
+    let srv = TestServer::start_audited(&[]);
+    seed(&srv);
+    let auditor_token = srv.token("auditor", &[]);
+    let auditor = srv.http_as(&auditor_token);
+    let r = auditor.get(&srv.at("/v1/events?action=dataset.read&actor=u1"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["events"].as_array().unwrap().len(), 1);
+    // As stored (and as the auditor sees it): the pseudonym of u1.
+    let u1 = r.json()["events"][0]["event"]["actor"]["id"].clone();
+    assert!(u1.as_str().unwrap().starts_with("hmac:"), "{u1}");
+    // A denial by role, and one without a token.
+    assert_eq!(auditor.get(&srv.at("/v1/tokens")).status, 403);
+    assert_eq!(srv.http_as("").get(&srv.at("/v1/events")).status, 401);
+
+    // The auditor's query: principal, endpoint, filters, number of results.
+    let auditor_name = srv.http().get(&srv.at("/v1/tokens")).json()["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "auditor")
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let q = wait_events(&srv, &format!("action=audit.query&actor={auditor_name}"), 1);
+    let p = &q[0]["event"]["parameters"];
+    assert_eq!(p["endpoint"], "/v1/events");
+    assert_eq!(p["filters"]["action"], "dataset.read");
+    // Identifiers in the record are pseudonyms too, as in the events they searched.
+    assert_eq!(p["filters"]["actor"], u1);
+    assert_eq!(p["results"], 1);
+
+    // The denied principals are pseudonymized like every actor; a privacy officer sees
+    // who they were.
+    wait_events(&srv, "action=auth.denied", 2);
+    let officer = srv.http_as(&srv.token("privacy_officer", &[]));
+    let r = officer.get(&srv.at("/v1/events?action=auth.denied&cleartext=true&limit=1000"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let denied = r.json()["events"].as_array().unwrap().clone();
+    let reasons: Vec<(&str, &str, u64)> = denied
+        .iter()
+        .map(|e| {
+            let p = &e["event"]["parameters"];
+            (
+                e["event"]["actor"]["id"].as_str().unwrap(),
+                p["reason"].as_str().unwrap(),
+                p["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        reasons.contains(&(auditor_name.as_str(), "role", 403)),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&("unauthenticated", "missing_token", 401)),
+        "{reasons:?}"
+    );
+    for e in &denied {
+        assert_eq!(e["event"]["outcome"], "denied");
+        assert_eq!(e["event"]["actor"]["ip"], "127.0.0.1");
+    }
+
+    // Token creation was recorded too; revocation is recorded and immediate.
+    let tokens = wait_events(&srv, "action=audit.token", 1);
+    assert_eq!(tokens[0]["event"]["parameters"]["op"], "create");
+    let r = srv.http().request(
+        "DELETE",
+        &srv.at(&format!("/v1/tokens/{auditor_name}")),
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = auditor.get(&srv.at("/v1/events"));
+    assert_eq!(r.status, 401, "revocation is immediate");
+    assert!(r.text().contains("revoked"), "{}", r.text());
+    let tokens = wait_events(&srv, "action=audit.token", 2);
+    assert!(tokens
+        .iter()
+        .any(|t| t["event"]["parameters"]["op"] == "revoke"));
+    // These records are ordinary entries: system records carry mlaudit's principal.
+    let seq = tokens[0]["seq"].as_u64().unwrap();
+    let e = srv.http().get(&srv.at(&format!("/v1/events/{seq}"))).json();
+    assert_eq!(e["source"]["principal"], "mlaudit");
+}
+
+#[test]
+fn expired_tokens_are_refused() {
+    let srv = TestServer::start_audited(&[]);
+    let r = srv.http().post(
+        &srv.at("/v1/tokens"),
+        &[("content-type", "application/json")],
+        br#"{"role":"auditor","expires_in":"1s"}"#.to_vec(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let http = srv.http_as(&token);
+    assert_eq!(http.get(&srv.at("/v1/info")).status, 200);
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = http.get(&srv.at("/v1/info"));
+    assert_eq!(r.status, 401);
+    assert!(r.text().contains("expired"), "{}", r.text());
+    let bad = srv.http().post(
+        &srv.at("/v1/tokens"),
+        &[("content-type", "application/json")],
+        br#"{"role":"auditor","expires_in":"soon"}"#.to_vec(),
+    );
+    assert_eq!(bad.status, 400);
+}
+
+#[test]
+fn failed_authentication_bursts_are_throttled_and_denials_rate_limited() {
+    let (_cfg, srv) = start_with_config(
+        "auth_failures_max = 5\nauth_denied_events_max = 3\nauth_window_ms = 1500\n",
+    );
+    let anon = srv.http_as("");
+    for i in 0..5 {
+        assert_eq!(anon.get(&srv.at("/v1/info")).status, 401, "attempt {i}");
+    }
+    let r = anon.get(&srv.at("/v1/info"));
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.headers.get("retry-after").is_some());
+    assert_eq!(r.json()["error"]["code"], "too_many_failures");
+    // While throttled, even a valid token from that source waits.
+    assert_eq!(srv.http().get(&srv.at("/v1/info")).status, 429);
+    // After the window, the next denial carries the number left out.
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(anon.get(&srv.at("/v1/info")).status, 401);
+    let denied = wait_events(&srv, "action=auth.denied&order=asc", 4);
+    assert_eq!(denied.len(), 4, "3 recorded in the first window, 1 after");
+    let suppressed: Vec<u64> = denied
+        .iter()
+        .map(|e| e["event"]["parameters"]["suppressed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(suppressed, [0, 0, 0, 4], "5 401s + 2 429s, 3 recorded");
+    // Every denial is counted in /metrics, also the suppressed ones.
+    let metrics = srv.http().get(&srv.at("/metrics")).text();
+    assert!(
+        metrics.contains("mlaudit_auth_denied_total{reason=\"missing_token\"} 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mlaudit_auth_denied_total{reason=\"throttled\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn token_cli_online_and_offline_and_no_secret_leaks() {
+    // Debug logs: the most the server ever writes to stderr.
+    let mut srv = TestServer::start_audited_env(&[], &[("MLAUDIT_LOG", "debug")]);
+    let out = srv.cli(
+        &[
+            "token",
+            "create",
+            "--role",
+            "producer",
+            "--project",
+            "p1",
+            "--name",
+            "ci",
+            "--expires",
+            "90d",
+        ],
+        &[],
+        None,
+    );
+    out.assert_ok("token create");
+    let producer = out.stdout.trim().to_string();
+    assert!(
+        producer.starts_with("mla_") && !producer.contains(' '),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("name=ci") && out.stderr.contains("role=producer"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains(&producer),
+        "the token is on stdout only"
+    );
+    let r = srv.post_json(
+        &srv.http_as(&producer),
+        &json!({"action": "a.b", "actor": {"id": "x"}, "context": {"project": "p1"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    let out = srv.cli(&["token", "list"], &[], None);
+    out.assert_ok("token list");
+    assert!(
+        out.stdout.contains("name=ci") && out.stdout.contains("projects=p1"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("name=admin"), "{}", out.stdout);
+    // Not as a producer.
+    let out = srv.cli(&["token", "list"], &[("MLAUDIT_TOKEN", &producer)], None);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("403"), "{}", out.stderr);
+
+    let out = srv.cli(&["token", "revoke", "ci"], &[], None);
+    out.assert_ok("token revoke");
+    let r = srv.post_json(
+        &srv.http_as(&producer),
+        &json!({"action": "a.b", "actor": {"id": "x"}, "context": {"project": "p1"}}),
+    );
+    assert_eq!(r.status, 401);
+
+    // Offline: refused while the server runs, works once it is stopped.
+    let dir = srv.data_dir.to_str().unwrap().to_string();
+    let out = common::cli(
+        &["token", "create", "--role", "auditor", "--data-dir", &dir],
+        &[],
+        None,
+    );
+    assert_ne!(out.code, 0, "the server holds the lock");
+    let admin = srv.admin_token.clone();
+    srv.stop();
+    let out = common::cli(
+        &[
+            "token",
+            "create",
+            "--role",
+            "auditor",
+            "--name",
+            "offline",
+            "--data-dir",
+            &dir,
+        ],
+        &[],
+        None,
+    );
+    out.assert_ok("offline token create");
+    let offline = out.stdout.trim().to_string();
+    srv.restart();
+    assert_eq!(srv.admin_token, admin, "the admin token is created once");
+    let r = srv
+        .http_as(&offline)
+        .get(&srv.at("/v1/events?action=audit.token"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Offline revocation, effective at the next start.
+    srv.stop();
+    let out = common::cli(
+        &["token", "revoke", "offline", "--data-dir", &dir],
+        &[],
+        None,
+    );
+    out.assert_ok("offline token revoke");
+    assert!(out.stderr.contains("revoked: id="), "{}", out.stderr);
+    srv.restart();
+    assert_eq!(
+        srv.http_as(&offline).get(&srv.at("/v1/info")).status,
+        401,
+        "revoked offline"
+    );
+    let t = wait_events(&srv, "action=audit.token&actor=offline-cli", 2);
+    assert!(t.iter().any(|e| e["event"]["parameters"]["op"] == "revoke"));
+    // The offline creation is recorded when the server starts.
+    let t = wait_events(&srv, "action=audit.token&actor=offline-cli", 1);
+    assert_eq!(t[0]["event"]["resource"]["name"], "offline");
+
+    // No secret anywhere but admin.token: not in stderr, not in any other file.
+    srv.stop();
+    let secrets = [admin.as_str(), producer.as_str(), offline.as_str()];
+    let log = srv.stderr_text();
+    for s in secrets {
+        assert!(!log.contains(s), "a token is in the server's stderr");
+        // The random part alone must not appear either.
+        assert!(
+            !log.contains(&s[4..]),
+            "a token's secret is in the server's stderr"
+        );
+    }
+    let mut files = Vec::new();
+    collect_files(&srv.data_dir, &mut files);
+    assert!(files.len() > 5, "{files:?}");
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        for s in secrets {
+            let found = bytes.windows(s.len() - 4).any(|w| w == &s.as_bytes()[4..]);
+            if f.file_name().unwrap() == "admin.token" && s == admin {
+                assert!(found, "admin.token holds the admin token");
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600);
+            } else {
+                assert!(!found, "a token's secret is in {}", f.display());
+            }
+        }
+    }
+}
+
+fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            collect_files(&e.path(), out);
+        } else {
+            out.push(e.path());
+        }
+    }
+}
+
+#[test]
+fn every_kind_of_read_is_recorded_also_at_shutdown() {
+    let mut srv = TestServer::start_audited(&[]);
+    seed(&srv);
+    let auditor = srv.http_as(&srv.token("auditor", &[]));
+    for path in [
+        "/v1/events/1",
+        "/v1/resources/dataset/d1",
+        "/v1/proof/inclusion?seq=0&size=3",
+        "/v1/proof/consistency?from=1&to=3",
+        "/log/tile/entries/000.p/3",
+        // Not reads of log content: not recorded.
+        "/log/checkpoint",
+        "/log/tile/0/000.p/3",
+        "/v1/info",
+    ] {
+        let r = auditor.get(&srv.at(path));
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    // A graceful stop appends the queued records before the final checkpoint.
+    srv.stop();
+    srv.restart();
+    let tokens = srv.http().get(&srv.at("/v1/tokens")).json();
+    let name = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "auditor")
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let recorded = wait_events(
+        &srv,
+        &format!("action=audit.query&actor={name}&order=asc"),
+        5,
+    );
+    let got: Vec<(String, u64)> = recorded
+        .iter()
+        .map(|e| {
+            let p = &e["event"]["parameters"];
+            (
+                p["endpoint"].as_str().unwrap().to_string(),
+                p["results"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64)> = [
+        ("/v1/events/{seq}", 1),
+        ("/v1/resources/{type}/{id}", 2),
+        ("/v1/proof/inclusion", 1),
+        ("/v1/proof/consistency", 1),
+        ("/log/tile/entries/{*rest}", 3),
+    ]
+    .iter()
+    .map(|(e, n)| (e.to_string(), *n))
+    .collect();
+    assert_eq!(got, want);
+    assert_eq!(recorded[2]["event"]["parameters"]["filters"]["seq"], "0");
+}
