@@ -903,11 +903,9 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
     }
 }
 
-/// `mlaudit query`.
+/// The event filters of `GET /v1/events`, shared by `mlaudit query` and `mlaudit stats`.
 #[derive(Args)]
-pub struct QueryArgs {
-    #[command(flatten)]
-    server: ServerArgs,
+pub struct FilterArgs {
     /// Action, or a glob like dataset.*.
     #[arg(long)]
     action: Option<String>,
@@ -956,6 +954,42 @@ pub struct QueryArgs {
     /// Full-text query (SQLite FTS5) over reason, parameters and resource name.
     #[arg(long)]
     q: Option<String>,
+}
+
+impl FilterArgs {
+    /// The filters that are set, as query parameters.
+    pub(crate) fn params(&self) -> Vec<(&'static str, String)> {
+        [
+            ("action", &self.action),
+            ("category", &self.category),
+            ("actor", &self.actor),
+            ("resource_type", &self.resource_type),
+            ("resource_id", &self.resource_id),
+            ("resource_version", &self.resource_version),
+            ("outcome", &self.outcome),
+            ("project", &self.project),
+            ("environment", &self.environment),
+            ("tag", &self.tag),
+            ("related", &self.related),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("recorded_from", &self.recorded_from),
+            ("recorded_to", &self.recorded_to),
+            ("q", &self.q),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.as_ref().map(|v| (name, v.clone())))
+        .collect()
+    }
+}
+
+/// `mlaudit query`.
+#[derive(Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
     /// Results per page (the server caps it).
     #[arg(long)]
     limit: Option<u64>,
@@ -985,29 +1019,9 @@ pub struct QueryArgs {
 
 impl QueryArgs {
     fn params(&self) -> Vec<(&'static str, String)> {
-        let mut p = Vec::new();
-        for (name, v) in [
-            ("action", &self.action),
-            ("category", &self.category),
-            ("actor", &self.actor),
-            ("resource_type", &self.resource_type),
-            ("resource_id", &self.resource_id),
-            ("resource_version", &self.resource_version),
-            ("outcome", &self.outcome),
-            ("project", &self.project),
-            ("environment", &self.environment),
-            ("tag", &self.tag),
-            ("related", &self.related),
-            ("from", &self.from),
-            ("to", &self.to),
-            ("recorded_from", &self.recorded_from),
-            ("recorded_to", &self.recorded_to),
-            ("q", &self.q),
-            ("order", &self.order),
-        ] {
-            if let Some(v) = v {
-                p.push((name, v.clone()));
-            }
+        let mut p = self.filter.params();
+        if let Some(o) = &self.order {
+            p.push(("order", o.clone()));
         }
         if let Some(l) = self.limit {
             p.push(("limit", l.to_string()));

@@ -5,7 +5,7 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use serde_json::Value;
 
-use super::{check, http, print_table, runtime, ServerArgs};
+use super::{check, http, print_table, runtime, FilterArgs, ServerArgs};
 
 /// `mlaudit lineage`.
 #[derive(Args)]
@@ -36,54 +36,8 @@ pub struct StatsArgs {
     /// Bucket width: hour or day.
     #[arg(long, default_value = "day")]
     interval: String,
-    /// Action, or a glob like dataset.*.
-    #[arg(long)]
-    action: Option<String>,
-    /// Category (data_access, …).
-    #[arg(long)]
-    category: Option<String>,
-    /// actor.id.
-    #[arg(long)]
-    actor: Option<String>,
-    /// resource.type.
-    #[arg(long)]
-    resource_type: Option<String>,
-    /// resource.id.
-    #[arg(long)]
-    resource_id: Option<String>,
-    /// resource.version.
-    #[arg(long)]
-    resource_version: Option<String>,
-    /// success, failure or denied.
-    #[arg(long)]
-    outcome: Option<String>,
-    /// context.project.
-    #[arg(long)]
-    project: Option<String>,
-    /// context.environment.
-    #[arg(long)]
-    environment: Option<String>,
-    /// One of resource.tags.
-    #[arg(long)]
-    tag: Option<String>,
-    /// A related resource, TYPE:ID.
-    #[arg(long)]
-    related: Option<String>,
-    /// Event time at or after (RFC 3339).
-    #[arg(long)]
-    from: Option<String>,
-    /// Event time before (RFC 3339).
-    #[arg(long)]
-    to: Option<String>,
-    /// Recorded at or after (RFC 3339).
-    #[arg(long)]
-    recorded_from: Option<String>,
-    /// Recorded before (RFC 3339).
-    #[arg(long)]
-    recorded_to: Option<String>,
-    /// Full-text query (SQLite FTS5) over reason, parameters and resource name.
-    #[arg(long)]
-    q: Option<String>,
+    #[command(flatten)]
+    filter: FilterArgs,
     /// Print the server's JSON answer.
     #[arg(long, conflicts_with = "csv")]
     json: bool,
@@ -95,28 +49,7 @@ pub struct StatsArgs {
 impl StatsArgs {
     fn params(&self) -> Vec<(&'static str, String)> {
         let mut p = vec![("by", self.by.clone()), ("interval", self.interval.clone())];
-        for (name, v) in [
-            ("action", &self.action),
-            ("category", &self.category),
-            ("actor", &self.actor),
-            ("resource_type", &self.resource_type),
-            ("resource_id", &self.resource_id),
-            ("resource_version", &self.resource_version),
-            ("outcome", &self.outcome),
-            ("project", &self.project),
-            ("environment", &self.environment),
-            ("tag", &self.tag),
-            ("related", &self.related),
-            ("from", &self.from),
-            ("to", &self.to),
-            ("recorded_from", &self.recorded_from),
-            ("recorded_to", &self.recorded_to),
-            ("q", &self.q),
-        ] {
-            if let Some(v) = v {
-                p.push((name, v.clone()));
-            }
-        }
+        p.extend(self.filter.params());
         p
     }
 }
