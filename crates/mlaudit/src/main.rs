@@ -120,6 +120,15 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // A client command piped into `head` ends quietly when the pipe closes, like any
+        // Unix tool, instead of panicking on a failed print. Sockets are unaffected (Rust
+        // sends with MSG_NOSIGNAL); the server keeps Rust's default of ignoring SIGPIPE.
+        // SAFETY: sets the disposition of one signal before any other thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Serve(a) => serve(a),
         Command::Send(a) => client::send(a),

@@ -273,3 +273,31 @@ fn log_records_one_event_and_prints_its_receipt() {
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("mlaudit: error"), "{}", out.stderr);
 }
+
+/// Regression: `mlaudit query … | head` panicked with "failed printing to stdout: Broken
+/// pipe" once `head` closed the pipe.
+#[test]
+fn a_client_piped_into_a_closed_pipe_ends_quietly() {
+    let srv = TestServer::start();
+    let http = srv.http();
+    srv.send_in_order(&http, &gen_events(500, 7));
+    srv.wait_indexed(&http, 500);
+    for args in [
+        vec!["query", "--all", "--limit", "50"],
+        vec!["stats", "--by", "action", "--interval", "hour"],
+    ] {
+        let mut child = std::process::Command::new(common::bin())
+            .args(&args)
+            .env("MLAUDIT_URL", srv.url())
+            .env("MLAUDIT_TOKEN", &srv.admin_token)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Like `head -0`: the reader goes away before the first line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
