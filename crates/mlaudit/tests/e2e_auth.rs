@@ -307,6 +307,105 @@ fn every_endpoint_by_role_and_project_scope() {
         (
             Case {
                 method: "GET",
+                path: "/v1/lineage?type=dataset&id=d1",
+                body: None,
+            },
+            ok_read,
+            ok_read,
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/lineage?type=model&id=m2",
+                body: None,
+            },
+            ok_read,
+            [403, 404, 404, 404],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/stats?by=action",
+                body: None,
+            },
+            ok_read,
+            ok_read,
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/deployments/dep1/state",
+                body: None,
+            },
+            [403, 404, 404, 404],
+            [403, 404, 404, 404],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/events?cleartext=true",
+                body: None,
+            },
+            [403, 403, 200, 403],
+            [403, 403, 200, 403],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/subjects/u1/events",
+                body: None,
+            },
+            [403, 403, 200, 403],
+            [403; 4],
+        ),
+        (
+            Case {
+                method: "POST",
+                path: "/v1/subjects/nobody/erase",
+                body: None,
+            },
+            [403, 403, 200, 403],
+            [403; 4],
+        ),
+        (
+            Case {
+                method: "GET",
+                path: "/v1/holds",
+                body: None,
+            },
+            [403, 403, 403, 200],
+            [403; 4],
+        ),
+        (
+            Case {
+                method: "POST",
+                path: "/v1/holds",
+                body: Some(br#"{"reason":"r","scope":{"project":"p9"}}"#.to_vec()),
+            },
+            [403, 403, 403, 201],
+            [403; 4],
+        ),
+        (
+            Case {
+                method: "DELETE",
+                path: "/v1/holds/999",
+                body: None,
+            },
+            [403, 403, 403, 404],
+            [403; 4],
+        ),
+        (
+            Case {
+                method: "POST",
+                path: "/v1/retention/run?dry_run=true",
+                body: None,
+            },
+            [403, 403, 403, 200],
+            [403; 4],
+        ),
+        (
+            Case {
+                method: "GET",
                 path: "/healthz",
                 body: None,
             },

@@ -209,6 +209,13 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/v1/holds", Access::Roles(ADMIN), false, false),
     r("POST", "/v1/holds", Access::Roles(ADMIN), false, false),
     r(
+        "DELETE",
+        "/v1/holds/{id}",
+        Access::Roles(ADMIN),
+        false,
+        false,
+    ),
+    r(
         "POST",
         "/v1/retention/run",
         Access::Roles(ADMIN),
