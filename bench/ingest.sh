@@ -141,7 +141,12 @@ start_server() {
   local i
   for i in $(seq 1 300); do
     SERVER_URL=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$dir.log" | head -1)
-    [ -n "$SERVER_URL" ] && return 0
+    if [ -n "$SERVER_URL" ]; then
+      # Every request needs a token: the admin token the server wrote on first start
+      # (admin may ingest), read by `mlaudit send` and examples/load.rs.
+      export MLAUDIT_TOKEN; MLAUDIT_TOKEN=$(cat "$dir/admin.token")
+      return 0
+    fi
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir.log" >&2; die "the server exited"; }
     sleep 0.1
   done

@@ -182,7 +182,10 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 [ -n "$SERVER_URL" ] || die "the server did not start within 30 s"
-lag_entries() { curl -fsS "$SERVER_URL/metrics" | awk '$1 == "mlaudit_index_lag_entries" { print $2 }'; }
+# Every request needs a token: the admin token the server wrote on first start, read by
+# `mlaudit send`, examples/query_bench.rs and the /metrics sampler.
+export MLAUDIT_TOKEN; MLAUDIT_TOKEN=$(cat "$DATA/admin.token")
+lag_entries() { curl -fsS -H "Authorization: Bearer $MLAUDIT_TOKEN" "$SERVER_URL/metrics" | awk '$1 == "mlaudit_index_lag_entries" { print $2 }'; }
 # The lag sampler: "seconds-since-start lag_entries" every 0.1 s.
 t0=$(now)
 ( while :; do echo "$(calc '%.2f' "$(now) - $t0") $(lag_entries)"; sleep 0.1; done ) > "$RUN/lag.txt" 2>/dev/null &

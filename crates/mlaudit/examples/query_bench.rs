@@ -171,6 +171,7 @@ fn main() -> Result<()> {
         let c = Client {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
+                .default_headers(bearer_from_env()?)
                 .build()?,
             base: args.url.trim_end_matches('/').to_string(),
         };
@@ -260,4 +261,16 @@ fn main() -> Result<()> {
         println!("RESULT {}", result.join(" "));
         anyhow::Ok(())
     })
+}
+
+/// `Authorization: Bearer $MLAUDIT_TOKEN` for every request (the server refuses requests
+/// without a token).
+fn bearer_from_env() -> anyhow::Result<reqwest::header::HeaderMap> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(token) = std::env::var("MLAUDIT_TOKEN") {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(headers)
 }

@@ -617,7 +617,8 @@ fn denials_reads_and_token_changes_are_ledger_events() {
     let r = auditor.get(&srv.at("/v1/events"));
     assert_eq!(r.status, 401, "revocation is immediate");
     assert!(r.text().contains("revoked"), "{}", r.text());
-    let tokens = wait_events(&srv, "action=audit.token", 2);
+    // The auditor's and the privacy officer's creations, then the revocation.
+    let tokens = wait_events(&srv, "action=audit.token", 3);
     assert!(tokens
         .iter()
         .any(|t| t["event"]["parameters"]["op"] == "revoke"));
