@@ -15,16 +15,7 @@ pub fn load_or_create(data_dir: &Path, origin: Option<&str>) -> anyhow::Result<(
     let dir = data_dir.join("keys");
     let skey_path = dir.join("log.key");
     if skey_path.exists() {
-        let mode = std::fs::metadata(&skey_path)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            bail!(
-                "{} is readable by other users (mode {:o}); run chmod 600 on it",
-                skey_path.display(),
-                mode & 0o777
-            );
-        }
-        let skey = std::fs::read_to_string(&skey_path)
-            .with_context(|| format!("reading {}", skey_path.display()))?;
+        let skey = read_secret(&skey_path)?;
         let signer = Signer::from_skey(skey.trim())
             .with_context(|| format!("{} is not a valid signing key", skey_path.display()))?;
         // log.vkey is derived from the key; a crash during creation may have
@@ -56,7 +47,27 @@ pub fn load_or_create(data_dir: &Path, origin: Option<&str>) -> anyhow::Result<(
     Ok((signer, true))
 }
 
-fn write_new(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
+/// Reads a secret file (a key or token), refusing one that other users may read.
+pub(crate) fn read_secret(path: &Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is readable by other users (mode {:o}); run chmod 600 on it",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(zeroize::Zeroizing::new(text))
+}
+
+/// Creates `path` (which must not exist) with `mode` and writes `data` durably (the caller
+/// syncs the directory).
+pub(crate) fn write_new(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -10,8 +10,7 @@
 //! seconds and on close), never once per request.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -24,6 +23,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::{Principal, Role};
+use crate::keys::{read_secret, write_new};
 
 /// Prefix of every API token, so secret scanners recognise a leaked one.
 pub const TOKEN_PREFIX: &str = "mla_";
@@ -452,7 +452,7 @@ impl TokenStore {
         })?;
         // A leftover file from an earlier store is replaced: its token is not in this store.
         let _ = std::fs::remove_file(&path);
-        write_secret(&path, format!("{token}\n").as_bytes())?;
+        write_new(&path, format!("{token}\n").as_bytes(), 0o600)?;
         Ok(Some(path))
     }
 }
@@ -496,16 +496,7 @@ fn load_or_create_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
     let dir = data_dir.join("keys");
     let path = dir.join("token.key");
     if path.exists() {
-        let mode = std::fs::metadata(&path)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            bail!(
-                "{} is readable by other users (mode {:o}); run chmod 600 on it",
-                path.display(),
-                mode & 0o777
-            );
-        }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text = read_secret(&path)?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .ok()
@@ -521,22 +512,9 @@ fn load_or_create_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
         "{}\n",
         base64::engine::general_purpose::STANDARD.encode(key)
     );
-    write_secret(&path, text.as_bytes())?;
+    write_new(&path, text.as_bytes(), 0o600)?;
     std::fs::File::open(&dir)?.sync_all()?;
     Ok(key)
-}
-
-/// Creates `path` (which must not exist) with mode 0600 and writes `data` durably.
-fn write_secret(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    Ok(())
 }
 
 #[cfg(test)]

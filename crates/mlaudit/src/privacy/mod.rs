@@ -22,8 +22,6 @@ mod keystore;
 mod path;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -41,6 +39,7 @@ pub use config::{
 pub use keystore::KeyStore;
 
 use crate::event::Event;
+use crate::keys::{read_secret, write_new};
 use keystore::Key;
 
 /// What redacted values are replaced by.
@@ -448,14 +447,7 @@ pub fn rotate_master_key(
         let tmp = path.with_extension("key.tmp");
         let _ = std::fs::remove_file(&tmp);
         let text = Zeroizing::new(format!("{}\n", STANDARD.encode(&new[..])));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
+        write_new(&tmp, text.as_bytes(), 0o600)?;
         std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
         let dir = path.parent().expect("keys/master.key has a parent");
         std::fs::File::open(dir)?.sync_all()?;
@@ -476,18 +468,7 @@ fn load_master_key(data_dir: &Path, cfg: &PrivacyConfig, initialized: bool) -> a
         None => (data_dir.join(MASTER_KEY_FILE_DEFAULT), true),
     };
     if path.exists() {
-        let mode = std::fs::metadata(&path)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            bail!(
-                "{} is readable by other users (mode {:o}); run chmod 600 on it",
-                path.display(),
-                mode & 0o777
-            );
-        }
-        let text = Zeroizing::new(
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?,
-        );
+        let text = read_secret(&path)?;
         return decode_master(&text, &path.display().to_string());
     }
     if initialized || !default {
@@ -507,14 +488,7 @@ fn load_master_key(data_dir: &Path, cfg: &PrivacyConfig, initialized: bool) -> a
     let text = Zeroizing::new(format!("{}\n", STANDARD.encode(&key[..])));
     let dir = path.parent().expect("keys/master.key has a parent");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
+    write_new(&path, text.as_bytes(), 0o600)?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(key)
 }
