@@ -185,6 +185,27 @@ impl ServerArgs {
     }
 }
 
+/// One request with an optional JSON body; the server's JSON answer, or its error.
+pub(crate) fn call_json(
+    server: &ServerArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    runtime()?.block_on(async {
+        let c = http(server.ca_cert.as_deref())?;
+        let mut rb = server.auth(c.request(method, server.endpoint(path)));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let resp = rb
+            .send()
+            .await
+            .with_context(|| format!("contacting {}", server.url))?;
+        anyhow::Ok(check(resp).await?.json().await?)
+    })
+}
+
 /// Turns a non-2xx answer into an error carrying the server's message.
 pub(crate) async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     if resp.status().is_success() {
@@ -1402,18 +1423,8 @@ pub struct EraseArgs {
 /// `mlaudit erase SUBJECT`: `POST /v1/subjects/{id}/erase`; prints the server's answer
 /// (the subject's pseudonym, whether a key was destroyed, the audit.erase receipt).
 pub fn erase(a: EraseArgs) -> anyhow::Result<i32> {
-    let rt = runtime()?;
-    let v: Value = rt.block_on(async {
-        let c = http(a.server.ca_cert.as_deref())?;
-        let path = format!("/v1/subjects/{}/erase", path_segment(&a.subject));
-        let resp = a
-            .server
-            .auth(c.post(a.server.endpoint(&path)))
-            .send()
-            .await
-            .with_context(|| format!("contacting {}", a.server.url))?;
-        anyhow::Ok(check(resp).await?.json().await?)
-    })?;
+    let path = format!("/v1/subjects/{}/erase", path_segment(&a.subject));
+    let v = call_json(&a.server, reqwest::Method::POST, &path, None)?;
     println!("subject        {}", v["subject"].as_str().unwrap_or(""));
     println!("key destroyed  {}", v["key_destroyed"]);
     println!("recorded       audit.erase at seq {}", v["receipt"]["seq"]);

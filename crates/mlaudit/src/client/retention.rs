@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
-use super::{check, http, runtime, ServerArgs};
+use super::{call_json, ServerArgs};
 
 /// `mlaudit hold`.
 #[derive(Args)]
@@ -97,26 +97,6 @@ struct RunArgs {
     json: bool,
 }
 
-fn call(
-    server: &ServerArgs,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
-    runtime()?.block_on(async {
-        let c = http(server.ca_cert.as_deref())?;
-        let mut rb = server.auth(c.request(method, server.endpoint(path)));
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let resp = rb
-            .send()
-            .await
-            .with_context(|| format!("contacting {}", server.url))?;
-        anyhow::Ok(check(resp).await?.json().await?)
-    })
-}
-
 fn scope_text(s: &Value) -> String {
     let mut parts = Vec::new();
     if let Some(r) = s.get("resource").filter(|r| !r.is_null()) {
@@ -177,7 +157,7 @@ pub fn hold(a: HoldArgs) -> anyhow::Result<i32> {
                     "time_to": c.to,
                 },
             });
-            let v = call(&c.server, reqwest::Method::POST, "/v1/holds", Some(body))?;
+            let v = call_json(&c.server, reqwest::Method::POST, "/v1/holds", Some(body))?;
             if c.json {
                 println!("{}", serde_json::to_string_pretty(&v["hold"])?);
             } else {
@@ -190,7 +170,7 @@ pub fn hold(a: HoldArgs) -> anyhow::Result<i32> {
             } else {
                 "/v1/holds"
             };
-            let v = call(&l.server, reqwest::Method::GET, path, None)?;
+            let v = call_json(&l.server, reqwest::Method::GET, path, None)?;
             if l.json {
                 println!("{}", serde_json::to_string_pretty(&v["holds"])?);
             } else {
@@ -204,7 +184,7 @@ pub fn hold(a: HoldArgs) -> anyhow::Result<i32> {
             }
         }
         HoldCommand::Release(r) => {
-            call(
+            call_json(
                 &r.server,
                 reqwest::Method::DELETE,
                 &format!("/v1/holds/{}", r.id),
@@ -237,7 +217,7 @@ pub fn retention(a: RetentionArgs) -> anyhow::Result<i32> {
         "running retention"
     });
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    let v = call(&r.server, reqwest::Method::POST, path, None);
+    let v = call_json(&r.server, reqwest::Method::POST, path, None);
     bar.finish_and_clear();
     let v = v?;
     if r.json {

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{check, http, runtime, ServerArgs};
+use super::{call_json, ServerArgs};
 use crate::auth::tokens::{now_ms, parse_lifetime_ms, NewToken, TokenInfo, TokenStore};
 use crate::auth::Role;
 
@@ -121,7 +121,7 @@ fn create(a: CreateArgs) -> anyhow::Result<i32> {
                 "projects": projects,
                 "expires_in": a.expires,
             });
-            let v = call(
+            let v = call_json(
                 &a.target.server,
                 reqwest::Method::POST,
                 "/v1/tokens",
@@ -146,7 +146,7 @@ fn list(t: Target) -> anyhow::Result<i32> {
     let infos: Vec<TokenInfo> = match &t.data_dir {
         Some(dir) => offline_store(dir)?.1.list(),
         None => {
-            let v = call(&t.server, reqwest::Method::GET, "/v1/tokens", None)?;
+            let v = call_json(&t.server, reqwest::Method::GET, "/v1/tokens", None)?;
             serde_json::from_value(v["tokens"].clone()).context("the server's token list")?
         }
     };
@@ -168,7 +168,7 @@ fn revoke(a: RevokeArgs) -> anyhow::Result<i32> {
         }
         None => {
             let path = format!("/v1/tokens/{}", urlencode(&a.id));
-            let v = call(&a.target.server, reqwest::Method::DELETE, &path, None)?;
+            let v = call_json(&a.target.server, reqwest::Method::DELETE, &path, None)?;
             serde_json::from_value(v["revoked"].clone()).context("the server's answer")?
         }
     };
@@ -186,27 +186,6 @@ fn urlencode(s: &str) -> String {
             }
         })
         .collect()
-}
-
-fn call(
-    server: &ServerArgs,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
-    let rt = runtime()?;
-    rt.block_on(async {
-        let c = http(server.ca_cert.as_deref())?;
-        let mut rb = server.auth(c.request(method, server.endpoint(path)));
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let resp = rb
-            .send()
-            .await
-            .with_context(|| format!("contacting {}", server.url))?;
-        anyhow::Ok(check(resp).await?.json().await?)
-    })
 }
 
 fn time(ms: Option<i64>) -> String {
