@@ -20,6 +20,8 @@
 //! first attempt to the answer, retries included. The last line is machine-readable
 //! (`RESULT key=value …`) for the script.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -184,7 +186,7 @@ fn main() -> Result<()> {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(args.clients)
             .timeout(Duration::from_secs(60))
-            .default_headers(bearer_from_env()?)
+            .default_headers(common::bearer_from_env()?)
             .build()?;
         let next = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
@@ -315,16 +317,4 @@ fn print_report(args: &Args, reports: &[ClientReport], elapsed: Duration) {
         "RESULT events={acked} secs={secs:.3} rate={rate:.0} p50_ms={p50:.2} p99_ms={p99:.2} \
          max_ms={max:.2} busy={busy} connect_errors={connect_errors} duplicates={duplicates}"
     );
-}
-
-/// `Authorization: Bearer $MLAUDIT_TOKEN` for every request (the server refuses requests
-/// without a token).
-fn bearer_from_env() -> anyhow::Result<reqwest::header::HeaderMap> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Ok(token) = std::env::var("MLAUDIT_TOKEN") {
-        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
-        value.set_sensitive(true);
-        headers.insert(reqwest::header::AUTHORIZATION, value);
-    }
-    Ok(headers)
 }

@@ -20,6 +20,8 @@
 //! `dataset.use` events, which name the model). The last line is machine-readable
 //! (`RESULT key=value …`) for the script.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -171,7 +173,7 @@ fn main() -> Result<()> {
         let c = Client {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
-                .default_headers(bearer_from_env()?)
+                .default_headers(common::bearer_from_env()?)
                 .build()?,
             base: args.url.trim_end_matches('/').to_string(),
         };
@@ -261,16 +263,4 @@ fn main() -> Result<()> {
         println!("RESULT {}", result.join(" "));
         anyhow::Ok(())
     })
-}
-
-/// `Authorization: Bearer $MLAUDIT_TOKEN` for every request (the server refuses requests
-/// without a token).
-fn bearer_from_env() -> anyhow::Result<reqwest::header::HeaderMap> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Ok(token) = std::env::var("MLAUDIT_TOKEN") {
-        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
-        value.set_sensitive(true);
-        headers.insert(reqwest::header::AUTHORIZATION, value);
-    }
-    Ok(headers)
 }
