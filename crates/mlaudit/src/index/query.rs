@@ -400,119 +400,63 @@ pub(super) fn conditions(
     Ok(Some((w, p)))
 }
 
-/// Builds the WHERE clause and its parameters over the text columns of the rollup tables
-/// (the statistics run it for the filters those tables hold). `events` has string ids
+/// Builds the WHERE clause and its parameters over the text columns of the rollup tables,
+/// for the filters those tables hold (the statistics choose a rollup only when every filter
+/// set is one of its columns; `from`/`to` become bucket bounds). `events` has string ids
 /// instead: [`conditions`].
 pub(super) fn rollup_conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), QueryError> {
+    check(f)?;
+    debug_assert!(
+        f.from.is_none()
+            && f.to.is_none()
+            && f.recorded_from.is_none()
+            && f.recorded_to.is_none()
+            && f.resource_id.is_none()
+            && f.resource_version.is_none()
+            && f.environment.is_none()
+            && f.tag.is_none()
+            && f.related.is_none()
+            && f.q.is_none(),
+        "bad math in choosing a rollup: a filter no rollup holds"
+    );
     let mut w: Vec<String> = Vec::new();
     let mut p: Vec<Sql> = Vec::new();
     // Appends `sql` with each `?` numbered after the parameters so far.
-    let cond = |w: &mut Vec<String>, p: &mut Vec<Sql>, sql: &str, vals: Vec<Sql>| {
+    let cond = |w: &mut Vec<String>, p: &mut Vec<Sql>, sql: &str, vals: Vec<String>| {
         let mut out = String::new();
         let mut parts = sql.split('?');
         out.push_str(parts.next().unwrap_or(""));
         for (part, v) in parts.zip(vals) {
-            p.push(v);
+            p.push(Sql::Text(v));
             out.push_str(&format!("?{}", p.len()));
             out.push_str(part);
         }
         w.push(out);
     };
-    if let Some(v) = f.from {
-        cond(&mut w, &mut p, "time >= ?", vec![Sql::Integer(v)]);
-    }
-    if let Some(v) = f.to {
-        cond(&mut w, &mut p, "time < ?", vec![Sql::Integer(v)]);
-    }
-    if let Some(v) = f.recorded_from {
-        cond(&mut w, &mut p, "recorded_at >= ?", vec![Sql::Integer(v)]);
-    }
-    if let Some(v) = f.recorded_to {
-        cond(&mut w, &mut p, "recorded_at < ?", vec![Sql::Integer(v)]);
-    }
     if let Some(a) = &f.action {
-        if a.is_empty()
-            || !a
-                .bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.*".contains(&c))
-        {
-            return Err(QueryError::Invalid(format!(
-                "action {a:?} must be an action or a glob like dataset.* (only a-z, 0-9, _, . and *)"
-            )));
-        }
         match a.find('*') {
-            None => cond(&mut w, &mut p, "action = ?", vec![Sql::Text(a.clone())]),
+            None => cond(&mut w, &mut p, "action = ?", vec![a.clone()]),
             Some(i) if i == a.len() - 1 => {
                 let prefix = &a[..i];
                 if !prefix.is_empty() {
-                    cond(
-                        &mut w,
-                        &mut p,
-                        "action >= ?",
-                        vec![Sql::Text(prefix.into())],
-                    );
-                    cond(
-                        &mut w,
-                        &mut p,
-                        "action < ?",
-                        vec![Sql::Text(prefix_end(prefix))],
-                    );
+                    let range = vec![prefix.to_string(), prefix_end(prefix)];
+                    cond(&mut w, &mut p, "action >= ? AND action < ?", range);
                 }
             }
-            // No `?` or `[` can reach GLOB: the character check above refuses them.
-            Some(_) => cond(&mut w, &mut p, "action GLOB ?", vec![Sql::Text(a.clone())]),
+            // No `?` or `[` can reach GLOB: `check` refuses them.
+            Some(_) => cond(&mut w, &mut p, "action GLOB ?", vec![a.clone()]),
         }
-    }
-    if let Some(c) = &f.category {
-        if !Category::ALL.iter().any(|k| k.as_str() == c) {
-            let names: Vec<_> = Category::ALL.iter().map(|k| k.as_str()).collect();
-            return Err(QueryError::Invalid(format!(
-                "unknown category {c:?}; expected one of {}",
-                names.join(", ")
-            )));
-        }
-        cond(&mut w, &mut p, "category = ?", vec![Sql::Text(c.clone())]);
-    }
-    if let Some(o) = &f.outcome {
-        if !["success", "failure", "denied"].contains(&o.as_str()) {
-            return Err(QueryError::Invalid(format!(
-                "unknown outcome {o:?}; expected success, failure or denied"
-            )));
-        }
-        cond(&mut w, &mut p, "outcome = ?", vec![Sql::Text(o.clone())]);
     }
     for (col, v) in [
+        ("category", &f.category),
+        ("outcome", &f.outcome),
         ("actor", &f.actor),
         ("resource_type", &f.resource_type),
-        ("resource_id", &f.resource_id),
-        ("resource_version", &f.resource_version),
         ("project", &f.project),
-        ("environment", &f.environment),
     ] {
         if let Some(v) = v {
-            cond(
-                &mut w,
-                &mut p,
-                &format!("{col} = ?"),
-                vec![Sql::Text(v.clone())],
-            );
+            cond(&mut w, &mut p, &format!("{col} = ?"), vec![v.clone()]);
         }
-    }
-    if let Some(t) = &f.tag {
-        cond(
-            &mut w,
-            &mut p,
-            "seq IN (SELECT seq FROM tags WHERE tag = ?)",
-            vec![Sql::Text(t.clone())],
-        );
-    }
-    if let Some((t, id)) = &f.related {
-        cond(
-            &mut w,
-            &mut p,
-            "seq IN (SELECT seq FROM related WHERE type = ? AND id = ?)",
-            vec![Sql::Text(t.clone()), Sql::Text(id.clone())],
-        );
     }
     if let Some(projects) = &f.projects_allowed {
         let marks = vec!["?"; projects.len()].join(", ");
@@ -520,15 +464,7 @@ pub(super) fn rollup_conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), Q
             &mut w,
             &mut p,
             &format!("project IN ({marks})"),
-            projects.iter().map(|s| Sql::Text(s.clone())).collect(),
-        );
-    }
-    if let Some(q) = &f.q {
-        cond(
-            &mut w,
-            &mut p,
-            "seq IN (SELECT rowid FROM fts WHERE fts MATCH ?)",
-            vec![Sql::Text(q.clone())],
+            projects.clone(),
         );
     }
     Ok((w, p))
