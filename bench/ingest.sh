@@ -53,18 +53,9 @@ PG_CLIENTS=32
 # Settings from the environment must not change what is measured.
 while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep '^MLAUDIT_' || true)
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "ingest.sh: $*"; exit 1; }
-# Division and formatting with awk (bash has integers only).
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-now() { date +%s.%N; }
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-# CPU seconds (user + system) a process has used so far.
-cpu_secs() {
-  awk -v t="$(getconf CLK_TCK)" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
+BENCH=ingest.sh
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 # timed NAME CMD...: runs CMD with stdout in NAME.out, stderr in NAME.err, and its CPU time
 # (user + system, children included) in NAME.cpu, in seconds.
@@ -217,37 +208,7 @@ echo "   on disk: ledger $BULK_BYTES_PER_EVENT bytes/event ($(calc '%.1f' "$LEDG
 echo
 
 # ---------------------------------------------------------------- PostgreSQL
-if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
-  PGBIN=$(dirname "$(readlink -f "$(command -v pg_ctl)")")
-else
-  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
-fi
-if [ -z "${PGBIN:-}" ] || [ ! -x "$PGBIN/initdb" ] || [ ! -x "$PGBIN/pgbench" ]; then
-  [ "$(id -u)" = 0 ] || die "PostgreSQL server binaries are missing: apt-get install postgresql"
-  log "== installing PostgreSQL (apt-get)"
-  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
-  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-fi
-# initdb and postgres refuse to run as root.
-if [ "$(id -u)" = 0 ]; then
-  if id postgres >/dev/null 2>&1; then PG_OS_USER=postgres; else PG_OS_USER=nobody; fi
-  as_pg() { runuser -u "$PG_OS_USER" -- "$@"; }
-else
-  PG_OS_USER=$(id -un)
-  as_pg() { "$@"; }
-fi
-if [ -f "$PGDIR/data/postmaster.pid" ]; then
-  as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1 || true
-fi
-rm -rf "$PGDIR"
-mkdir -p "$PGDIR"
-[ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$PGDIR"
-PGPORT=$(free_port)
-as_pg "$PGBIN/initdb" -D "$PGDIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w start \
-  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -c unix_socket_directories=$PGDIR -c fsync=on -c synchronous_commit=on" >/dev/null
-PG_STARTED=1
-PGVERSION=$("$PGBIN/postgres" --version | awk '{ print $3 }')
+start_postgres
 psql_() { "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAtX "$@"; }
 # CPU seconds of the whole PostgreSQL server: the postmaster, its live children, and the
 # children it has reaped (backends of finished connections).

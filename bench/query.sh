@@ -32,16 +32,9 @@ esac
 # Settings from the environment must not change what is measured.
 while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep '^MLAUDIT_' || true)
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "query.sh: $*"; exit 1; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-now() { date +%s.%N; }
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-cpu_secs() {
-  awk -v t="$(getconf CLK_TCK)" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
+BENCH=query.sh
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 # pct FILE Q: the Q-quantile (0..1) of the numbers in FILE, one per line.
 pct() { sort -g "$1" | awk -v q="$2" '{ a[NR] = $1 } END { if (NR == 0) { print "nan"; exit } i = int((NR - 1) * q + 0.5) + 1; print a[i] }'; }
 
@@ -249,36 +242,7 @@ sqlite3 "$DATA/index.sqlite" "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name
 echo
 
 # ---------------------------------------------------------------- [3] PostgreSQL
-if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
-  PGBIN=$(dirname "$(readlink -f "$(command -v pg_ctl)")")
-else
-  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
-fi
-if [ -z "${PGBIN:-}" ] || [ ! -x "$PGBIN/initdb" ] || [ ! -x "$PGBIN/pgbench" ]; then
-  [ "$(id -u)" = 0 ] || die "PostgreSQL server binaries are missing: apt-get install postgresql"
-  log "== installing PostgreSQL (apt-get)"
-  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
-  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-fi
-if [ "$(id -u)" = 0 ]; then
-  if id postgres >/dev/null 2>&1; then PG_OS_USER=postgres; else PG_OS_USER=nobody; fi
-  as_pg() { runuser -u "$PG_OS_USER" -- "$@"; }
-else
-  PG_OS_USER=$(id -un)
-  as_pg() { "$@"; }
-fi
-if [ -f "$PGDIR/data/postmaster.pid" ]; then
-  as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1 || true
-fi
-rm -rf "$PGDIR"
-mkdir -p "$PGDIR"
-[ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$PGDIR" "$RUN"
-PGPORT=$(free_port)
-as_pg "$PGBIN/initdb" -D "$PGDIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w start \
-  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -c unix_socket_directories=$PGDIR -c fsync=on -c synchronous_commit=on" >/dev/null
-PG_STARTED=1
-PGVERSION=$("$PGBIN/postgres" --version | awk '{ print $3 }')
+start_postgres "$RUN"
 psql_() { "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAtX "$@"; }
 echo "[3] PostgreSQL $PGVERSION: the table of bench/ingest.sh (4 indexes) + GIN (jsonb_path_ops) on body, COPY of the same $N events"
 psql_ <<'SQL'
