@@ -543,14 +543,12 @@ mod tests {
         assert_eq!(p.role, Role::Auditor);
         assert_eq!(p.name, info.name);
         assert_eq!(p.projects, Some(vec!["p".to_string()]));
-        let mut other = tok.clone();
-        other.pop();
-        other.push('A');
-        let wrong = if other == tok {
-            tok.replace('_', "-")
-        } else {
-            other
-        };
+        // Change the last character to another one a 32-byte base64url
+        // string can end with ('A' and 'E' both leave the padding bits 0),
+        // so the token stays well formed and only its value differs.
+        let mut wrong = tok.clone();
+        let last = wrong.pop().unwrap();
+        wrong.push(if last == 'A' { 'E' } else { 'A' });
         assert_eq!(s.authenticate(&wrong, now_ms()), Err(Refusal::Unknown));
         assert_eq!(
             s.authenticate("Bearer x", now_ms()),
