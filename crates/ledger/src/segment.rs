@@ -423,6 +423,52 @@ impl BundleIndex {
     }
 }
 
+/// Walks the frames in `buf`, the bytes `[start, start + buf.len())` of a
+/// segment that must hold consecutive frames from seq `first_seq` on:
+/// `f(header, stored payload)` for each, after checking its header, its seq
+/// continuity and that it is whole (payload CRCs are the caller's:
+/// `decode_payload` and `decode_pruned` check them). Returns the number of
+/// entries the frames hold, pruned ones included.
+fn walk_frames(
+    buf: &[u8],
+    start: u64,
+    first_seq: u64,
+    mut f: impl FnMut(&FrameHeader, &[u8]) -> Result<(), String>,
+) -> Result<u64, String> {
+    let mut at = 0usize;
+    let mut seq = first_seq;
+    while at < buf.len() {
+        let offset = start + at as u64;
+        if buf.len() - at < FRAME_HEADER_BYTES {
+            return Err(format!("torn frame header at offset {offset}"));
+        }
+        let hb: &[u8; FRAME_HEADER_BYTES] = buf[at..at + FRAME_HEADER_BYTES].try_into().unwrap();
+        let h = FrameHeader::decode(hb).map_err(|e| format!("{e} at offset {offset}"))?;
+        if h.first_seq != seq {
+            return Err(format!(
+                "frame at offset {offset} holds seq {} but {seq} was expected",
+                h.first_seq
+            ));
+        }
+        let p0 = at + FRAME_HEADER_BYTES;
+        let p1 = p0 + h.stored_len as usize;
+        if p1 > buf.len() {
+            return Err(format!("torn frame payload at offset {offset}"));
+        }
+        f(&h, &buf[p0..p1]).map_err(|e| format!("{e} (frame at offset {offset}, seq {seq})"))?;
+        seq += u64::from(h.count);
+        at = p1;
+    }
+    Ok(seq - first_seq)
+}
+
+fn read_range(file: &dyn FsFile, start: u64, end: u64) -> Result<Vec<u8>, String> {
+    let len = usize::try_from(end - start).map_err(|_| "range too large".to_string())?;
+    let mut buf = vec![0u8; len];
+    read_exact_at(file, &mut buf, start).map_err(|e| format!("read failed: {e}"))?;
+    Ok(buf)
+}
+
 /// Reads and decodes the frames in `[start, end)` of a segment, appending the
 /// bundle-framed entries to `out` and `(seq, leaf hash)` of each pruned entry
 /// to `pruned`. Returns the number of entries read, pruned ones included.
@@ -434,48 +480,81 @@ pub fn read_frames(
     out: &mut Vec<u8>,
     pruned: &mut Vec<(u64, Hash)>,
 ) -> Result<u64, String> {
-    let len = usize::try_from(end - start).map_err(|_| "range too large".to_string())?;
-    let mut buf = vec![0u8; len];
-    read_exact_at(file, &mut buf, start).map_err(|e| format!("read failed: {e}"))?;
-    let mut at = 0usize;
-    let mut seq = expect_first_seq;
-    while at < buf.len() {
-        if buf.len() - at < FRAME_HEADER_BYTES {
-            return Err(format!("torn frame header at offset {}", start + at as u64));
-        }
-        let hb: &[u8; FRAME_HEADER_BYTES] = buf[at..at + FRAME_HEADER_BYTES].try_into().unwrap();
-        let h =
-            FrameHeader::decode(hb).map_err(|e| format!("{e} at offset {}", start + at as u64))?;
-        if h.first_seq != seq {
-            return Err(format!(
-                "frame at offset {} holds seq {} but {seq} was expected",
-                start + at as u64,
-                h.first_seq
-            ));
-        }
-        let p0 = at + FRAME_HEADER_BYTES;
-        let p1 = p0 + h.stored_len as usize;
-        if p1 > buf.len() {
-            return Err(format!(
-                "torn frame payload at offset {}",
-                start + at as u64
-            ));
-        }
-        let at_frame =
-            |e: String| format!("{e} (frame at offset {}, seq {seq})", start + at as u64);
+    let buf = read_range(file, start, end)?;
+    walk_frames(&buf, start, expect_first_seq, |h, stored| {
         if h.is_pruned() {
-            let leaves = decode_pruned(&h, &buf[p0..p1]).map_err(at_frame)?;
+            let leaves = decode_pruned(h, stored)?;
             pruned.extend(
                 leaves
                     .into_iter()
                     .enumerate()
-                    .map(|(i, l)| (seq + i as u64, l)),
+                    .map(|(i, l)| (h.first_seq + i as u64, l)),
+            );
+            Ok(())
+        } else {
+            decode_payload(h, stored, out)
+        }
+    })
+}
+
+/// One position of an entry bundle as stored: the entry, or the leaf hash that
+/// stands for it once retention pruned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    /// The entry's bytes.
+    Entry(Vec<u8>),
+    /// The entry was pruned; this is its leaf hash, kept in the segment.
+    Pruned(Hash),
+}
+
+/// Reads the frames in `[start, end)` of a segment (from seq
+/// `expect_first_seq` on) and returns, for each seq of `wanted` (ascending,
+/// all inside the range), what is stored for it. Only the frames holding a
+/// wanted seq are checked and decompressed, so reading one entry costs one
+/// frame, not a whole bundle. Returns an error if a wanted seq is not in the range.
+pub fn read_wanted(
+    file: &dyn FsFile,
+    start: u64,
+    end: u64,
+    expect_first_seq: u64,
+    wanted: &[u64],
+) -> Result<Vec<Slot>, String> {
+    let buf = read_range(file, start, end)?;
+    let mut found = Vec::with_capacity(wanted.len());
+    let mut raw = Vec::new();
+    walk_frames(&buf, start, expect_first_seq, |h, stored| {
+        let end_seq = h.first_seq + u64::from(h.count);
+        let first = found.len();
+        let n = wanted[first..].iter().take_while(|&&s| s < end_seq).count();
+        if n == 0 {
+            return Ok(());
+        }
+        if wanted[first] < h.first_seq {
+            return Err(format!("seq {} is out of order", wanted[first]));
+        }
+        let here = &wanted[first..first + n];
+        if h.is_pruned() {
+            let leaves = decode_pruned(h, stored)?;
+            found.extend(
+                here.iter()
+                    .map(|&s| Slot::Pruned(leaves[(s - h.first_seq) as usize])),
             );
         } else {
-            decode_payload(&h, &buf[p0..p1], out).map_err(at_frame)?;
+            raw.clear();
+            decode_payload(h, stored, &mut raw)?;
+            let entries = tlog::parse_bundle(&raw).map_err(|e| e.to_string())?;
+            found.extend(
+                here.iter()
+                    .map(|&s| Slot::Entry(entries[(s - h.first_seq) as usize].to_vec())),
+            );
         }
-        seq += u64::from(h.count);
-        at = p1;
+        Ok(())
+    })?;
+    if found.len() != wanted.len() {
+        return Err(format!(
+            "seq {} is not in the frames read",
+            wanted[found.len()]
+        ));
     }
-    Ok(seq - expect_first_seq)
+    Ok(found)
 }

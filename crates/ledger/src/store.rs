@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tlog::{Hash, TILE_WIDTH};
 
-use crate::fs::{read_all, Fs};
+use crate::fs::{read_all, Fs, FsFile};
 use crate::segment::{self, BundleIndex};
 use crate::tiles::{BoundedTiles, TileStore};
 use crate::{OpenError, FORMAT_VERSION, SEGMENT_BUNDLES, SEGMENT_ENTRIES};
@@ -64,15 +64,7 @@ pub enum ReadError {
     },
 }
 
-/// One position of an entry bundle as stored: the entry, or the leaf hash that
-/// stands for it once retention pruned it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Slot {
-    /// The entry's bytes.
-    Entry(Vec<u8>),
-    /// The entry was pruned; this is its leaf hash, kept in the segment.
-    Pruned(Hash),
-}
+pub use crate::segment::Slot;
 
 /// Files and read access of one ledger directory.
 pub struct Store {
@@ -318,6 +310,47 @@ impl Store {
         Ok(idx)
     }
 
+    /// The segment file of bundle `index`, opened, with the bundle's byte range in it.
+    fn open_bundle(&self, index: u64) -> Result<(PathBuf, u64, u64, Box<dyn FsFile>), ReadError> {
+        let path = self.segment_path(index / SEGMENT_BUNDLES);
+        // Offsets and file must come from the same version of the segment.
+        let _gate = self.rewrite.read().unwrap();
+        let (start, end) = self.bundle_range(index)?;
+        let file = self
+            .fs
+            .open(&path)
+            .map_err(|e| ReadError::Io(format!("opening {}: {e}", path.display())))?;
+        Ok((path, start, end, file))
+    }
+
+    /// What is stored for each of `seqs` (ascending, each below the log size):
+    /// the entry, or the leaf hash of a pruned one. Only the frames that hold
+    /// one of them are decompressed, so scattered reads cost one small frame
+    /// each rather than a whole bundle (see `Config::frame_entries`).
+    pub fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<Slot>, ReadError> {
+        let size = self.size();
+        if let Some(bad) = seqs.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(ReadError::NotFound(format!(
+                "seqs must be ascending: {} before {}",
+                bad[0], bad[1]
+            )));
+        }
+        if let Some(&last) = seqs.last().filter(|&&s| s >= size) {
+            return Err(ReadError::NotFound(format!(
+                "seq {last} is past the log size {size}"
+            )));
+        }
+        let mut out = Vec::with_capacity(seqs.len());
+        for run in seqs.chunk_by(|a, b| a / TILE_WIDTH == b / TILE_WIDTH) {
+            let index = run[0] / TILE_WIDTH;
+            let (path, start, end, file) = self.open_bundle(index)?;
+            let slots = segment::read_wanted(file.as_ref(), start, end, index * TILE_WIDTH, run)
+                .map_err(|e| ReadError::Corrupt(format!("{}: {e}", path.display())))?;
+            out.extend(slots);
+        }
+        Ok(out)
+    }
+
     /// Reads bundle `index` up to `width` entries: the bundle-framed bytes of
     /// the entries that are stored, and `(seq, leaf hash)` of the pruned ones.
     fn read_bundle(&self, index: u64, width: u64) -> Result<(Vec<u8>, PrunedLeaves), ReadError> {
@@ -333,18 +366,7 @@ impl Store {
                 self.size()
             )));
         }
-        let seg = index / SEGMENT_BUNDLES;
-        let path = self.segment_path(seg);
-        let (start, end, file) = {
-            // Offsets and file must come from the same version of the segment.
-            let _gate = self.rewrite.read().unwrap();
-            let (start, end) = self.bundle_range(index)?;
-            let file = self
-                .fs
-                .open(&path)
-                .map_err(|e| ReadError::Io(format!("opening {}: {e}", path.display())))?;
-            (start, end, file)
-        };
+        let (path, start, end, file) = self.open_bundle(index)?;
         let mut raw = Vec::new();
         let mut pruned = Vec::new();
         let count =
@@ -415,12 +437,7 @@ impl Store {
                 "seq {seq} is past the log size {size}"
             )));
         }
-        let index = seq / TILE_WIDTH;
-        let width = (size - index * TILE_WIDTH).min(TILE_WIDTH);
-        match self
-            .slots(index, width)?
-            .swap_remove((seq % TILE_WIDTH) as usize)
-        {
+        match self.read_seqs(&[seq])?.swap_remove(0) {
             Slot::Entry(bytes) => Ok(bytes),
             Slot::Pruned(leaf_hash) => Err(ReadError::Pruned {
                 seq,

@@ -153,6 +153,12 @@ impl Ledger {
                 config.origin
             )));
         }
+        let fe = config.frame_entries;
+        if !fe.is_power_of_two() || fe > TILE_WIDTH {
+            return Err(OpenError::Config(format!(
+                "frame_entries must be a power of two from 1 to {TILE_WIDTH}, not {fe}"
+            )));
+        }
         if !fs.exists(&format_path(dir)) {
             create_layout(fs.as_ref(), dir)?;
         }
@@ -176,6 +182,7 @@ impl Ledger {
             compressor2: zstd::bulk::Compressor::new(config.compression_level)
                 .map_err(OpenError::io("creating zstd compressor"))?,
             seal_threads: config.seal_threads,
+            frame_entries: config.frame_entries,
             last_checkpoint_size: recovered.checkpoint_size,
             last_checkpoint_at: Instant::now(),
             poisoned: poisoned.clone(),
@@ -613,6 +620,8 @@ struct Writer {
     /// For the second frame-sealing thread.
     compressor2: zstd::bulk::Compressor<'static>,
     seal_threads: usize,
+    /// `Config::frame_entries`: frames are cut at multiples of it.
+    frame_entries: u64,
     last_checkpoint_size: u64,
     last_checkpoint_at: Instant,
     poisoned: Arc<Mutex<Option<String>>>,
@@ -809,13 +818,13 @@ impl Writer {
             for e in &req.entries {
                 if frames
                     .last()
-                    .is_none_or(|f| next.is_multiple_of(TILE_WIDTH) && f.count > 0)
+                    .is_none_or(|f| next.is_multiple_of(self.frame_entries) && f.count > 0)
                 {
                     frames.push(RawFrame {
                         first: next,
                         count: 0,
-                        raw: Vec::with_capacity(64 << 10),
-                        starts: Vec::with_capacity(TILE_WIDTH as usize),
+                        raw: Vec::with_capacity(self.frame_entries as usize * 512),
+                        starts: Vec::with_capacity(self.frame_entries as usize),
                     });
                 }
                 let f = frames.last_mut().expect("pushed above");

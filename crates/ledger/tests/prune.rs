@@ -25,7 +25,12 @@ fn key() -> (String, String) {
 }
 
 fn open(fs: &Arc<dyn Fs>, skey: &str) -> Result<Ledger, OpenError> {
+    open_framed(fs, skey, ledger::FRAME_ENTRIES_DEFAULT)
+}
+
+fn open_framed(fs: &Arc<dyn Fs>, skey: &str, frame_entries: u64) -> Result<Ledger, OpenError> {
     let mut c = Config::new(ORIGIN);
+    c.frame_entries = frame_entries;
     // Checkpoints only when a test asks (or a prune needs one).
     c.checkpoint_interval = Duration::from_secs(3600);
     Ledger::open(
@@ -135,6 +140,33 @@ fn check_pruned(
             }
         }
     }
+    // Scattered reads: every seq at once, and every third one, agree.
+    let all: Vec<u64> = (0..size).collect();
+    let every_third: Vec<u64> = (0..size).step_by(3).collect();
+    for seqs in [all, every_third] {
+        let slots = store.read_seqs(&seqs).unwrap();
+        assert_eq!(slots.len(), seqs.len());
+        for (seq, slot) in seqs.into_iter().zip(slots) {
+            match slot {
+                Slot::Entry(e) => {
+                    assert!(!pruned.contains(&seq), "entry {seq} should be pruned");
+                    assert_eq!(e, entry_bytes(seq));
+                }
+                Slot::Pruned(h) => {
+                    assert!(pruned.contains(&seq), "entry {seq} was pruned by mistake");
+                    assert_eq!(h, tlog::leaf_hash(&entry_bytes(seq)));
+                }
+            }
+        }
+    }
+    assert!(matches!(
+        store.read_seqs(&[size]),
+        Err(ReadError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.read_seqs(&[5, 5]),
+        Err(ReadError::NotFound(_))
+    ));
     // Catch-up readers see exactly the kept entries, each once, in order.
     let mut seen = Vec::new();
     store
@@ -199,9 +231,31 @@ fn ranges(seqs: &BTreeSet<u64>) -> Vec<(u64, u64)> {
 }
 
 #[test]
+fn a_bad_frame_size_is_refused() {
+    let (skey, _) = key();
+    let fs: Arc<dyn Fs> = Arc::new(MemFs::new());
+    for bad in [0, 3, 512] {
+        match open_framed(&fs, &skey, bad) {
+            Err(OpenError::Config(m)) => assert!(m.contains("frame_entries"), "{m}"),
+            Err(e) => panic!("frame_entries {bad}: {e}"),
+            Ok(_) => panic!("frame_entries {bad} accepted"),
+        }
+    }
+}
+
+#[test]
 fn pruning_removes_payloads_and_keeps_tree_checkpoints_and_proofs() {
+    // Whole-bundle frames (as written before frames were cut smaller), the
+    // default, and one entry per frame.
+    for frame_entries in [TILE_WIDTH, ledger::FRAME_ENTRIES_DEFAULT, 1] {
+        prune_scenario(frame_entries);
+    }
+}
+
+fn prune_scenario(frame_entries: u64) {
     let (skey, vkey) = key();
     let fs: Arc<dyn Fs> = Arc::new(MemFs::new());
+    let open = |fs: &Arc<dyn Fs>, skey: &str| open_framed(fs, skey, frame_entries);
     let ledger = open(&fs, &skey).unwrap();
     let mut checkpoints = Vec::new();
     for n in [3, 300, 1, 400, 296] {
@@ -209,6 +263,14 @@ fn pruning_removes_payloads_and_keeps_tree_checkpoints_and_proofs() {
         checkpoints.push(ledger.checkpoint_now().unwrap());
     }
     assert_eq!(ledger.store().size(), 1000);
+    // Frames hold at most `frame_entries` and never cross a multiple of it.
+    let seg = fs.open(&Path::new(DIR).join("segments").join(segment_name(0)));
+    let scan = scan_segment(seg.unwrap().as_ref(), 0, true).unwrap();
+    assert!(scan.frames.len() as u64 >= 1000 / frame_entries);
+    for f in &scan.frames {
+        let last = f.header.first_seq + u64::from(f.header.count) - 1;
+        assert_eq!(f.header.first_seq / frame_entries, last / frame_entries);
+    }
     // Runs inside a frame, across bundle boundaries, whole frames, the first
     // and last entries, and one not yet covered by a checkpoint.
     append(&ledger, 5);

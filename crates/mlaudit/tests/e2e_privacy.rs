@@ -685,6 +685,34 @@ fn a_wrong_master_key_refuses_the_start_with_a_clear_error() {
     let (officer, _) = privacy_officer(&srv);
     let e = officer.get(&srv.at("/v1/events/0?cleartext=true")).json();
     assert_eq!(e["event"]["actor"]["id"], "alice@example.com");
+
+    // A lost key store is not silently replaced: that would change every pseudonym.
+    srv.stop();
+    let store = srv.data_dir.join("keys.sqlite");
+    let kept = srv.data_dir.parent().unwrap().join("keys.sqlite.bak");
+    std::fs::rename(&store, &kept).unwrap();
+    let args = [
+        "serve",
+        "--data-dir",
+        &dir,
+        "--listen",
+        "127.0.0.1:0",
+        "--master-key-file",
+        moved.to_str().unwrap(),
+    ];
+    let out = srv.cli(&args, &[], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("keys.sqlite is missing but the ledger"),
+        "{}",
+        out.stderr
+    );
+    assert!(!store.exists(), "no new key store is made");
+    std::fs::rename(&kept, &store).unwrap();
+    srv.restart_with(&["--master-key-file", moved.to_str().unwrap()]);
+    let (officer, _) = privacy_officer(&srv);
+    let e = officer.get(&srv.at("/v1/events/0?cleartext=true")).json();
+    assert_eq!(e["event"]["actor"]["id"], "alice@example.com");
 }
 
 #[test]

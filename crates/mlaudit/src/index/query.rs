@@ -564,33 +564,26 @@ pub(super) fn fts_error(f: &Filter, e: rusqlite::Error) -> QueryError {
     }
 }
 
-/// Reads the entries of `seqs` from the ledger, one bundle read (and parse) per run of seqs
-/// in the same bundle (results are in seq order, so each distinct bundle is one run).
+/// Reads the entries of `seqs` from the ledger in one pass (each frame that holds
+/// some of them is decompressed once), whatever order the results are in.
 pub(super) fn read_hits(store: &ledger::Store, seqs: &[u64]) -> Result<Vec<Hit>, QueryError> {
-    let width = tlog::TILE_WIDTH;
-    let size = store.size();
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let slots = store
+        .read_seqs(&sorted)
+        .map_err(|e| QueryError::Storage(format!("reading entries: {e}")))?;
     let mut hits = Vec::with_capacity(seqs.len());
-    // Slots, not C2SP bundles: a bundle may hold entries pruned by retention
-    // next to the ones asked for (never these: pruned entries leave the index).
-    let mut cached: Option<(u64, Vec<ledger::store::Slot>)> = None;
     for &seq in seqs {
-        let bundle = seq / width;
-        if cached.as_ref().map(|c| c.0) != Some(bundle) {
-            let n = (size.saturating_sub(bundle * width)).min(width);
-            let slots = store
-                .slots(bundle, n)
-                .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
-            cached = Some((bundle, slots));
-        }
-        let slots = &cached.as_ref().expect("just set").1;
-        let raw = match slots.get((seq % width) as usize) {
-            Some(ledger::store::Slot::Entry(bytes)) => bytes.as_slice(),
-            Some(ledger::store::Slot::Pruned(_)) => {
+        let i = sorted.binary_search(&seq).expect("every seq was read");
+        let raw = match &slots[i] {
+            ledger::store::Slot::Entry(bytes) => bytes.as_slice(),
+            // Pruned entries leave the index before their payloads leave the ledger.
+            ledger::store::Slot::Pruned(_) => {
                 return Err(QueryError::Storage(format!(
                     "entry {seq} was pruned by retention but is still indexed"
                 )))
             }
-            None => return Err(QueryError::Storage(format!("entry {seq} is missing"))),
         };
         let entry = parse_entry(raw)
             .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;

@@ -116,6 +116,18 @@ impl Server {
         let lock = lock_data_dir(dir)?;
         let (signer, created) = crate::keys::load_or_create(dir, cfg.origin.as_deref())?;
         // Before the ledger: a wrong master key refuses the start and changes nothing.
+        // The key store is created with the ledger; a ledger without one lost it, and a new
+        // one would silently give every identifier a different pseudonym.
+        let key_store = dir.join(crate::privacy::KEY_STORE_FILE);
+        if dir.join("ledger").exists() && !crate::privacy::KeyStore::initialized(&key_store)? {
+            anyhow::bail!(
+                "{} is missing but the ledger in {} exists: the pseudonym key and the subject \
+                 keys it held cannot be made again (new ones would give everyone new \
+                 pseudonyms). Restore it from a backup (docs/privacy.md, section 4)",
+                key_store.display(),
+                dir.display()
+            );
+        }
         let privacy = Arc::new(Privacy::open(dir, &cfg.privacy)?);
         let origin = signer.name().to_string();
         let vkey = signer.vkey();
