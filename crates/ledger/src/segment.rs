@@ -390,37 +390,90 @@ pub fn scan_segment(file: &dyn FsFile, segment: u64, check_payload: bool) -> io:
     Ok(scan)
 }
 
-/// Where each bundle of a segment starts: `starts[i]` is the offset of the first
-/// frame of bundle `i` of the segment; `end` is the offset past the last frame.
-#[derive(Debug, Clone, Default)]
+/// Where the frames of a segment are: the offset and first seq of every frame,
+/// which of them start a bundle, and `end`, the offset past the last frame.
+/// Readers find a bundle's byte range, or the one frame that holds a seq.
+#[derive(Debug, Clone)]
 pub struct BundleIndex {
-    /// Offsets of the first frame of each bundle present.
-    pub starts: Vec<u64>,
+    /// `(offset, first seq)` of each frame, in order.
+    frames: Vec<(u64, u64)>,
+    /// For each bundle present, the position in `frames` of its first frame.
+    bundles: Vec<u32>,
     /// Offset past the last frame.
     pub end: u64,
+}
+
+impl Default for BundleIndex {
+    /// The index of a segment that holds only its header.
+    fn default() -> BundleIndex {
+        BundleIndex {
+            frames: Vec::new(),
+            bundles: Vec::new(),
+            end: SEGMENT_HEADER_BYTES,
+        }
+    }
 }
 
 impl BundleIndex {
     /// Builds the index from a scan.
     pub fn from_scan(scan: &Scan) -> BundleIndex {
         let mut idx = BundleIndex {
-            starts: Vec::with_capacity(SEGMENT_BUNDLES as usize),
-            end: scan.valid_len,
+            frames: Vec::with_capacity(scan.frames.len()),
+            bundles: Vec::with_capacity(SEGMENT_BUNDLES as usize),
+            end: scan.valid_len.max(SEGMENT_HEADER_BYTES),
         };
         for f in &scan.frames {
-            if f.header.first_seq % TILE_WIDTH == 0 {
-                idx.starts.push(f.offset);
-            }
+            idx.push_frame(f.offset, f.header.first_seq);
         }
         idx
     }
 
+    /// Records a frame placed at `offset` (after every frame already recorded)
+    /// holding entries from `first_seq` on. The caller then moves `end`.
+    pub fn push_frame(&mut self, offset: u64, first_seq: u64) {
+        if first_seq.is_multiple_of(TILE_WIDTH) {
+            self.bundles.push(self.frames.len() as u32);
+        }
+        self.frames.push((offset, first_seq));
+    }
+
     /// Byte range of bundle `i` (within the segment), if present.
     pub fn range(&self, i: usize) -> Option<(u64, u64)> {
-        let start = *self.starts.get(i)?;
-        let end = self.starts.get(i + 1).copied().unwrap_or(self.end);
-        Some((start, end))
+        let first = *self.bundles.get(i)? as usize;
+        let end = match self.bundles.get(i + 1) {
+            Some(&next) => self.frames[next as usize].0,
+            None => self.end,
+        };
+        Some((self.frames[first].0, end))
     }
+
+    /// The frame that would hold `seq` (the caller checks `seq` is below the
+    /// size): its byte range, its first seq, and the first seq of the next
+    /// frame (`u64::MAX` for the last one).
+    pub fn frame_of(&self, seq: u64) -> Option<FrameAt> {
+        let k = self.frames.partition_point(|f| f.1 <= seq).checked_sub(1)?;
+        let (start, first_seq) = self.frames[k];
+        let next = self.frames.get(k + 1);
+        Some(FrameAt {
+            start,
+            end: next.map_or(self.end, |f| f.0),
+            first_seq,
+            next_seq: next.map_or(u64::MAX, |f| f.1),
+        })
+    }
+}
+
+/// Where one frame is, from [`BundleIndex::frame_of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameAt {
+    /// Offset of its header.
+    pub start: u64,
+    /// Offset past its payload.
+    pub end: u64,
+    /// Seq of its first entry.
+    pub first_seq: u64,
+    /// Seq of the next frame's first entry (`u64::MAX` if it is the last).
+    pub next_seq: u64,
 }
 
 /// Walks the frames in `buf`, the bytes `[start, start + buf.len())` of a

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tlog::{Hash, TILE_WIDTH};
 
 use crate::fs::{read_all, Fs, FsFile};
-use crate::segment::{self, BundleIndex};
+use crate::segment::{self, BundleIndex, FrameAt};
 use crate::tiles::{BoundedTiles, TileStore};
 use crate::{OpenError, FORMAT_VERSION, SEGMENT_BUNDLES, SEGMENT_ENTRIES};
 
@@ -325,8 +325,8 @@ impl Store {
 
     /// What is stored for each of `seqs` (ascending, each below the log size):
     /// the entry, or the leaf hash of a pruned one. Only the frames that hold
-    /// one of them are decompressed, so scattered reads cost one small frame
-    /// each rather than a whole bundle (see `Config::frame_entries`).
+    /// one of them are read and decompressed, so scattered reads cost one small
+    /// frame each rather than a whole bundle (see `Config::frame_entries`).
     pub fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<Slot>, ReadError> {
         let size = self.size();
         if let Some(bad) = seqs.windows(2).find(|w| w[0] >= w[1]) {
@@ -341,14 +341,57 @@ impl Store {
             )));
         }
         let mut out = Vec::with_capacity(seqs.len());
-        for run in seqs.chunk_by(|a, b| a / TILE_WIDTH == b / TILE_WIDTH) {
-            let index = run[0] / TILE_WIDTH;
-            let (path, start, end, file) = self.open_bundle(index)?;
-            let slots = segment::read_wanted(file.as_ref(), start, end, index * TILE_WIDTH, run)
-                .map_err(|e| ReadError::Corrupt(format!("{}: {e}", path.display())))?;
-            out.extend(slots);
+        for run in seqs.chunk_by(|a, b| a / SEGMENT_ENTRIES == b / SEGMENT_ENTRIES) {
+            let seg = run[0] / SEGMENT_ENTRIES;
+            let path = self.segment_path(seg);
+            let (frames, file) = {
+                // Offsets and file must come from the same version of the segment.
+                let _gate = self.rewrite.read().unwrap();
+                let frames = self.frames_of(seg, run)?;
+                let file = self
+                    .fs
+                    .open(&path)
+                    .map_err(|e| ReadError::Io(format!("opening {}: {e}", path.display())))?;
+                (frames, file)
+            };
+            let mut at = 0;
+            for (f, n) in frames {
+                let wanted = &run[at..at + n];
+                let slots =
+                    segment::read_wanted(file.as_ref(), f.start, f.end, f.first_seq, wanted)
+                        .map_err(|e| ReadError::Corrupt(format!("{}: {e}", path.display())))?;
+                out.extend(slots);
+                at += n;
+            }
         }
         Ok(out)
+    }
+
+    /// For `seqs` (ascending, all in segment `seg`, below the size): the frames
+    /// holding them, each with how many of `seqs` it holds.
+    fn frames_of(&self, seg: u64, seqs: &[u64]) -> Result<Vec<(FrameAt, usize)>, ReadError> {
+        let group = |idx: &BundleIndex| {
+            let mut out: Vec<(FrameAt, usize)> = Vec::new();
+            for &seq in seqs {
+                match out.last_mut() {
+                    Some((f, n)) if seq < f.next_seq => *n += 1,
+                    _ => {
+                        let f = idx.frame_of(seq).ok_or_else(|| {
+                            ReadError::Corrupt(format!("segment {seg} has no frame for seq {seq}"))
+                        })?;
+                        out.push((f, 1));
+                    }
+                }
+            }
+            Ok(out)
+        };
+        {
+            let st = self.state.read().unwrap();
+            if seg == st.active_segment {
+                return group(&st.active);
+            }
+        }
+        group(self.sealed_index(seg)?.as_ref())
     }
 
     /// Reads bundle `index` up to `width` entries: the bundle-framed bytes of

@@ -402,10 +402,7 @@ fn recover(
     //    never finished, so it was never acknowledged).
     let mut active = None;
     let mut active_segment = 0;
-    let mut index = BundleIndex {
-        starts: Vec::new(),
-        end: SEGMENT_HEADER_BYTES,
-    };
+    let mut index = BundleIndex::default();
     let mut size = 0;
     if let Some(&last) = segs.last() {
         let path = seg_dir.join(segment::segment_name(last));
@@ -455,7 +452,6 @@ fn recover(
         file.sync_data()
             .map_err(OpenError::io(format!("syncing {}", path.display())))?;
         index = BundleIndex::from_scan(&scan);
-        index.end = index.end.max(SEGMENT_HEADER_BYTES);
         active = Some(file);
         active_segment = last;
         if last > 0 {
@@ -645,15 +641,13 @@ fn place_frame(writes: &mut Vec<SegmentWrite>, first: u64, bytes: Vec<u8>) {
         writes.push(SegmentWrite {
             segment,
             bytes: Vec::with_capacity(bytes.len()),
-            bundle_starts: Vec::new(),
+            frames: Vec::new(),
             last_frame_at: 0,
         });
     }
     let w = writes.last_mut().expect("pushed above");
     w.last_frame_at = w.bytes.len();
-    if first.is_multiple_of(TILE_WIDTH) {
-        w.bundle_starts.push((w.bytes.len() as u64, first));
-    }
+    w.frames.push((w.bytes.len() as u64, first));
     w.bytes.extend_from_slice(&bytes);
 }
 
@@ -661,8 +655,8 @@ fn place_frame(writes: &mut Vec<SegmentWrite>, first: u64, bytes: Vec<u8>) {
 struct SegmentWrite {
     segment: u64,
     bytes: Vec<u8>,
-    /// (offset in `bytes`, first seq) of frames that start a bundle.
-    bundle_starts: Vec<(u64, u64)>,
+    /// (offset in `bytes`, first seq) of each frame.
+    frames: Vec<(u64, u64)>,
     /// Offset in `bytes` of the last frame's header.
     last_frame_at: usize,
 }
@@ -905,14 +899,11 @@ impl Writer {
             for w in &writes {
                 if w.segment != st.active_segment {
                     st.active_segment = w.segment;
-                    st.active = BundleIndex {
-                        starts: Vec::new(),
-                        end: SEGMENT_HEADER_BYTES,
-                    };
+                    st.active = BundleIndex::default();
                 }
                 let base = st.active.end;
-                for &(off, _) in &w.bundle_starts {
-                    st.active.starts.push(base + off);
+                for &(off, first) in &w.frames {
+                    st.active.push_frame(base + off, first);
                 }
                 st.active.end = base + w.bytes.len() as u64;
             }

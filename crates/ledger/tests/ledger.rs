@@ -72,6 +72,17 @@ fn check_all(ledger: &Ledger, acked: &[(u64, Vec<u8>)], vkey: &str) {
     for (seq, bytes) in acked {
         assert_eq!(&stored[*seq as usize], bytes, "entry {seq}");
     }
+    // Scattered reads (every seventh seq, across frames, bundles and segments)
+    // find the same entries.
+    let some: Vec<u64> = (0..size).step_by(7).collect();
+    let slots = store.read_seqs(&some).unwrap();
+    for (seq, slot) in some.iter().zip(slots) {
+        assert_eq!(
+            slot,
+            ledger::store::Slot::Entry(stored[*seq as usize].clone()),
+            "read_seqs of {seq}"
+        );
+    }
     for seq in [0, size / 2, size.saturating_sub(1)] {
         if seq < size {
             assert_eq!(store.entry(seq).unwrap(), stored[seq as usize]);

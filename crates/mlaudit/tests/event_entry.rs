@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use mlaudit::event::{
-    entry_bytes, entry_template, entry_template_sealed, parse_entry, EntryError, Event,
-    ENTRY_BYTES_MAX, SEQ_DIGITS_MAX,
+    entry_bytes, entry_template, entry_template_sealed, parse_entry, parse_entry_raw, EntryError,
+    Event, ENTRY_BYTES_MAX, SEQ_DIGITS_MAX,
 };
 use serde_json::{json, Value};
 
@@ -434,4 +434,43 @@ fn parse_entry_refuses_oversized_input() {
         parse_entry(&bytes),
         Err(EntryError::TooLarge { .. })
     ));
+}
+
+#[test]
+fn parse_entry_raw_agrees_with_parse_entry() {
+    let e = event(json!({"reason": "ünïcode \"quoted\" 😀", "metrics": {"auc": 0.91}}));
+    let mut sealed = serde_json::Map::new();
+    sealed.insert("hmac:1:AAAAAAAAAAAAAAAAAAAAAA".into(), json!("c1"));
+    let with_sealed = entry_bytes(
+        &entry_template_sealed(&e, Some(&sealed), RECORDED_AT, "tok-1").unwrap(),
+        7,
+    );
+    let v1 =
+        br#"{"event":{"action":"a.b"},"recorded_at":"x","seq":1,"source":{"principal":"p"},"v":1}"#;
+    for bytes in [entry(&e, "tok-ü", 123), with_sealed, v1.to_vec()] {
+        let full = parse_entry(&bytes).unwrap();
+        let raw = parse_entry_raw(&bytes).unwrap();
+        assert_eq!(raw.recorded_at, full.recorded_at);
+        let event: Value = serde_json::from_str(raw.event.get()).unwrap();
+        assert_eq!(event, full.event);
+        let sealed = raw
+            .sealed
+            .map(|s| serde_json::from_str::<serde_json::Map<String, Value>>(s.get()).unwrap());
+        assert_eq!(sealed, full.sealed);
+    }
+    // What parse_entry refuses, the raw reader refuses with the same error.
+    for bad in [
+        br#"{"event":{},"recorded_at":"x","seq":1,"source":{"principal":"p"},"v":3}"#.as_slice(),
+        br#"{"event":[],"recorded_at":"x","seq":1,"source":{"principal":"p"},"v":2}"#,
+        br#"{"event":{},"recorded_at":"x","sealed":{"s":"c"},"seq":1,"source":{"principal":"p"},"v":1}"#,
+        br#"{"event":{},"recorded_at":"x","sealed":[],"seq":1,"source":{"principal":"p"},"v":2}"#,
+        br#"not json"#,
+    ] {
+        assert_eq!(
+            parse_entry_raw(bad).unwrap_err(),
+            parse_entry(bad).unwrap_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
 }

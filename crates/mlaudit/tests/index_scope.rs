@@ -183,7 +183,7 @@ fn lineage_and_deployment_state_see_only_the_scope() {
             want.1["related"][0]["version"].as_str()
         );
         for ev in &got.evaluations {
-            assert!(scope.is_none_or(|s| in_scope(&ev.event, s)));
+            assert!(scope.is_none_or(|s| in_scope(&ev.event_value(), s)));
         }
     }
     assert!(index

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use tlog::{Hash, TILE_WIDTH};
+use tlog::Hash;
 
 use super::{PruneReport, Writer};
 use crate::fs::{read_exact_at, FsFile};
@@ -124,9 +124,7 @@ impl Writer {
             )
             .map_err(|e| failed("reading a frame", e.to_string()))?;
             let mut place = |out: &mut Vec<u8>, first: u64, bytes: &[u8]| {
-                if first.is_multiple_of(TILE_WIDTH) {
-                    index.starts.push(out.len() as u64);
-                }
+                index.push_frame(out.len() as u64, first);
                 last_frame_at = out.len();
                 out.extend_from_slice(bytes);
             };

@@ -8,6 +8,10 @@
 //! The entry is a Merkle leaf, so its bytes are forever: anyone re-canonicalizing the parsed
 //! entry with an RFC 8785 implementation must get the same bytes and the same leaf hash.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::canonical::{write_number, write_string, write_value};
@@ -243,6 +247,60 @@ pub fn parse_entry(bytes: &[u8]) -> Result<StoredEntry, EntryError> {
         principal,
         event,
         sealed,
+    })
+}
+
+/// A stored entry whose event stays raw JSON, for reads that pass events through to
+/// their answer unchanged (no `Value` tree built and serialized again).
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    /// When mlaudit recorded it.
+    pub recorded_at: String,
+    /// The event object, as stored.
+    pub event: Box<RawValue>,
+    /// The `sealed` object, as stored, if any.
+    pub sealed: Option<Box<RawValue>>,
+}
+
+/// [`parse_entry`] for reads that pass the event through: reads only `v`, `recorded_at`,
+/// `event` and `sealed`, borrowing the event's bytes. Anything that does not fit that
+/// shape goes through [`parse_entry`], which names what is wrong. It checks less than
+/// [`parse_entry`] (not `seq`, `source`, unknown members or the values inside `sealed`):
+/// the Merkle tree binds the bytes, and `mlaudit verify` is where their shape is checked.
+pub fn parse_entry_raw(bytes: &[u8]) -> Result<RawEntry, EntryError> {
+    #[derive(Deserialize)]
+    struct View<'a> {
+        v: u64,
+        #[serde(borrow)]
+        recorded_at: Cow<'a, str>,
+        #[serde(borrow)]
+        event: &'a RawValue,
+        #[serde(borrow, default)]
+        sealed: Option<&'a RawValue>,
+    }
+    if bytes.len() <= ENTRY_BYTES_MAX {
+        if let Ok(e) = serde_json::from_slice::<View<'_>>(bytes) {
+            let sealed_ok = e
+                .sealed
+                .is_none_or(|s| e.v >= 2 && s.get().starts_with('{'));
+            if (ENTRY_FORMAT_VERSION_MIN..=ENTRY_FORMAT_VERSION).contains(&e.v)
+                && e.event.get().starts_with('{')
+                && sealed_ok
+            {
+                return Ok(RawEntry {
+                    recorded_at: e.recorded_at.into_owned(),
+                    event: e.event.to_owned(),
+                    sealed: e.sealed.map(RawValue::to_owned),
+                });
+            }
+        }
+    }
+    let e = parse_entry(bytes)?;
+    let raw = |v: &Value| serde_json::value::to_raw_value(v).expect("a JSON value serializes");
+    Ok(RawEntry {
+        recorded_at: e.recorded_at,
+        event: raw(&e.event),
+        sealed: e.sealed.map(|s| raw(&Value::Object(s))),
     })
 }
 

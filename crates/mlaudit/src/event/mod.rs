@@ -34,8 +34,9 @@ mod validate;
 
 pub use body::{split_body, split_body_items, BodyError, BodyFormat, BodyItem};
 pub use entry::{
-    entry_bytes, entry_template, entry_template_sealed, parse_entry, EntryError, EntryTemplate,
-    StoredEntry, ENTRY_FORMAT_VERSION, ENTRY_FORMAT_VERSION_MIN, SEQ_DIGITS_MAX,
+    entry_bytes, entry_template, entry_template_sealed, parse_entry, parse_entry_raw, EntryError,
+    EntryTemplate, RawEntry, StoredEntry, ENTRY_FORMAT_VERSION, ENTRY_FORMAT_VERSION_MIN,
+    SEQ_DIGITS_MAX,
 };
 pub use schema::event_schema;
 pub use validate::{format_time, parse_events, Event, FieldError, TOP_LEVEL_FIELDS};

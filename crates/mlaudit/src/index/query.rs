@@ -5,11 +5,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tlog::Hash;
 
 use super::{Index, OUTCOME_SUCCESS};
-use crate::event::{parse_entry, Category};
+use crate::event::{parse_entry_raw, Category};
 
 /// Results per page when the filter does not say.
 pub const LIMIT_DEFAULT: usize = 100;
@@ -132,7 +133,7 @@ impl Cursor {
 }
 
 /// One result.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Hit {
     /// Position in the log.
     pub seq: u64,
@@ -140,14 +141,29 @@ pub struct Hit {
     pub recorded_at: String,
     /// Its RFC 6962 leaf hash (the handle for an inclusion proof).
     pub leaf_hash: Hash,
-    /// The event as stored in the ledger.
-    pub event: Value,
-    /// The entry's sealed originals (for cleartext views), if any.
-    pub sealed: Option<serde_json::Map<String, Value>>,
+    /// The event as stored in the ledger, as raw JSON (answers pass it through;
+    /// [`Hit::event_value`] parses it).
+    pub event: Box<RawValue>,
+    /// The entry's sealed originals (for cleartext views), as raw JSON, if any.
+    pub sealed: Option<Box<RawValue>>,
+}
+
+impl Hit {
+    /// The event, parsed.
+    pub fn event_value(&self) -> Value {
+        serde_json::from_str(self.event.get()).expect("stored events are JSON objects")
+    }
+
+    /// The sealed originals, parsed.
+    pub fn sealed_map(&self) -> Option<serde_json::Map<String, Value>> {
+        self.sealed
+            .as_ref()
+            .map(|s| serde_json::from_str(s.get()).expect("sealed is a JSON object"))
+    }
 }
 
 /// One page of results.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Page {
     /// The results, in the requested order.
     pub hits: Vec<Hit>,
@@ -585,7 +601,7 @@ pub(super) fn read_hits(store: &ledger::Store, seqs: &[u64]) -> Result<Vec<Hit>,
                 )))
             }
         };
-        let entry = parse_entry(raw)
+        let entry = parse_entry_raw(raw)
             .map_err(|e| QueryError::Storage(format!("reading entry {seq}: {e}")))?;
         hits.push(Hit {
             seq,

@@ -31,7 +31,7 @@ pub struct ServedModel {
 }
 
 /// What a deployment served at a time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct DeploymentState {
     /// The model (and version) served.
     pub model: ServedModel,

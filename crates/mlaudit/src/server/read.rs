@@ -9,6 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use tlog::{TileKind, TileRef};
@@ -19,7 +20,7 @@ use super::subjects::{record_cleartext_view, require_cleartext};
 use super::AppState;
 use crate::auth::Principal;
 use crate::event::{event_schema, parse_entry};
-use crate::index::{Filter, Order, Page, QueryError};
+use crate::index::{Filter, Hit, Order, Page, QueryError};
 use crate::privacy::Privacy;
 
 pub(super) fn b64(h: &[u8]) -> String {
@@ -380,7 +381,7 @@ pub(super) async fn query_events(
     State(st): State<Arc<AppState>>,
     Extension(caller): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
+) -> Result<(Extension<ResultCount>, Json<PageOut>), ApiError> {
     let q = Params::new(q, QUERY_PARAMS)?;
     let cleartext = q.cleartext(&st, &caller)?;
     let filter = query_filter(&q, &st.privacy, &caller)?;
@@ -415,26 +416,55 @@ pub(super) async fn query_events(
     Ok((Extension(ResultCount(n)), Json(body)))
 }
 
-/// A page of results as `{"events": […], "next": cursor or null}`, and its seqs. With
-/// `cleartext`, sealed values whose subject key exists are restored.
-fn page_json(page: Page, cleartext: Option<&Privacy>) -> Result<(Value, Vec<u64>), ApiError> {
-    let mut seqs = Vec::with_capacity(page.hits.len());
-    let mut events = Vec::with_capacity(page.hits.len());
-    for mut h in page.hits {
-        if let Some(p) = cleartext {
-            p.unseal(&mut h.event, h.sealed.as_ref(), None)
-                .map_err(|e| ApiError::internal(format!("entry {}: {e}", h.seq)))?;
-        }
-        seqs.push(h.seq);
-        events.push(json!({
-            "seq": h.seq,
-            "recorded_at": h.recorded_at,
-            "leaf_hash": b64(&h.leaf_hash),
-            "event": h.event,
-        }));
+/// A result as answered: `{"seq","recorded_at","leaf_hash","event"}`, the event passed
+/// through as stored (or with its sealed values restored, for a cleartext view).
+#[derive(serde::Serialize)]
+pub(super) struct HitOut {
+    seq: u64,
+    recorded_at: String,
+    leaf_hash: String,
+    event: Box<RawValue>,
+}
+
+impl HitOut {
+    /// `h` as answered; with `cleartext`, sealed values whose subject key exists are restored.
+    pub(super) fn new(h: Hit, cleartext: Option<&Privacy>) -> Result<HitOut, ApiError> {
+        let event = match cleartext {
+            Some(p) if h.sealed.is_some() => {
+                let mut event = h.event_value();
+                p.unseal(&mut event, h.sealed_map().as_ref(), None)
+                    .map_err(|e| ApiError::internal(format!("entry {}: {e}", h.seq)))?;
+                serde_json::value::to_raw_value(&event).expect("a JSON value serializes")
+            }
+            _ => h.event,
+        };
+        Ok(HitOut {
+            seq: h.seq,
+            recorded_at: h.recorded_at,
+            leaf_hash: b64(&h.leaf_hash),
+            event,
+        })
     }
+}
+
+/// A page of results as answered: `{"events": […], "next": cursor or null}`.
+#[derive(serde::Serialize)]
+pub(super) struct PageOut {
+    events: Vec<HitOut>,
+    next: Option<String>,
+}
+
+/// A page of results as answered, and its seqs. With `cleartext`, sealed values whose
+/// subject key exists are restored.
+fn page_json(page: Page, cleartext: Option<&Privacy>) -> Result<(PageOut, Vec<u64>), ApiError> {
+    let seqs = page.hits.iter().map(|h| h.seq).collect();
+    let events = page
+        .hits
+        .into_iter()
+        .map(|h| HitOut::new(h, cleartext))
+        .collect::<Result<_, _>>()?;
     let next = if page.more { page.next_cursor } else { None };
-    Ok((json!({"events": events, "next": next}), seqs))
+    Ok((PageOut { events, next }, seqs))
 }
 
 /// Parameters of `GET /v1/resources/{type}/{id}`: the timeline's paging.

@@ -225,7 +225,8 @@ pub fn query_all(index: &Index, log: &Log, f: &Filter) -> Vec<u64> {
         assert!(page.hits.len() <= limit);
         for h in &page.hits {
             assert_eq!(
-                h.event, log.stored[h.seq as usize],
+                h.event_value(),
+                log.stored[h.seq as usize],
                 "event of seq {}",
                 h.seq
             );
