@@ -223,10 +223,40 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     }
 }
 
+/// The `sealed` member of an entry, checked as `parse_entry` checks it (a non-empty
+/// object of strings) without keeping it: the index never holds sealed values.
+struct SealedShape;
+
+impl<'de> Deserialize<'de> for SealedShape {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SealedShape;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a non-empty object of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<SealedShape, A::Error> {
+                let mut n = 0;
+                while a.next_key::<IgnoredAny>()?.is_some() {
+                    if a.next_value::<Str<'_>>()?.0.is_none() {
+                        return Err(de::Error::custom("a sealed value is not a string"));
+                    }
+                    n += 1;
+                }
+                if n == 0 {
+                    return Err(de::Error::custom("sealed is empty"));
+                }
+                Ok(SealedShape)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 // The shapes mlaudit writes (an entry of a validated event: objects where `validate.rs`
 // wants objects). Anything else (another type, a duplicate key, an unknown entry field,
-// another format version, a `sealed` member, which `parse_entry` checks) fails here and
-// takes the general path, `parse_entry` then `extract`, so the two always agree.
+// another format version, a malformed `sealed` member or one in a version 1 entry) fails
+// here and takes the general path, `parse_entry` then `extract`, so the two always agree.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FastEntry<'a> {
@@ -234,6 +264,8 @@ struct FastEntry<'a> {
     seq: u64,
     #[serde(borrow)]
     recorded_at: Cow<'a, str>,
+    #[serde(default)]
+    sealed: Option<SealedShape>,
     #[allow(dead_code)]
     source: Obj<FastSource<'a>>,
     #[serde(borrow)]
@@ -315,14 +347,20 @@ struct FastRelated<'a> {
 /// [`crate::event::parse_entry`] and [`extract`] for any other shape, which also gives the
 /// error for a malformed entry.
 pub fn extract_entry(bytes: &[u8]) -> Result<IndexedEvent, crate::event::EntryError> {
-    if bytes.len() <= crate::event::ENTRY_BYTES_MAX {
-        if let Ok(e) = serde_json::from_slice::<FastEntry<'_>>(bytes) {
-            if (ENTRY_FORMAT_VERSION_MIN..=ENTRY_FORMAT_VERSION).contains(&e.v) {
-                return Ok(fast(e));
-            }
-        }
+    match try_fast(bytes) {
+        Some(e) => Ok(e),
+        None => crate::event::parse_entry(bytes).map(|entry| extract(&entry)),
     }
-    crate::event::parse_entry(bytes).map(|entry| extract(&entry))
+}
+
+/// The fast path of [`extract_entry`], for the shapes mlaudit writes.
+fn try_fast(bytes: &[u8]) -> Option<IndexedEvent> {
+    if bytes.len() > crate::event::ENTRY_BYTES_MAX {
+        return None;
+    }
+    let e = serde_json::from_slice::<FastEntry<'_>>(bytes).ok()?;
+    let sealed_ok = e.sealed.is_none() || e.v >= 2;
+    ((ENTRY_FORMAT_VERSION_MIN..=ENTRY_FORMAT_VERSION).contains(&e.v) && sealed_ok).then(|| fast(e))
 }
 
 fn fast(entry: FastEntry<'_>) -> IndexedEvent {
@@ -411,6 +449,14 @@ mod tests {
                 assert_eq!(extract_entry(e.as_bytes()).unwrap(), general, "{e}");
             }
         }
+        // What mlaudit writes (sealed members included) takes the fast path.
+        let written = entry(r#"{"action":"a.b","actor":{"id":"hmac:1:x"}}"#)
+            .replace(r#""v":1"#, r#""v":2"#)
+            .replace(
+                r#""seq":3"#,
+                r#""sealed":{"hmac:1:x":"c","hmac:1:y":"d"},"seq":3"#,
+            );
+        assert!(try_fast(written.as_bytes()).is_some());
     }
 
     #[test]
@@ -420,6 +466,17 @@ mod tests {
             entry(r#"{"action":"a.b"}"#).replace(r#""seq":3,"#, r#""seq":3,"extra":1,"#),
             entry(r#"["a.b"]"#),
             "not json".to_string(),
+            // `sealed`: not in version 1, never empty, only strings.
+            entry(r#"{"action":"a.b"}"#).replace(r#""seq":3"#, r#""sealed":{"s":"x"},"seq":3"#),
+            entry(r#"{"action":"a.b"}"#)
+                .replace(r#""v":1"#, r#""v":2"#)
+                .replace(r#""seq":3"#, r#""sealed":{},"seq":3"#),
+            entry(r#"{"action":"a.b"}"#)
+                .replace(r#""v":1"#, r#""v":2"#)
+                .replace(r#""seq":3"#, r#""sealed":{"s":1},"seq":3"#),
+            entry(r#"{"action":"a.b"}"#)
+                .replace(r#""v":1"#, r#""v":2"#)
+                .replace(r#""seq":3"#, r#""sealed":["s"],"seq":3"#),
         ] {
             assert!(crate::event::parse_entry(bad.as_bytes()).is_err(), "{bad}");
             assert!(extract_entry(bad.as_bytes()).is_err(), "{bad}");
