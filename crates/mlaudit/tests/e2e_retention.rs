@@ -155,6 +155,8 @@ fn index_tables(path: &std::path::Path) -> Vec<String> {
         "SELECT width, bucket, action, category, outcome, project, resource_type, count FROM rollup
          ORDER BY width, bucket, action, outcome, project, resource_type",
         "SELECT bucket, actor, outcome, count FROM rollup_actor ORDER BY bucket, actor, outcome",
+        // No identifier of a pruned entry is left behind in `strings`.
+        "SELECT 'string', value FROM strings ORDER BY value",
     ] {
         let sql = sql.replace("s(", "(SELECT value FROM strings WHERE id = ");
         let mut stmt = conn.prepare(&sql).unwrap();
