@@ -33,7 +33,7 @@ pub const ENTRY_BYTES_MAX: usize = tlog::ENTRY_BYTES_MAX;
 pub const GROUP_ENTRIES_MAX: usize = 16_384;
 
 /// Default `Config::frame_entries`: 32 entries decompress in ~15 µs, and cost
-/// about a tenth more disk than whole 256-entry bundles (`docs/storage.md`).
+/// about 13% more disk than whole 256-entry bundles (`docs/storage.md`).
 pub const FRAME_ENTRIES_DEFAULT: u64 = 32;
 
 /// Largest number of seqs one `Ledger::prune` call takes (the list is held in
