@@ -621,6 +621,14 @@ fn cleartext_needs_a_role_with_clearance_and_pseudonymization_can_be_off() {
     );
 }
 
+/// A privacy officer reads entry 0's actor, alice@example.com, in cleartext: the subject
+/// key is there and opens under the master key in use.
+fn assert_first_actor_in_cleartext(srv: &TestServer) {
+    let (officer, _) = privacy_officer(srv);
+    let e = officer.get(&srv.at("/v1/events/0?cleartext=true")).json();
+    assert_eq!(e["event"]["actor"]["id"], "alice@example.com");
+}
+
 #[test]
 fn a_wrong_master_key_refuses_the_start_with_a_clear_error() {
     let mut srv = TestServer::start();
@@ -682,9 +690,7 @@ fn a_wrong_master_key_refuses_the_start_with_a_clear_error() {
         "no new key is made"
     );
     srv.restart_with(&["--master-key-file", moved.to_str().unwrap()]);
-    let (officer, _) = privacy_officer(&srv);
-    let e = officer.get(&srv.at("/v1/events/0?cleartext=true")).json();
-    assert_eq!(e["event"]["actor"]["id"], "alice@example.com");
+    assert_first_actor_in_cleartext(&srv);
 
     // A lost key store is not silently replaced: that would change every pseudonym.
     srv.stop();
@@ -710,9 +716,7 @@ fn a_wrong_master_key_refuses_the_start_with_a_clear_error() {
     assert!(!store.exists(), "no new key store is made");
     std::fs::rename(&kept, &store).unwrap();
     srv.restart_with(&["--master-key-file", moved.to_str().unwrap()]);
-    let (officer, _) = privacy_officer(&srv);
-    let e = officer.get(&srv.at("/v1/events/0?cleartext=true")).json();
-    assert_eq!(e["event"]["actor"]["id"], "alice@example.com");
+    assert_first_actor_in_cleartext(&srv);
 }
 
 #[test]
@@ -756,7 +760,5 @@ fn rotating_the_master_key_offline_keeps_every_sealed_value() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("does not match"), "{}", out.stderr);
     srv.restart();
-    let (officer, _) = privacy_officer(&srv);
-    let e = officer.get(&srv.at("/v1/events/0?cleartext=true")).json();
-    assert_eq!(e["event"]["actor"]["id"], "alice@example.com");
+    assert_first_actor_in_cleartext(&srv);
 }
