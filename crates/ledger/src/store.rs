@@ -320,16 +320,22 @@ impl Store {
         Ok(idx)
     }
 
-    /// The segment file of bundle `index`, opened, with the bundle's byte range in it.
-    fn open_bundle(&self, index: u64) -> Result<(PathBuf, u64, u64, Box<dyn FsFile>), ReadError> {
-        let path = self.segment_path(index / SEGMENT_BUNDLES);
-        // Offsets and file must come from the same version of the segment.
-        let _gate = self.rewrite.read().unwrap();
-        let (start, end) = self.bundle_range(index)?;
+    /// Opens segment `seg`. The caller holds `rewrite` while it reads offsets and
+    /// opens the file, so both come from the same version of the segment.
+    fn open_segment(&self, seg: u64) -> Result<(PathBuf, Box<dyn FsFile>), ReadError> {
+        let path = self.segment_path(seg);
         let file = self
             .fs
             .open(&path)
             .map_err(|e| ReadError::Io(format!("opening {}: {e}", path.display())))?;
+        Ok((path, file))
+    }
+
+    /// The segment file of bundle `index`, opened, with the bundle's byte range in it.
+    fn open_bundle(&self, index: u64) -> Result<(PathBuf, u64, u64, Box<dyn FsFile>), ReadError> {
+        let _gate = self.rewrite.read().unwrap();
+        let (start, end) = self.bundle_range(index)?;
+        let (path, file) = self.open_segment(index / SEGMENT_BUNDLES)?;
         Ok((path, start, end, file))
     }
 
@@ -356,18 +362,12 @@ impl Store {
         let mut at = 0;
         for run in seqs.chunk_by(|a, b| a / SEGMENT_ENTRIES == b / SEGMENT_ENTRIES) {
             let seg = run[0] / SEGMENT_ENTRIES;
-            let path = self.segment_path(seg);
-            // Offsets and file must come from the same version of the segment.
             let _gate = self.rewrite.read().unwrap();
             for (f, n) in self.frames_of(seg, run)? {
                 jobs.push((files.len(), f, at..at + n));
                 at += n;
             }
-            let file = self
-                .fs
-                .open(&path)
-                .map_err(|e| ReadError::Io(format!("opening {}: {e}", path.display())))?;
-            files.push((path, file));
+            files.push(self.open_segment(seg)?);
         }
         // 2. Read and decompress them; many frames are shared out over two threads.
         let read = |jobs: &[(usize, FrameAt, std::ops::Range<usize>)]| {
