@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::guard::ResultCount;
-use super::read::{b64, blocking, query_error, query_filter, Params, QUERY_PARAMS};
+use super::read::{blocking, query_error, query_filter, HitOut, Params, QUERY_PARAMS};
 use super::AppState;
 use crate::auth::Principal;
 use crate::index::{
@@ -25,12 +25,8 @@ use crate::index::{
 
 /// A result as in `GET /v1/events`: `{"seq","recorded_at","leaf_hash","event"}`.
 fn hit_json(h: Hit) -> Value {
-    json!({
-        "seq": h.seq,
-        "recorded_at": h.recorded_at,
-        "leaf_hash": b64(&h.leaf_hash),
-        "event": h.event,
-    })
+    let out = HitOut::stored(h.seq, h.recorded_at, &h.leaf_hash, h.event);
+    serde_json::to_value(out).expect("a result serializes")
 }
 
 fn node_json(n: &NodeRef) -> Value {

@@ -438,12 +438,22 @@ impl HitOut {
             }
             _ => h.event,
         };
-        Ok(HitOut {
-            seq: h.seq,
-            recorded_at: h.recorded_at,
-            leaf_hash: b64(&h.leaf_hash),
+        Ok(HitOut::stored(h.seq, h.recorded_at, &h.leaf_hash, event))
+    }
+
+    /// A result whose event is shown as stored.
+    pub(super) fn stored(
+        seq: u64,
+        recorded_at: String,
+        leaf_hash: &tlog::Hash,
+        event: Box<RawValue>,
+    ) -> HitOut {
+        HitOut {
+            seq,
+            recorded_at,
+            leaf_hash: b64(leaf_hash),
             event,
-        })
+        }
     }
 }
 
