@@ -182,37 +182,26 @@ pub(super) async fn guard(
     let Access::Roles(roles) = route.access else {
         unreachable!("bad math in guard: public routes returned above")
     };
+    // A 403: recorded as an `auth.denied` event, answered with the JSON error format.
+    let forbidden = |reason: &str, message: String| {
+        deny(&st, Some(&principal), &method, &path, ip, reason, 403);
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response()
+    };
     if !roles.contains(&principal.role) {
-        deny(&st, Some(&principal), &method, &path, ip, "role", 403);
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "role {} may not call {method} {}",
-                principal.role, route.path
-            ),
-        )
-        .into_response();
+        let role = principal.role;
+        return forbidden(
+            "role",
+            format!("role {role} may not call {method} {}", route.path),
+        );
     }
     if principal.projects.is_some() && !route.scoped_ok {
-        deny(
-            &st,
-            Some(&principal),
-            &method,
-            &path,
-            ip,
+        return forbidden(
             "project_scope",
-            403,
-        );
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
             format!(
                 "a token limited to projects may not call {method} {}",
                 route.path
             ),
-        )
-        .into_response();
+        );
     }
     let filters = (route.meta_audit && st.limits.meta_audit()).then(|| {
         Query::<HashMap<String, String>>::try_from_uri(req.uri())
