@@ -272,9 +272,8 @@ async fn ingest_as(
 ) -> Result<IngestOutcome, ApiError> {
     // Parsing and canonicalizing are CPU work: keep them off the async workers.
     let st2 = st.clone();
-    // A small body is parsed in place: handing it to the blocking pool would
-    // cost more (thread wake-ups) than the parsing itself.
-    let (prepared, mut reservation) = if body.len() <= INLINE_BODY_BYTES_MAX {
+    let inline = body.len() <= INLINE_BODY_BYTES_MAX;
+    let run = move || {
         prepare(
             &st2,
             &body,
@@ -282,20 +281,16 @@ async fn ingest_as(
             &principal,
             allow_reserved,
             projects.as_deref(),
-        )?
+        )
+    };
+    // A small body is parsed in place: handing it to the blocking pool would
+    // cost more (thread wake-ups) than the parsing itself.
+    let (prepared, mut reservation) = if inline {
+        run()?
     } else {
-        tokio::task::spawn_blocking(move || {
-            prepare(
-                &st2,
-                &body,
-                format,
-                &principal,
-                allow_reserved,
-                projects.as_deref(),
-            )
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??
+        tokio::task::spawn_blocking(run)
+            .await
+            .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??
     };
     let lookups = reservation.lookups.clone();
     let new: Vec<usize> = (0..prepared.len())
