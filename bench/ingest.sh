@@ -108,7 +108,7 @@ esac
 
 # ---------------------------------------------------------------- build
 log "== building (release)"
-(cd "$REPO" && cargo build --release -p mlaudit --bins --example load) >&2
+(cd "$REPO" && cargo build --release -p mlaudit --bins && cargo build --release -p server --example load) >&2
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 MLAUDIT="$TARGET_DIR/release/mlaudit"
 LOAD="$TARGET_DIR/release/examples/load"

@@ -8,7 +8,7 @@
 #   [1] bulk ingest with indexing on: `mlaudit send --batch 1000 --concurrency 4` of N events
 #       into a fresh server; events/s acknowledged; index lag sampled from /metrics every
 #       0.1 s; time until everything is indexed; index bytes/event after the server closed.
-#   [2] Q1-Q5 over HTTP (crates/mlaudit/examples/query_bench.rs), p50/p99, one request at a time.
+#   [2] Q1-Q5 over HTTP (crates/server/examples/query_bench.rs), p50/p99, one request at a time.
 #   [3] PostgreSQL: COPY of the same events into the table of bench/ingest.sh plus a GIN index
 #       on body; the same five questions with the same parameters, with pgbench (one client,
 #       simple protocol, per-transaction latency log); p50/p99; table size.
@@ -78,7 +78,7 @@ esac
 
 # ---------------------------------------------------------------- build
 log "== building (release)"
-(cd "$REPO" && cargo build --release -p mlaudit --bins --example query_bench) >&2
+(cd "$REPO" && cargo build --release -p mlaudit --bins && cargo build --release -p server --example query_bench) >&2
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 MLAUDIT="$TARGET_DIR/release/mlaudit"
 QBENCH="$TARGET_DIR/release/examples/query_bench"

@@ -1,0 +1,657 @@
+//! End to end: `GET /v1/lineage`, `GET /v1/deployments/{id}/state`, `mlaudit lineage` and
+//! `mlaudit deployment-state` against a real server: a hand-built scenario (a dataset, two
+//! models trained on it, a deployment that deploys, updates and rolls back, evaluations)
+//! with its answers written out here, and lineage on generated events against a reference
+//! computed here from their `related` fields.
+
+mod common;
+
+/// Actors are compared with a reference computed from the events as sent, so this server
+/// stores them as sent; privacy transforms are tested in e2e_privacy.rs.
+const PLAIN: &[&str] = &["--pseudonymize", "false"];
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use common::{gen_events, Http, TestServer};
+use serde_json::{json, Value};
+
+/// The hand-built scenario, in send (= seq) order. Seq 11 is recorded last but happened
+/// before seq 6, so "latest by event time" and "latest by seq" differ.
+fn scenario() -> Vec<Value> {
+    let ev = |id: &str, time: &str, action: &str, actor: &str, resource: Value| {
+        json!({"id": id, "time": time, "action": action, "actor": {"id": actor},
+               "resource": resource, "context": {"project": "churn"}})
+    };
+    let model = |id: &str, v: &str| json!({"type": "model", "id": id, "version": v});
+    let dep = json!({"type": "deployment", "id": "churn-prod"});
+    let serves =
+        |m: &str, v: &str| json!([{"type": "model", "id": m, "version": v, "relation": "serves"}]);
+    let mut e = vec![
+        // 0
+        ev(
+            "s0",
+            "2026-02-01T10:00:00Z",
+            "dataset.create",
+            "alice",
+            json!({"type": "dataset", "id": "customers", "version": "v1"}),
+        ),
+        // 1, 2: two models trained on it.
+        ev(
+            "s1",
+            "2026-02-01T10:05:00Z",
+            "model.train",
+            "bob",
+            model("churn-a", "1"),
+        ),
+        ev(
+            "s2",
+            "2026-02-01T10:10:00Z",
+            "model.train",
+            "bob",
+            model("churn-b", "1"),
+        ),
+        // 3, 4: an evaluation of each; 5: of churn-a version 2, on another dataset.
+        ev(
+            "s3",
+            "2026-02-01T11:00:00Z",
+            "evaluation.record",
+            "eve",
+            model("churn-a", "1"),
+        ),
+        ev(
+            "s4",
+            "2026-02-01T11:05:00Z",
+            "evaluation.record",
+            "eve",
+            model("churn-b", "1"),
+        ),
+        ev(
+            "s5",
+            "2026-02-01T11:10:00Z",
+            "evaluation.record",
+            "eve",
+            model("churn-a", "2"),
+        ),
+        // 6: the first deploy.
+        ev(
+            "s6",
+            "2026-02-02T09:00:00.000Z",
+            "deployment.deploy",
+            "carol",
+            dep.clone(),
+        ),
+        // 7: update to churn-b; 8: promote at the same time (the later seq wins).
+        ev(
+            "s7",
+            "2026-02-03T09:00:00Z",
+            "deployment.update",
+            "dave",
+            dep.clone(),
+        ),
+        ev(
+            "s8",
+            "2026-02-03T09:00:00Z",
+            "deployment.promote",
+            "frank",
+            dep.clone(),
+        ),
+        // 9: a failed update to churn-a v2 (changes nothing); 10: an update without a model.
+        ev(
+            "s9",
+            "2026-02-03T12:00:00Z",
+            "deployment.update",
+            "mallory",
+            dep.clone(),
+        ),
+        ev(
+            "s10",
+            "2026-02-03T15:00:00Z",
+            "deployment.update",
+            "grace",
+            dep.clone(),
+        ),
+        // 11: recorded late, happened on Feb 2 at noon.
+        ev(
+            "s11",
+            "2026-02-02T12:00:00Z",
+            "deployment.update",
+            "late",
+            dep.clone(),
+        ),
+        // 12: the rollback to churn-a version 1.
+        ev(
+            "s12",
+            "2026-02-04T09:00:00Z",
+            "deployment.rollback",
+            "erin",
+            dep.clone(),
+        ),
+        // 13: an unrelated deployment test (not a state change).
+        ev(
+            "s13",
+            "2026-02-04T10:00:00Z",
+            "deployment.test",
+            "erin",
+            dep,
+        ),
+    ];
+    let train = json!([{"type": "dataset", "id": "customers", "version": "v1", "relation": "training_data"}]);
+    e[1]["related"] = train.clone();
+    e[2]["related"] = train;
+    e[3]["related"] =
+        json!([{"type": "dataset", "id": "customers", "relation": "evaluation_data"}]);
+    e[3]["metrics"] = json!({"accuracy": 0.91});
+    e[4]["related"] =
+        json!([{"type": "dataset", "id": "customers", "relation": "evaluation_data"}]);
+    e[5]["related"] = json!([{"type": "dataset", "id": "holdout", "relation": "evaluation_data"}]);
+    e[6]["related"] = serves("churn-a", "1");
+    e[7]["related"] = serves("churn-b", "1");
+    e[8]["related"] = serves("churn-b", "1");
+    e[9]["related"] = serves("churn-a", "2");
+    e[9]["outcome"] = json!("failure");
+    e[10]["parameters"] = json!({"replicas": 4});
+    e[11]["related"] = serves("churn-a", "1");
+    e[12]["related"] = serves("churn-a", "1");
+    e[13]["related"] = serves("churn-a", "1");
+    e
+}
+
+fn send(srv: &TestServer, http: &Http, events: &[Value]) {
+    let ndjson: String = events.iter().map(|e| format!("{e}\n")).collect();
+    srv.send_in_order(http, &ndjson);
+    srv.wait_indexed(http, events.len() as u64);
+}
+
+/// Nodes as `type:id -> depth`.
+fn node_depths(v: &Value) -> BTreeMap<String, u64> {
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                format!(
+                    "{}:{}",
+                    n["type"].as_str().unwrap(),
+                    n["id"].as_str().unwrap()
+                ),
+                n["depth"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Edges as `from -relation-> to` with their seqs.
+fn edge_seqs(v: &Value) -> BTreeMap<String, Vec<u64>> {
+    v["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let name = format!(
+                "{}:{} -{}-> {}:{}",
+                e["from"]["type"].as_str().unwrap(),
+                e["from"]["id"].as_str().unwrap(),
+                e["relation"].as_str().unwrap_or(""),
+                e["to"]["type"].as_str().unwrap(),
+                e["to"]["id"].as_str().unwrap()
+            );
+            let seqs: Vec<u64> = e["events"]["seqs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_u64().unwrap())
+                .collect();
+            let count = e["events"]["count"].as_u64().unwrap() as usize;
+            let listed = count.min(index::EDGE_SEQS_MAX);
+            assert_eq!(seqs.len(), listed, "{name}: {count} events");
+            (name, seqs)
+        })
+        .collect()
+}
+
+fn get_ok(srv: &TestServer, http: &Http, path: &str) -> Value {
+    let r = http.get(&srv.at(path));
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    r.json()
+}
+
+fn map<const N: usize, V: Clone>(items: [(&str, V); N]) -> BTreeMap<String, V> {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn hand_built_lineage_and_point_in_time() {
+    let srv = TestServer::start_with(PLAIN);
+    let http = srv.http();
+    send(&srv, &http, &scenario());
+
+    // From the dataset, one hop: the models trained or evaluated on it.
+    let v = get_ok(&srv, &http, "/v1/lineage?type=dataset&id=customers&depth=1");
+    assert_eq!(v["truncated"], false);
+    assert_eq!(
+        node_depths(&v),
+        map([
+            ("dataset:customers", 0),
+            ("model:churn-a", 1),
+            ("model:churn-b", 1)
+        ])
+    );
+    let depth1_edges = map([
+        (
+            "model:churn-a -evaluation_data-> dataset:customers",
+            vec![3],
+        ),
+        ("model:churn-a -training_data-> dataset:customers", vec![1]),
+        (
+            "model:churn-b -evaluation_data-> dataset:customers",
+            vec![4],
+        ),
+        ("model:churn-b -training_data-> dataset:customers", vec![2]),
+    ]);
+    assert_eq!(edge_seqs(&v), depth1_edges);
+    let root = &v["nodes"][0];
+    assert_eq!(root["type"], "dataset");
+    assert_eq!(root["events"], 5, "{root}");
+    assert_eq!(root["versions"], json!(["v1"]));
+    assert_eq!(root["first_seen"], "2026-02-01T10:00:00.000Z");
+    assert_eq!(root["last_seen"], "2026-02-01T11:05:00.000Z");
+
+    // Two hops (the default): and the deployment serving them, and churn-a's other dataset.
+    let v = get_ok(&srv, &http, "/v1/lineage?type=dataset&id=customers");
+    assert_eq!(v["depth"], 2);
+    assert_eq!(
+        node_depths(&v),
+        map([
+            ("dataset:customers", 0),
+            ("model:churn-a", 1),
+            ("model:churn-b", 1),
+            ("dataset:holdout", 2),
+            ("deployment:churn-prod", 2),
+        ])
+    );
+    let mut depth2_edges = depth1_edges.clone();
+    depth2_edges.extend(map([
+        ("model:churn-a -evaluation_data-> dataset:holdout", vec![5]),
+        (
+            "deployment:churn-prod -serves-> model:churn-a",
+            vec![6, 9, 11, 12, 13],
+        ),
+        ("deployment:churn-prod -serves-> model:churn-b", vec![7, 8]),
+    ]));
+    assert_eq!(edge_seqs(&v), depth2_edges);
+    let a = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "churn-a")
+        .unwrap();
+    assert_eq!(
+        a["versions"],
+        json!(["1", "2"]),
+        "in order of first appearance"
+    );
+    let e = v["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["to"]["id"] == "churn-a" && e["from"]["type"] == "deployment")
+        .unwrap();
+    assert_eq!(e["first_seen"], "2026-02-02T09:00:00.000Z");
+    assert_eq!(e["last_seen"], "2026-02-04T10:00:00.000Z");
+
+    // And back: from the deployment, the same graph with other depths.
+    let v = get_ok(
+        &srv,
+        &http,
+        "/v1/lineage?type=deployment&id=churn-prod&depth=2",
+    );
+    assert_eq!(
+        node_depths(&v),
+        map([
+            ("deployment:churn-prod", 0),
+            ("model:churn-a", 1),
+            ("model:churn-b", 1),
+            ("dataset:customers", 2),
+            ("dataset:holdout", 2),
+        ])
+    );
+    assert_eq!(edge_seqs(&v), depth2_edges);
+    let v = get_ok(
+        &srv,
+        &http,
+        "/v1/lineage?type=deployment&id=churn-prod&depth=0",
+    );
+    assert_eq!(node_depths(&v), map([("deployment:churn-prod", 0)]));
+    assert!(v["edges"].as_array().unwrap().is_empty());
+    // A node known only from `related` links is a root too.
+    let v = get_ok(&srv, &http, "/v1/lineage?type=dataset&id=holdout&depth=1");
+    assert_eq!(
+        node_depths(&v),
+        map([("dataset:holdout", 0), ("model:churn-a", 1)])
+    );
+
+    // Point in time. Before the first deploy: 404.
+    let r = http.get(&srv.at("/v1/deployments/churn-prod/state?at=2026-02-02T08:59:59.999Z"));
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "not_found");
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("churn-prod"));
+    let state = |at: &str| -> Value {
+        let q = if at.is_empty() {
+            String::new()
+        } else {
+            format!("?at={at}")
+        };
+        get_ok(&srv, &http, &format!("/v1/deployments/churn-prod/state{q}"))
+    };
+    // (at, model id, version, actor, seq)
+    let cases = [
+        ("2026-02-02T09:00:00Z", "churn-a", "1", "carol", 6),
+        ("2026-02-02T11:59:59Z", "churn-a", "1", "carol", 6),
+        ("2026-02-02T18:00:00%2B00:00", "churn-a", "1", "late", 11),
+        ("2026-02-03T09:00:00Z", "churn-b", "1", "frank", 8),
+        ("2026-02-03T13:00:00Z", "churn-b", "1", "frank", 8),
+        ("2026-02-03T16:00:00Z", "churn-b", "1", "frank", 8),
+        ("2026-02-04T09:00:00Z", "churn-a", "1", "erin", 12),
+        ("", "churn-a", "1", "erin", 12),
+    ];
+    for (at, model, version, actor, seq) in cases {
+        let v = state(at);
+        assert_eq!(v["model"]["id"], model, "at {at}: {v}");
+        assert_eq!(v["model"]["version"], version, "at {at}");
+        assert_eq!(v["model"]["relation"], "serves", "at {at}");
+        assert_eq!(v["actor"], actor, "at {at}");
+        assert_eq!(v["seq"], seq, "at {at}");
+        assert_eq!(v["event"]["seq"], seq, "at {at}");
+        assert_eq!(v["event"]["event"]["id"], format!("s{seq}"), "at {at}");
+        assert!(v["event"]["leaf_hash"].is_string());
+        let evaluations: Vec<&str> = v["evaluations"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"]["id"].as_str().unwrap())
+            .collect();
+        let want = if model == "churn-a" {
+            vec!["s3"]
+        } else {
+            vec!["s4"]
+        };
+        assert_eq!(
+            evaluations, want,
+            "at {at}: only that model version's evaluations"
+        );
+        assert_eq!(v["evaluations"]["count"], want.len());
+    }
+    let v = state("2026-02-04T09:00:00Z");
+    assert_eq!(v["action"], "deployment.rollback");
+    assert_eq!(v["time"], "2026-02-04T09:00:00.000Z");
+    assert_eq!(
+        v["evaluations"]["events"][0]["event"]["metrics"]["accuracy"],
+        0.91
+    );
+
+    // Bad parameters are 400 with the JSON error; unknown things 404.
+    for (path, status) in [
+        ("/v1/lineage?type=dataset", 400),
+        ("/v1/lineage?type=dataset&id=customers&depth=6", 400),
+        ("/v1/lineage?type=dataset&id=customers&depth=-1", 400),
+        ("/v1/lineage?type=dataset&id=customers&deep=1", 400),
+        ("/v1/lineage?type=dataset&id=nothing", 404),
+        ("/v1/deployments/churn-prod/state?at=yesterday", 400),
+        (
+            "/v1/deployments/churn-prod/state?when=2026-02-04T09:00:00Z",
+            400,
+        ),
+        ("/v1/deployments/nothing/state", 404),
+    ] {
+        let r = http.get(&srv.at(path));
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+        assert!(r.json()["error"]["message"].is_string(), "{path}");
+    }
+
+    // The CLI.
+    let out = srv.cli(
+        &["lineage", "dataset", "customers", "--depth", "1"],
+        &[],
+        None,
+    );
+    out.assert_ok("mlaudit lineage");
+    assert!(out.stdout.contains("3 nodes, 4 edges"), "{}", out.stdout);
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("model:churn-a") && l.contains("training_data"))
+        .unwrap_or_else(|| panic!("no edge row:\n{}", out.stdout));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            "model:churn-a",
+            "training_data",
+            "dataset:customers",
+            "1",
+            "1"
+        ]
+    );
+    let out = srv.cli(&["lineage", "dataset", "customers", "--json"], &[], None);
+    out.assert_ok("mlaudit lineage --json");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(edge_seqs(&v), depth2_edges);
+    let out = srv.cli(
+        &["lineage", "dataset", "customers", "--depth", "9"],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("400") && out.stderr.contains("depth"),
+        "{}",
+        out.stderr
+    );
+
+    let out = srv.cli(
+        &[
+            "deployment-state",
+            "churn-prod",
+            "--at",
+            "2026-02-03T10:00:00Z",
+        ],
+        &[],
+        None,
+    );
+    out.assert_ok("mlaudit deployment-state");
+    assert!(
+        out.stdout.contains("model       churn-b@1"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("by          frank"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("deployment.promote, seq 8"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("evaluations 1"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("4 ") && l.contains("evaluation.record")),
+        "{}",
+        out.stdout
+    );
+    let out = srv.cli(&["deployment-state", "churn-prod", "--json"], &[], None);
+    out.assert_ok("mlaudit deployment-state --json");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["seq"], 12);
+    let out = srv.cli(
+        &[
+            "deployment-state",
+            "churn-prod",
+            "--at",
+            "2026-01-01T00:00:00Z",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("404") && out.stderr.contains("churn-prod"),
+        "{}",
+        out.stderr
+    );
+    let out = srv.cli(
+        &["deployment-state", "churn-prod", "--at", "soon"],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("400") && out.stderr.contains("RFC 3339"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn lineage_is_capped_and_says_so() {
+    let srv = TestServer::start();
+    let http = srv.http();
+    let models: Vec<Value> = (0..600)
+        .map(|i| json!({"type": "model", "id": format!("m{i:03}"), "relation": "training_input"}))
+        .collect();
+    let e = json!({"id": "wide", "action": "dataset.use", "actor": {"id": "svc"},
+                   "resource": {"type": "dataset", "id": "wide"}, "related": models});
+    send(&srv, &http, &[e]);
+    let v = get_ok(&srv, &http, "/v1/lineage?type=dataset&id=wide&depth=1");
+    assert_eq!(v["truncated"], true);
+    let nodes = v["nodes"].as_array().unwrap();
+    let edges = v["edges"].as_array().unwrap();
+    assert_eq!(nodes.len(), index::LINEAGE_NODES_MAX);
+    assert_eq!(edges.len(), nodes.len() - 1, "one edge per model listed");
+    let listed: HashSet<&str> = nodes.iter().map(|n| n["id"].as_str().unwrap()).collect();
+    for e in edges {
+        assert!(listed.contains(e["to"]["id"].as_str().unwrap()), "{e}");
+    }
+    let out = srv.cli(&["lineage", "dataset", "wide", "--depth", "1"], &[], None);
+    out.assert_ok("mlaudit lineage");
+    assert!(out.stderr.contains("cap"), "{}", out.stderr);
+}
+
+type Node = (String, String);
+
+/// The graph the server should give from `root`, computed from the events' `resource` and
+/// `related` fields: (node -> depth, edge -> seqs).
+#[allow(clippy::type_complexity)]
+fn reference_lineage(
+    events: &[Value],
+    root: &Node,
+    depth: u64,
+) -> (BTreeMap<String, u64>, BTreeMap<String, Vec<u64>>) {
+    // Every link: (seq, from, to, relation).
+    let mut links: Vec<(u64, Node, Node, String)> = Vec::new();
+    for (seq, e) in events.iter().enumerate() {
+        let (Some(t), Some(i)) = (e["resource"]["type"].as_str(), e["resource"]["id"].as_str())
+        else {
+            continue;
+        };
+        for r in e["related"].as_array().into_iter().flatten() {
+            links.push((
+                seq as u64,
+                (t.into(), i.into()),
+                (
+                    r["type"].as_str().unwrap().into(),
+                    r["id"].as_str().unwrap().into(),
+                ),
+                r["relation"].as_str().unwrap_or("").into(),
+            ));
+        }
+    }
+    let mut depth_of: HashMap<Node, u64> = HashMap::from([(root.clone(), 0)]);
+    let mut queue = VecDeque::from([root.clone()]);
+    while let Some(n) = queue.pop_front() {
+        let d = depth_of[&n];
+        if d == depth {
+            continue;
+        }
+        for (_, from, to, _) in &links {
+            for (a, b) in [(from, to), (to, from)] {
+                if *a == n && !depth_of.contains_key(b) {
+                    depth_of.insert(b.clone(), d + 1);
+                    queue.push_back(b.clone());
+                }
+            }
+        }
+    }
+    let mut edges: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for (seq, from, to, rel) in &links {
+        let near = |n: &Node| depth_of.get(n).is_some_and(|&d| d < depth);
+        if depth_of.contains_key(from) && depth_of.contains_key(to) && (near(from) || near(to)) {
+            let name = format!("{}:{} -{rel}-> {}:{}", from.0, from.1, to.0, to.1);
+            edges.entry(name).or_default().insert(*seq);
+        }
+    }
+    let nodes = depth_of
+        .into_iter()
+        .map(|((t, i), d)| (format!("{t}:{i}"), d))
+        .collect();
+    let edges = edges
+        .into_iter()
+        .map(|(k, s)| (k, s.into_iter().take(index::EDGE_SEQS_MAX).collect()))
+        .collect();
+    (nodes, edges)
+}
+
+#[test]
+fn lineage_of_generated_events_matches_a_reference() {
+    let srv = TestServer::start();
+    let http = srv.http();
+    let events = srv.send_in_order(&http, &gen_events(3000, 44));
+    srv.wait_indexed(&http, events.len() as u64);
+
+    // Roots: the most linked dataset, model and deployment.
+    let mut linked: HashMap<Node, usize> = HashMap::new();
+    for e in &events {
+        for r in e["related"].as_array().into_iter().flatten() {
+            let n = (
+                r["type"].as_str().unwrap().to_string(),
+                r["id"].as_str().unwrap().to_string(),
+            );
+            *linked.entry(n).or_default() += 1;
+        }
+        if e["related"].is_array() {
+            let r = &e["resource"];
+            let n = (
+                r["type"].as_str().unwrap().to_string(),
+                r["id"].as_str().unwrap().to_string(),
+            );
+            *linked.entry(n).or_default() += 1;
+        }
+    }
+    let mut checked = 0;
+    for rtype in ["dataset", "model", "deployment"] {
+        let mut of_type: Vec<(&Node, &usize)> =
+            linked.iter().filter(|(n, _)| n.0 == rtype).collect();
+        of_type.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let root = of_type[0].0.clone();
+        for depth in [1, 2, 3] {
+            let (want_nodes, want_edges) = reference_lineage(&events, &root, depth);
+            let v = get_ok(
+                &srv,
+                &http,
+                &format!("/v1/lineage?type={}&id={}&depth={depth}", root.0, root.1),
+            );
+            assert_eq!(v["truncated"], false, "{root:?} depth {depth}");
+            assert_eq!(node_depths(&v), want_nodes, "{root:?} depth {depth}: nodes");
+            assert_eq!(edge_seqs(&v), want_edges, "{root:?} depth {depth}: edges");
+            assert!(!want_edges.is_empty(), "{root:?} depth {depth}: no edge");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 9);
+}

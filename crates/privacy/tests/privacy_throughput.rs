@@ -1,0 +1,82 @@
+//! Throughput of the privacy transforms on generated events. A benchmark, not a test: it
+//! asserts nothing about speed and is run on purpose, in release mode:
+//!
+//! ```text
+//! cargo test --release -p privacy --test privacy_throughput -- --ignored --nocapture
+//! ```
+//!
+//! Time is the thread's CPU time, best of several rounds.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use event::{split_body, BodyFormat, Event, BATCH_EVENTS_MAX};
+use privacy::{Privacy, PrivacyConfig};
+
+const EVENTS: usize = 20_000;
+const ROUNDS: usize = 15;
+
+/// CPU time consumed by this thread so far.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Cost of the privacy transforms (`Privacy::apply`: redaction, pseudonyms, sealing) on the
+/// same events, subject keys already made (the steady state: known people), default rules.
+#[test]
+#[ignore = "benchmark; run with --release -- --ignored --nocapture"]
+fn privacy_transform_throughput() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/bench/gen_events.py"
+    );
+    let Ok(out) = std::process::Command::new("python3")
+        .arg(script)
+        .arg(EVENTS.to_string())
+        .output()
+    else {
+        eprintln!("skipping: cannot run python3");
+        return;
+    };
+    let text = String::from_utf8(out.stdout).unwrap();
+    let now = Utc::now();
+    let events: Vec<Event> = split_body(text.as_bytes(), BodyFormat::Ndjson, EVENTS)
+        .unwrap()
+        .into_iter()
+        .map(|v| Event::parse(v, now, false).unwrap())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("keys")).unwrap();
+    let privacy = Privacy::open(tmp.path(), &PrivacyConfig::default()).unwrap();
+    // First pass: makes every subject's key (durable SQLite writes), timed on its own.
+    let t0 = std::time::Instant::now();
+    for chunk in events.chunks(BATCH_EVENTS_MAX) {
+        privacy.apply(&mut chunk.to_vec()).unwrap();
+    }
+    let first = t0.elapsed();
+    let mut best = Duration::MAX;
+    for _ in 0..ROUNDS {
+        let mut batches: Vec<Vec<Event>> = events
+            .chunks(BATCH_EVENTS_MAX)
+            .map(<[Event]>::to_vec)
+            .collect();
+        let t = thread_cpu_time();
+        for b in &mut batches {
+            privacy.apply(b).unwrap();
+        }
+        best = best.min(thread_cpu_time() - t);
+    }
+    println!(
+        "Privacy::apply on {EVENTS} generated events: {:.2} µs/event (best of {ROUNDS}, thread CPU, keys known); \
+         first pass making the keys: {:.2} s wall",
+        best.as_secs_f64() * 1e6 / EVENTS as f64,
+        first.as_secs_f64()
+    );
+}

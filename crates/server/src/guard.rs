@@ -1,0 +1,415 @@
+//! The auth layer: every request passes here before any handler.
+//!
+//! 1. Find the request's row in [`auth::ROUTES`] (an unlisted endpoint needs admin).
+//! 2. A source over its failed-authentication budget is answered 429 + Retry-After.
+//! 3. Authenticate the bearer token (API token or OIDC JWT) → 401 if it fails.
+//! 4. Check the role and whether a project-limited token may call the endpoint → 403.
+//! 5. Put the [`Principal`] into the request's extensions and run the handler.
+//! 6. A 403 from the handler (project scope) is a denial too; a successful read of the
+//!    log is queued as an `audit.query` record.
+//!
+//! Denials are queued as `auth.denied` records without waiting, at most
+//! `denied_events_max` per source and window; the number left out is recorded in the
+//! source's next recorded denial.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::config::AuthConfig;
+use auth::tokens::{now_ms, Refusal};
+use auth::{is_log_route, route_for, Access, Principal};
+
+/// Sources tracked at once by the limits; past it, sources whose window is over are
+/// forgotten, and if that is not enough, all of them (the limits restart).
+pub const SOURCES_MAX: usize = 10_000;
+/// Longest query value copied into an `audit.query` record.
+pub const FILTER_VALUE_CHARS_MAX: usize = 256;
+/// Longest path copied into an `auth.denied` record.
+pub const PATH_CHARS_MAX: usize = 512;
+
+/// The number of results of a read, set by handlers as a response extension so that its
+/// `audit.query` record can say it.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultCount(pub u64);
+
+#[derive(Debug, Default)]
+struct Source {
+    window_start: Option<Instant>,
+    failures: u32,
+    recorded: u32,
+    suppressed: u64,
+}
+
+/// Per-source counters of failed authentications and recorded denials.
+#[derive(Debug)]
+pub struct Limits {
+    cfg: AuthConfig,
+    sources: Mutex<HashMap<IpAddr, Source>>,
+}
+
+/// What to do with a denial.
+enum Record {
+    Yes { suppressed: u64 },
+    No,
+}
+
+impl Limits {
+    /// Limits with `cfg`'s budgets.
+    pub fn new(cfg: AuthConfig) -> Limits {
+        Limits {
+            cfg,
+            sources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether access control opens `/log/…` to everyone.
+    pub fn public_log(&self) -> bool {
+        self.cfg.public_log
+    }
+
+    /// Whether reads are recorded as `audit.query` events.
+    pub fn meta_audit(&self) -> bool {
+        self.cfg.meta_audit
+    }
+
+    fn with_source<R>(&self, ip: IpAddr, now: Instant, f: impl FnOnce(&mut Source) -> R) -> R {
+        let window = self.cfg.window;
+        let mut sources = self.sources.lock().unwrap();
+        if sources.len() >= SOURCES_MAX && !sources.contains_key(&ip) {
+            sources.retain(|_, s| s.window_start.is_some_and(|t| now - t < window));
+            if sources.len() >= SOURCES_MAX {
+                sources.clear();
+            }
+        }
+        let s = sources.entry(ip).or_default();
+        let current = matches!(s.window_start, Some(t) if now - t < window);
+        if !current {
+            s.window_start = Some(now);
+            s.failures = 0;
+            s.recorded = 0;
+        }
+        f(s)
+    }
+
+    /// Seconds until the source may try again, if it is over its failure budget.
+    fn throttled(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+        let window = self.cfg.window;
+        let max = self.cfg.failures_max;
+        self.with_source(ip, now, |s| {
+            (s.failures >= max).then(|| {
+                let left = window.saturating_sub(now - s.window_start.unwrap_or(now));
+                left.as_secs_f64().ceil().max(1.0) as u64
+            })
+        })
+    }
+
+    fn failed(&self, ip: IpAddr, now: Instant) {
+        self.with_source(ip, now, |s| s.failures = s.failures.saturating_add(1));
+    }
+
+    fn should_record(&self, ip: IpAddr, now: Instant) -> Record {
+        let max = self.cfg.denied_events_max;
+        self.with_source(ip, now, |s| {
+            if s.recorded < max {
+                s.recorded += 1;
+                Record::Yes {
+                    suppressed: std::mem::take(&mut s.suppressed),
+                }
+            } else {
+                s.suppressed += 1;
+                Record::No
+            }
+        })
+    }
+}
+
+/// The middleware; installed with `axum::middleware::from_fn_with_state`.
+pub(super) async fn guard(
+    State(st): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let route = route_for(&method, &path);
+    if route.access == Access::Public || (st.limits.public_log() && is_log_route(route)) {
+        return next.run(req).await;
+    }
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let now = Instant::now();
+    if let Some(retry_after_s) = st.limits.throttled(ip, now) {
+        deny(&st, None, &method, &path, ip, "throttled", 429);
+        return ApiError {
+            retry_after_s: Some(retry_after_s),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failures",
+                "too many failed authentications from this address; retry later",
+            )
+        }
+        .into_response();
+    }
+    let principal = match authenticate(&st, req.headers()).await {
+        Ok(p) => p,
+        Err(reason) => {
+            st.limits.failed(ip, now);
+            deny(&st, None, &method, &path, ip, reason, 401);
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!(
+                    "a valid bearer token is required ({}); see docs/security.md",
+                    reason.replace('_', " ")
+                ),
+            )
+            .into_response();
+        }
+    };
+    let Access::Roles(roles) = route.access else {
+        unreachable!("bad math in guard: public routes returned above")
+    };
+    // A 403: recorded as an `auth.denied` event, answered with the JSON error format.
+    let forbidden = |reason: &str, message: String| {
+        deny(&st, Some(&principal), &method, &path, ip, reason, 403);
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response()
+    };
+    if !roles.contains(&principal.role) {
+        let role = principal.role;
+        return forbidden(
+            "role",
+            format!("role {role} may not call {method} {}", route.path),
+        );
+    }
+    if principal.projects.is_some() && !route.scoped_ok {
+        return forbidden(
+            "project_scope",
+            format!(
+                "a token limited to projects may not call {method} {}",
+                route.path
+            ),
+        );
+    }
+    let filters = (route.meta_audit && st.limits.meta_audit()).then(|| {
+        Query::<HashMap<String, String>>::try_from_uri(req.uri())
+            .map(|q| q.0)
+            .unwrap_or_default()
+    });
+    req.extensions_mut().insert(principal.clone());
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::FORBIDDEN {
+        deny(
+            &st,
+            Some(&principal),
+            &method,
+            &path,
+            ip,
+            "project_scope",
+            403,
+        );
+    }
+    if let Some(filters) = filters {
+        if resp.status().is_success() {
+            let results = resp.extensions().get::<ResultCount>().map(|c| c.0);
+            let (path, filters) = pseudonymize_read(&st.privacy, route.path, &path, filters);
+            st.recorder
+                .record(audit_query(
+                    &principal, route.path, &path, &filters, results,
+                ))
+                .await;
+        }
+    }
+    resp
+}
+
+/// The principal of a request's bearer token, or why there is none.
+async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Principal, &'static str> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err("missing_token");
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or("malformed_token")?;
+    if token.starts_with(auth::tokens::TOKEN_PREFIX) {
+        return st
+            .tokens
+            .authenticate(token, now_ms())
+            .map_err(Refusal::as_str);
+    }
+    match &st.oidc {
+        Some(oidc) => oidc.authenticate(token).await.map_err(|e| e.as_str()),
+        None => Err(Refusal::Malformed.as_str()),
+    }
+}
+
+/// Queues an `auth.denied` record, unless the source is over its budget.
+fn deny(
+    st: &AppState,
+    principal: Option<&Principal>,
+    method: &str,
+    path: &str,
+    ip: IpAddr,
+    reason: &str,
+    status: u16,
+) {
+    st.metrics
+        .auth_denied
+        .get_or_create(&super::metrics::Reason {
+            reason: reason.to_string(),
+        })
+        .inc();
+    let Record::Yes { suppressed } = st.limits.should_record(ip, Instant::now()) else {
+        return;
+    };
+    let mut path = path.to_string();
+    if path.len() > PATH_CHARS_MAX {
+        let mut cut = PATH_CHARS_MAX;
+        while !path.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        path.truncate(cut);
+    }
+    let actor = match principal {
+        Some(p) => json!({"id": p.name, "type": "principal", "ip": ip.to_string()}),
+        None => json!({"id": "unauthenticated", "type": "anonymous", "ip": ip.to_string()}),
+    };
+    let mut params = json!({
+        "method": method,
+        "path": path,
+        "status": status,
+        "reason": reason,
+        "suppressed": suppressed,
+    });
+    if let Some(p) = principal {
+        params["role"] = json!(p.role.as_str());
+    }
+    st.recorder.try_record(json!({
+        "action": "auth.denied",
+        "actor": actor,
+        "outcome": "denied",
+        "reason": reason,
+        "parameters": params,
+    }));
+}
+
+/// The identifiers a read names (filters, a subject or user in the path), as the pseudonyms
+/// the log stores, so that an `audit.query` record never holds what pseudonymization keeps
+/// out of the log. Other values pass unchanged (e-mail addresses inside them are redacted
+/// by the value patterns when the record is ingested).
+fn pseudonymize_read(
+    privacy: &privacy::Privacy,
+    endpoint: &str,
+    path: &str,
+    mut filters: HashMap<String, String>,
+) -> (String, HashMap<String, String>) {
+    let rtype = filters.get("resource_type").cloned();
+    if let Some(v) = filters.get_mut("actor") {
+        *v = privacy.query_value("actor.id", v, &|_| None);
+    }
+    if let Some(v) = filters.get_mut("resource_id") {
+        *v = privacy.query_value("resource.id", v, &|k| {
+            (k == "type").then(|| rtype.clone()).flatten()
+        });
+    }
+    if let Some(v) = filters.get_mut("related") {
+        if let Some((t, id)) = v.split_once(':') {
+            let t = t.to_string();
+            let id = privacy.query_value("related[].id", id, &|k| (k == "type").then(|| t.clone()));
+            *v = format!("{t}:{id}");
+        }
+    }
+    if endpoint == "/v1/lineage" {
+        let t = filters.get("type").cloned();
+        if let Some(v) = filters.get_mut("id") {
+            *v = privacy.query_value("resource.id", v, &|k| {
+                (k == "type").then(|| t.clone()).flatten()
+            });
+        }
+    }
+    // `/v1/subjects/{id}/…` and `/v1/resources/user/{id}` name a person in the path.
+    let segments: Vec<&str> = path.split('/').collect();
+    let person = match segments.as_slice() {
+        ["", "v1", "subjects", id, ..] => Some((3, privacy.subject_id(&decode(id)))),
+        ["", "v1", "resources", t, id] => Some((
+            4,
+            privacy.query_value("resource.id", &decode(id), &|k| {
+                (k == "type").then(|| decode(t))
+            }),
+        )),
+        _ => None,
+    };
+    let path = match person {
+        Some((i, pseudonym)) => {
+            let mut s: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
+            s[i] = pseudonym;
+            s.join("/")
+        }
+        None => path.to_string(),
+    };
+    (path, filters)
+}
+
+/// A percent-decoded path segment (as axum's `Path` extractor sees it).
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The `audit.query` record of a successful read.
+fn audit_query(
+    p: &Principal,
+    endpoint: &str,
+    path: &str,
+    filters: &HashMap<String, String>,
+    results: Option<u64>,
+) -> Value {
+    let mut f = Map::new();
+    let mut keys: Vec<&String> = filters.keys().collect();
+    keys.sort();
+    for k in keys.into_iter().take(32) {
+        let mut v = filters[k].clone();
+        if v.len() > FILTER_VALUE_CHARS_MAX {
+            let mut cut = FILTER_VALUE_CHARS_MAX;
+            while !v.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            v.truncate(cut);
+        }
+        f.insert(k.chars().take(64).collect(), Value::String(v));
+    }
+    let mut params = json!({
+        "endpoint": endpoint,
+        "path": path.chars().take(PATH_CHARS_MAX).collect::<String>(),
+        "filters": f,
+        "results": results,
+        "role": p.role.as_str(),
+    });
+    if let Some(projects) = &p.projects {
+        params["projects"] = json!(projects);
+    }
+    json!({
+        "action": "audit.query",
+        "actor": {"id": p.name, "type": "principal"},
+        "parameters": params,
+    })
+}

@@ -1,0 +1,546 @@
+//! `POST /v1/events`: validate, deduplicate, append, answer with receipts
+//! only once the ledger made the batch durable.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::{Extension, Json};
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::metrics::Reason;
+use super::{AppState, INGEST_REQUESTS_MAX, RETRY_AFTER_BUSY};
+use crate::dedup::{self, Key, Lookup, Receipt};
+use auth::Principal;
+use event::{
+    entry_template_sealed, format_time, parse_events, split_body_items, BodyFormat, FieldError,
+    BODY_BYTES_MAX,
+};
+use ledger::{AppendError, NewEntry};
+
+/// The result of one ingest call: a receipt per event, in order.
+#[derive(Debug)]
+pub struct IngestOutcome {
+    /// Receipts and whether each was a duplicate.
+    pub receipts: Vec<(Receipt, bool)>,
+}
+
+/// Bodies up to this size are validated on the async worker itself.
+const INLINE_BODY_BYTES_MAX: usize = 16 << 10;
+
+/// Principal of the records mlaudit writes itself (`audit.*` and the like).
+pub const SYSTEM_PRINCIPAL: &str = "mlaudit";
+
+/// Appends records that mlaudit writes itself (the reserved `audit.*` namespace is
+/// allowed here and only here) and returns once they are durable, with their receipts.
+/// Events with an `id` are idempotent under [`SYSTEM_PRINCIPAL`] like any producer's.
+pub async fn record_system(st: &Arc<AppState>, events: &[Value]) -> Result<Vec<Receipt>, ApiError> {
+    let mut body = Vec::new();
+    for e in events {
+        serde_json::to_writer(&mut body, e)
+            .map_err(|e| ApiError::internal(format!("serializing a system record: {e}")))?;
+        body.push(b'\n');
+    }
+    let outcome = ingest_as(
+        st.clone(),
+        Bytes::from(body),
+        BodyFormat::Ndjson,
+        SYSTEM_PRINCIPAL.to_string(),
+        true,
+        None,
+    )
+    .await?;
+    Ok(outcome.receipts.into_iter().map(|(r, _)| r).collect())
+}
+
+pub(super) async fn post_events(
+    State(st): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let result = post_events_inner(&st, &principal, &headers, body).await;
+    match &result {
+        Ok((_, _)) => {}
+        Err(e) => {
+            st.metrics
+                .events_rejected
+                .get_or_create(&Reason {
+                    reason: e.code.to_string(),
+                })
+                .inc();
+        }
+    }
+    result
+}
+
+async fn post_events_inner(
+    st: &Arc<AppState>,
+    principal: &Principal,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let format = body_format(headers)?;
+    // Shed load before buffering the body: memory stays bounded by
+    // INGEST_REQUESTS_MAX bodies whatever the number of clients.
+    let _permit = st.ingest_permits.clone().try_acquire_owned().map_err(|_| {
+        ApiError::unavailable(
+            "busy",
+            format!("{INGEST_REQUESTS_MAX} ingest requests are in progress; retry later"),
+            RETRY_AFTER_BUSY.as_secs(),
+        )
+    })?;
+    let body = axum::body::to_bytes(body, BODY_BYTES_MAX)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the request body is over the limit of {BODY_BYTES_MAX} bytes"),
+                )
+            } else {
+                ApiError::bad_request("bad_body", format!("reading the request body failed: {e}"))
+            }
+        })?;
+    let body = decode_body(headers, body)?;
+    let outcome = ingest_as(
+        st.clone(),
+        body,
+        format,
+        principal.name.clone(),
+        false,
+        principal.projects.clone(),
+    )
+    .await?;
+    let duplicates = outcome.receipts.iter().filter(|(_, d)| *d).count();
+    let appended = outcome.receipts.len() - duplicates;
+    st.metrics
+        .events_accepted
+        .inc_by(outcome.receipts.len() as u64);
+    st.metrics.events_duplicate.inc_by(duplicates as u64);
+    st.metrics
+        .batch_events
+        .observe(outcome.receipts.len() as f64);
+    let receipts: Vec<Value> = outcome
+        .receipts
+        .iter()
+        .map(|(r, dup)| {
+            let mut v = json!({"seq": r.seq, "leaf_hash": b64(&r.leaf_hash)});
+            if *dup {
+                v["duplicate"] = Value::Bool(true);
+            }
+            v
+        })
+        .collect();
+    // 201 when something was appended; 200 when every event was a retry.
+    let status = if appended > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"accepted": receipts.len(), "duplicates": duplicates, "receipts": receipts})),
+    ))
+}
+
+fn b64(h: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(h)
+}
+
+/// JSON (object or array) or NDJSON, from `Content-Type`; anything else is 415.
+fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "application/json" => Ok(BodyFormat::Json),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(BodyFormat::Ndjson),
+        "" => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type is missing: send application/json (an object or an array) or application/x-ndjson",
+        )),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type {other:?} is not accepted: send application/json or application/x-ndjson"),
+        )),
+    }
+}
+
+/// Undoes `Content-Encoding: gzip`, refusing output past `BODY_BYTES_MAX`.
+fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
+    let enc = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match enc.as_str() {
+        "identity" | "" => Ok(body),
+        "gzip" | "x-gzip" => {
+            use std::io::Read;
+            let mut out = Vec::new();
+            let mut dec = flate2::read::GzDecoder::new(&body[..]).take(BODY_BYTES_MAX as u64 + 1);
+            dec.read_to_end(&mut out).map_err(|e| {
+                ApiError::bad_request(
+                    "bad_encoding",
+                    format!("the gzip body does not decompress: {e}"),
+                )
+            })?;
+            if out.len() > BODY_BYTES_MAX {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the decompressed body is over the limit of {BODY_BYTES_MAX} bytes"),
+                ));
+            }
+            Ok(out.into())
+        }
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("Content-Encoding {other:?} is not accepted: use gzip or none"),
+        )),
+    }
+}
+
+/// Ids reserved for one request. Released when dropped unless disarmed, so
+/// a request abandoned at any await (client gone, task cancelled) cannot
+/// leave its ids blocked until restart.
+struct Reservation {
+    dedup: Arc<crate::dedup::Dedup>,
+    keys: Vec<Option<Key>>,
+    lookups: Vec<Lookup>,
+    armed: bool,
+}
+
+impl Reservation {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.armed {
+            self.dedup.release(&self.keys, &self.lookups);
+        }
+    }
+}
+
+/// One event ready for the ledger.
+struct Prepared {
+    key: Option<Key>,
+    entry: Option<NewEntry>,
+}
+
+/// Validates a body and appends it atomically; returns only when the batch
+/// is durable. Retried events (same principal and id) get their original receipt.
+pub async fn ingest(
+    st: Arc<AppState>,
+    body: Bytes,
+    format: BodyFormat,
+    principal: String,
+) -> Result<IngestOutcome, ApiError> {
+    ingest_as(st, body, format, principal, false, None).await
+}
+
+/// [`ingest`]; `allow_reserved` admits the `audit.*` namespace (mlaudit's own records).
+async fn ingest_as(
+    st: Arc<AppState>,
+    body: Bytes,
+    format: BodyFormat,
+    principal: String,
+    allow_reserved: bool,
+    projects: Option<Vec<String>>,
+) -> Result<IngestOutcome, ApiError> {
+    // Parsing and canonicalizing are CPU work: keep them off the async workers.
+    let st2 = st.clone();
+    let inline = body.len() <= INLINE_BODY_BYTES_MAX;
+    let run = move || {
+        prepare(
+            &st2,
+            &body,
+            format,
+            &principal,
+            allow_reserved,
+            projects.as_deref(),
+        )
+    };
+    // A small body is parsed in place: handing it to the blocking pool would
+    // cost more (thread wake-ups) than the parsing itself.
+    let (prepared, mut reservation) = if inline {
+        run()?
+    } else {
+        tokio::task::spawn_blocking(run)
+            .await
+            .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??
+    };
+    let lookups = reservation.lookups.clone();
+    let new: Vec<usize> = (0..prepared.len())
+        .filter(|&i| matches!(lookups[i], Lookup::New))
+        .collect();
+    let mut receipts: Vec<Option<(Receipt, bool)>> = lookups
+        .iter()
+        .map(|l| match l {
+            Lookup::Duplicate(r) => Some((*r, true)),
+            Lookup::New => None,
+        })
+        .collect();
+    if !new.is_empty() {
+        let mut entries = Vec::with_capacity(new.len());
+        let mut new_keys = Vec::with_capacity(new.len());
+        let mut prepared = prepared;
+        for &i in &new {
+            entries.push(prepared[i].entry.take().expect("new events have entries"));
+            new_keys.push(prepared[i].key);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let dedup = st.dedup.clone();
+        let started = Instant::now();
+        let submitted = st.ledger.submit(entries, move |result| {
+            // Runs on the ledger's writer thread, in commit order, even if
+            // the client has gone away meanwhile.
+            if result.is_err() {
+                dedup.release_reserved(&new_keys);
+            }
+            if let Ok(c) = &result {
+                let done = new_keys
+                    .iter()
+                    .zip(&c.leaf_hashes)
+                    .enumerate()
+                    .filter_map(|(j, (k, leaf))| {
+                        k.map(|k| {
+                            (
+                                k,
+                                Receipt {
+                                    seq: c.first_seq + j as u64,
+                                    leaf_hash: *leaf,
+                                },
+                            )
+                        })
+                    })
+                    .collect();
+                dedup.complete(done, c.first_seq + c.leaf_hashes.len() as u64);
+            }
+            let _ = tx.send(result);
+        });
+        let committed = match submitted {
+            Ok(()) => {
+                // The reply callback owns the reservations now.
+                reservation.disarm();
+                rx.await.unwrap_or(Err(AppendError::Closed))
+            }
+            Err(e) => Err(e), // `reservation` releases them when dropped
+        };
+        let committed = committed.map_err(append_error)?;
+        st.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        for (j, &i) in new.iter().enumerate() {
+            receipts[i] = Some((
+                Receipt {
+                    seq: committed.first_seq + j as u64,
+                    leaf_hash: committed.leaf_hashes[j],
+                },
+                false,
+            ));
+        }
+    }
+    Ok(IngestOutcome {
+        receipts: receipts
+            .into_iter()
+            .map(|r| r.expect("every event answered"))
+            .collect(),
+    })
+}
+
+fn append_error(e: AppendError) -> ApiError {
+    match e {
+        AppendError::QueueFull(_) => {
+            ApiError::unavailable("busy", format!("{e}"), RETRY_AFTER_BUSY.as_secs())
+        }
+        AppendError::TooLarge { index, bytes } => ApiError {
+            details: vec![FieldError {
+                index,
+                field: String::new(),
+                message: format!("the stored entry would be {bytes} bytes"),
+            }],
+            ..ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "event_too_large",
+                e.to_string(),
+            )
+        },
+        AppendError::TooManyEntries(_) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_events",
+            e.to_string(),
+        ),
+        AppendError::Closed => {
+            ApiError::unavailable("shutting_down", "the server is shutting down", 1)
+        }
+        other => ApiError::unavailable("storage_failure", other.to_string(), 5),
+    }
+}
+
+/// Refuses the whole batch (403, nothing stored) unless every event's `context.project` is
+/// one of `allowed` (a token limited to projects).
+fn check_projects(events: &[event::Event], allowed: &[String]) -> Result<(), ApiError> {
+    let details: Vec<FieldError> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(index, e)| {
+            let project = e.as_value()["context"]["project"].as_str();
+            match project {
+                Some(p) if allowed.iter().any(|a| a == p) => None,
+                Some(p) => Some(FieldError {
+                    index,
+                    field: "context.project".into(),
+                    message: format!("project {p:?} is outside this token's projects"),
+                }),
+                None => Some(FieldError {
+                    index,
+                    field: "context.project".into(),
+                    message: "is required for a token limited to projects".into(),
+                }),
+            }
+        })
+        .collect();
+    if details.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError {
+        details,
+        ..ApiError::new(
+            StatusCode::FORBIDDEN,
+            "project_forbidden",
+            "the batch was rejected: this token may only write events of its projects; no event of it was stored",
+        )
+    })
+}
+
+/// Parses, validates, builds entry templates and reserves ids.
+fn prepare(
+    st: &AppState,
+    body: &[u8],
+    format: BodyFormat,
+    principal: &str,
+    allow_reserved: bool,
+    projects: Option<&[String]>,
+) -> Result<(Vec<Prepared>, Reservation), ApiError> {
+    let items = split_body_items(body, format, st.batch_events_max)?;
+    let now = chrono::Utc::now();
+    let mut events = parse_events(items, now, allow_reserved).map_err(|details| ApiError {
+        details,
+        ..ApiError::bad_request(
+            "invalid_event",
+            "the batch was rejected: no event of it was stored",
+        )
+    })?;
+    if let Some(allowed) = projects {
+        check_projects(&events, allowed)?;
+    }
+    // Privacy transforms (redaction, pseudonyms, sealing) before anything is written.
+    let sealed = st.privacy.apply(&mut events).map_err(|e| {
+        ApiError::unavailable(
+            "storage_failure",
+            format!("privacy transforms failed: {e}"),
+            1,
+        )
+    })?;
+    let recorded_at = format_time(now);
+    let mut prepared = Vec::with_capacity(events.len());
+    let mut too_large = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    let mut repeated = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let key = event.id().map(|id| dedup::key(principal, id));
+        if let Some(k) = key {
+            if let Some(first) = seen.insert(k, index) {
+                repeated.push(FieldError {
+                    index,
+                    field: "id".into(),
+                    message: format!("repeats the id of item {first} in the same batch"),
+                });
+            }
+        }
+        match entry_template_sealed(event, sealed[index].as_ref(), &recorded_at, principal) {
+            Ok(t) => prepared.push(Prepared {
+                key,
+                entry: Some(NewEntry::Template {
+                    head: t.head,
+                    tail: t.tail,
+                }),
+            }),
+            Err(e) => too_large.push(FieldError {
+                index,
+                field: String::new(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    if !too_large.is_empty() {
+        return Err(ApiError {
+            details: too_large,
+            ..ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "event_too_large",
+                format!(
+                    "an event is over the stored entry limit of {} bytes; the batch was rejected",
+                    event::ENTRY_BYTES_MAX
+                ),
+            )
+        });
+    }
+    if !repeated.is_empty() {
+        return Err(ApiError {
+            details: repeated,
+            ..ApiError::bad_request(
+                "duplicate_id_in_batch",
+                "an event id appears twice in the batch",
+            )
+        });
+    }
+    let keys: Vec<Option<Key>> = prepared.iter().map(|p| p.key).collect();
+    let lookups = st.dedup.reserve(&keys).map_err(|e| match e {
+        dedup::ReserveError::Storage(why) => {
+            ApiError::unavailable("storage_failure", format!("idempotency lookup failed: {why}"), 1)
+        }
+        dedup::ReserveError::InFlight(f) => ApiError {
+        details: vec![FieldError {
+            index: f.index,
+            field: "id".into(),
+            message: "an earlier request with this id is still being stored".into(),
+        }],
+        ..ApiError::new(
+            StatusCode::CONFLICT,
+            "id_in_flight",
+            "an event with the same id is being stored by another request; retry to get its receipt",
+        )
+        },
+    })?;
+    let reservation = Reservation {
+        dedup: st.dedup.clone(),
+        keys,
+        lookups,
+        armed: true,
+    };
+    Ok((prepared, reservation))
+}

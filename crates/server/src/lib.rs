@@ -1,0 +1,349 @@
+//! `mlaudit serve`: the HTTP API over the ledger, and everything that runs beside it in the
+//! server process (idempotency, the indexer thread, the meta-audit recorder, metrics, the
+//! retention schedule, the configuration of `serve`).
+//!
+//! Handlers are thin: they parse HTTP and call logic functions (`ingest`, reads on
+//! `ledger::Store`, the `index`, `privacy` and `retention` crates); every failure goes
+//! through [`ApiError`]. Who may call what is decided by the `auth` crate's route table;
+//! this crate only enforces it (`guard.rs`).
+//!
+//! Deliberately absent: no command-line parsing or printing (the `mlaudit` binary does
+//! that), no knowledge of the ledger's file format (only `ledger::Store` reads), and no
+//! SQL of another crate's store.
+
+mod analysis;
+pub mod config;
+pub mod dedup;
+mod error;
+pub mod guard;
+pub mod indexer;
+mod ingest;
+pub mod metrics;
+mod read;
+pub mod recorder;
+pub mod retention;
+mod subjects;
+mod tokens;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use ledger::fs::StdFs;
+use ledger::Ledger;
+
+pub use error::ApiError;
+pub use ingest::{ingest, record_system, IngestOutcome, SYSTEM_PRINCIPAL};
+
+use crate::config::ServeConfig;
+use crate::dedup::Dedup;
+use auth::tokens::TokenStore;
+use event::BODY_BYTES_MAX;
+use index::Index;
+use indexer::Indexer;
+use metrics::Metrics;
+use privacy::Privacy;
+
+/// Everything a handler needs, shared.
+pub struct AppState {
+    /// The ledger.
+    pub ledger: Arc<Ledger>,
+    /// Idempotency store.
+    pub dedup: Arc<Dedup>,
+    /// Query index (derived from the ledger, fed by the indexer thread).
+    pub index: Arc<Index>,
+    /// The indexer thread's progress (for the lag metric).
+    pub indexer: Indexer,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Log origin.
+    pub origin: String,
+    /// Verifier key of the log.
+    pub vkey: String,
+    /// Events per ingest request.
+    pub batch_events_max: usize,
+    /// Ingest requests allowed in progress at once (bodies in memory).
+    pub ingest_permits: Arc<tokio::sync::Semaphore>,
+    /// Retention policies, legal holds, and the one-run-at-a-time lock.
+    pub retention: retention::Retention,
+    /// Privacy transforms, subject keys, clearance (`privacy/`).
+    pub privacy: Arc<Privacy>,
+    /// API tokens.
+    pub tokens: Arc<TokenStore>,
+    /// Per-source limits of failed authentications and recorded denials.
+    pub limits: guard::Limits,
+    /// Queue of `audit.query` and `auth.denied` records.
+    pub recorder: recorder::Recorder,
+    /// JWT verifier, when `[oidc]` is configured.
+    pub oidc: Option<Arc<auth::oidc::Oidc>>,
+}
+
+/// A running server's core, opened from a data directory.
+pub struct Server {
+    /// Shared state.
+    pub state: Arc<AppState>,
+    /// Whether the signing key was created by this start.
+    pub created: bool,
+    /// Where the admin token was written, if this start created it.
+    pub admin_token_file: Option<std::path::PathBuf>,
+    /// Held for the server's lifetime: one writer per data directory.
+    _lock: std::fs::File,
+}
+
+impl Server {
+    /// Opens (or creates) the data directory: key, ledger (with recovery), dedup store.
+    pub fn open(cfg: &ServeConfig) -> anyhow::Result<Server> {
+        let dir = &cfg.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock = datadir::lock_data_dir(dir)?;
+        let (signer, created) = datadir::load_or_create(dir, cfg.origin.as_deref())?;
+        // Before the ledger: a wrong master key refuses the start and changes nothing.
+        // The key store is created with the ledger; a ledger without one lost it, and a new
+        // one would silently give every identifier a different pseudonym.
+        let key_store = dir.join(privacy::KEY_STORE_FILE);
+        if dir.join("ledger").exists() && !privacy::KeyStore::initialized(&key_store)? {
+            anyhow::bail!(
+                "{} is missing but the ledger in {} exists: the pseudonym key and the subject \
+                 keys it held cannot be made again (new ones would give everyone new \
+                 pseudonyms). Restore it from a backup (docs/privacy.md, section 4)",
+                key_store.display(),
+                dir.display()
+            );
+        }
+        let privacy = Arc::new(Privacy::open(dir, &cfg.privacy)?);
+        let origin = signer.name().to_string();
+        let vkey = signer.vkey();
+        let mut lcfg = ledger::Config::new(&origin);
+        lcfg.checkpoint_interval = cfg.checkpoint_interval;
+        lcfg.queue_entries_max = cfg.queue_entries_max;
+        let ledger = Ledger::open(Arc::new(StdFs), &dir.join("ledger"), lcfg, signer)
+            .with_context(|| format!("opening the ledger in {}", dir.display()))?;
+        let dedup = Dedup::open(&dir.join("dedup.sqlite"), ledger.store())?;
+        let index_path = dir.join("index.sqlite");
+        let index = Arc::new(Index::open(&index_path)?);
+        let caught_up = index
+            .catch_up(ledger.store())
+            .with_context(|| format!("catching up the index {}", index_path.display()))?;
+        if caught_up > 0 {
+            tracing::info!(entries = caught_up, "index caught up with the ledger");
+        }
+        let indexer = Indexer::start(index.clone(), ledger.store().clone())?;
+        let holds = ::retention::HoldStore::open(&dir.join("retention.sqlite"))?;
+        let tokens = TokenStore::open(dir)?;
+        let admin_token_file = tokens.create_admin_if_empty(dir)?;
+        Ok(Server {
+            state: Arc::new(AppState {
+                ledger: Arc::new(ledger),
+                dedup,
+                index,
+                indexer,
+                metrics: Metrics::new(),
+                origin,
+                vkey,
+                batch_events_max: cfg.batch_events_max,
+                ingest_permits: Arc::new(tokio::sync::Semaphore::new(INGEST_REQUESTS_MAX)),
+                retention: retention::Retention {
+                    config: cfg.retention.clone(),
+                    holds,
+                    running: tokio::sync::Mutex::new(()),
+                },
+                privacy,
+                tokens,
+                limits: guard::Limits::new(cfg.auth.clone()),
+                recorder: recorder::Recorder::new(),
+                oidc: cfg
+                    .oidc
+                    .clone()
+                    .map(auth::oidc::Oidc::new)
+                    .transpose()?
+                    .map(Arc::new),
+            }),
+            created,
+            admin_token_file,
+            _lock: lock,
+        })
+    }
+
+    /// Flushes and closes everything: the final checkpoint is written here.
+    pub fn close(&self) {
+        if let Err(e) = self.state.tokens.flush_last_used() {
+            tracing::warn!(error = %format!("{e:#}"), "writing token last-use times failed");
+        }
+        self.state.ledger.close();
+        self.state.dedup.close();
+        // After the ledger: the final catch_up indexes everything it wrote.
+        self.state.indexer.stop();
+    }
+}
+
+/// The HTTP routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(read::healthz))
+        .route("/metrics", get(read::metrics))
+        .route(
+            "/v1/events",
+            post(ingest::post_events).get(read::query_events),
+        )
+        .route("/v1/events/{seq}", get(read::get_event))
+        .route("/v1/resources/{type}/{id}", get(read::resource))
+        .route("/v1/lineage", get(analysis::lineage))
+        .route(
+            "/v1/deployments/{id}/state",
+            get(analysis::deployment_state),
+        )
+        .route("/v1/stats", get(analysis::stats))
+        .route("/v1/proof/inclusion", get(read::inclusion))
+        .route("/v1/proof/consistency", get(read::consistency))
+        .route("/v1/subjects/{id}/events", get(subjects::subject_events))
+        .route("/v1/subjects/{id}/erase", post(subjects::erase))
+        .route("/v1/info", get(read::info))
+        .route("/v1/schema/event", get(read::schema))
+        .route(
+            "/v1/holds",
+            post(retention::create_hold).get(retention::list_holds),
+        )
+        .route("/v1/holds/{id}", delete(retention::release_hold))
+        .route("/v1/retention/run", post(retention::run_now))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .route("/log/checkpoint", get(read::checkpoint))
+        .route("/log/{*path}", get(read::tile))
+        .fallback(read::no_route)
+        // Outermost: no handler, and no body, is reached before access control.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
+        // gzip bodies are capped after decompression in the handler.
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(state)
+}
+
+/// Runs `mlaudit serve` until SIGINT/SIGTERM, then shuts down gracefully:
+/// stop accepting, finish in-flight requests, write the final checkpoint.
+pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    let server = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || Server::open(&cfg)
+    })
+    .await??;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    // Loaded before announcing: a bad certificate stops the start with its reason.
+    let tls = match &cfg.tls {
+        Some((cert, key)) => {
+            // ring, not aws-lc-rs: no cmake, and the only provider compiled in. A second
+            // install (tests starting servers in one process) keeps the first.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "loading the TLS certificate {} and key {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?,
+            )
+        }
+        None => None,
+    };
+    announce(&cfg.data_dir, &server, addr, tls.is_some());
+    recorder::Recorder::start(&server.state);
+    tokens::start_last_used_flusher(&server.state);
+    if let Some(s) = cfg.retention.run_interval_s.filter(|&s| s > 0) {
+        retention::schedule(server.state.clone(), Duration::from_secs(s));
+    }
+    let app =
+        router(server.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let on_signal = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                on_signal.graceful_shutdown(Some(TLS_SHUTDOWN_GRACE));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, tls)
+                .handle(handle)
+                .serve(app)
+                .await?
+        }
+    }
+    // Records of the last requests are appended before the final checkpoint.
+    server.state.recorder.flush().await;
+    tracing::info!("shutting down: writing the final checkpoint");
+    let state = server.state.clone();
+    tokio::task::spawn_blocking(move || server.close()).await?;
+    if let Some(cp) = state.ledger.store().checkpoint() {
+        tracing::info!(size = cp.checkpoint.size, "final checkpoint written");
+    }
+    Ok(())
+}
+
+/// How long in-flight HTTPS requests may take to finish after SIGTERM.
+pub const TLS_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+fn announce(data_dir: &Path, server: &Server, addr: std::net::SocketAddr, tls: bool) {
+    let st = &server.state;
+    let size = st.ledger.store().size();
+    if server.created {
+        eprintln!("mlaudit: created a new log in {}", data_dir.display());
+    }
+    eprintln!("mlaudit: log origin   {}", st.origin);
+    eprintln!("mlaudit: verifier key {}", st.vkey);
+    eprintln!("mlaudit: entries      {size}");
+    if !st.limits.meta_audit() {
+        eprintln!(
+            "mlaudit: warning: meta-audit is off: reads are not recorded as audit.query events"
+        );
+    }
+    if let Some(path) = &server.admin_token_file {
+        // The path only: the token itself is never printed or logged.
+        eprintln!(
+            "mlaudit: admin token  written to {} (mode 0600); use it as MLAUDIT_TOKEN",
+            path.display()
+        );
+    }
+    let scheme = if tls { "https" } else { "http" };
+    eprintln!("mlaudit: listening on {scheme}://{addr}");
+    tracing::info!(%addr, origin = %st.origin, size, "mlaudit serving");
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Ingest requests processed at once; more are answered 503 at once, before
+/// their bodies are read, so memory stays bounded under overload.
+pub const INGEST_REQUESTS_MAX: usize = 64;
+
+/// How long clients are told to wait when the ledger queue is full.
+pub const RETRY_AFTER_BUSY: Duration = Duration::from_secs(1);
