@@ -13,6 +13,7 @@
 pub mod oidc;
 pub mod tokens;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -246,37 +247,94 @@ pub fn is_log_route(route: &Route) -> bool {
     route.path.starts_with("/log/")
 }
 
-/// The first row of [`ROUTES`] matching `method` and `path`, or [`UNLISTED`]. `HEAD` is
-/// governed by the `GET` row (axum answers `HEAD` on every `GET` route).
-pub fn route_for(method: &str, path: &str) -> &'static Route {
-    let method = if method == "HEAD" { "GET" } else { method };
-    ROUTES
-        .iter()
-        .find(|r| r.method == method && path_matches(r.path, path))
-        .unwrap_or(&UNLISTED)
+/// Why a request path is refused before any route is chosen: a path whose meaning
+/// could differ between the auth layer and the handler that serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadPath {
+    /// A `%` not followed by two hex digits, or escapes that decode to invalid UTF-8.
+    Malformed,
+    /// An encoded `/` (`%2F`) in the part of a path a `{*rest}` pattern takes: the handler
+    /// would split it where the route table did not.
+    EncodedSlash,
+    /// A `.` or `..` segment (also encoded) or an empty one inside a `{*rest}` part.
+    DotSegment,
 }
 
-/// Whether `path` matches `pattern` (segments; `{x}` one non-empty segment, `{*x}` the rest).
-fn path_matches(pattern: &str, path: &str) -> bool {
-    let mut want = pattern.split('/');
-    let mut got = path.split('/');
-    loop {
-        match (want.next(), got.next()) {
-            (None, None) => return true,
-            (Some(w), Some(g)) if w.starts_with("{*") => return !g.is_empty() || w.is_empty(),
-            (Some(w), Some(g)) if w.starts_with('{') => {
-                if g.is_empty() {
-                    return false;
-                }
-            }
-            (Some(w), Some(g)) => {
-                if w != g {
-                    return false;
-                }
-            }
-            _ => return false,
+impl BadPath {
+    /// The reason, as recorded in `auth.denied` and answered as the error code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BadPath::Malformed => "malformed_path",
+            BadPath::EncodedSlash => "encoded_slash_in_path",
+            BadPath::DotSegment => "dot_segment_in_path",
         }
     }
+}
+
+/// The first row of [`ROUTES`] matching `method` and `path`, or [`UNLISTED`]. `HEAD` is
+/// governed by the `GET` row (axum answers `HEAD` on every `GET` route).
+///
+/// Segments are compared percent-decoded, as every handler sees them (so
+/// `/log/tile/%65ntries/000` is the entry-bundle row, as the tile handler reads it), and a
+/// path that could be split differently by a handler than here is refused.
+pub fn route_for(method: &str, path: &str) -> Result<&'static Route, BadPath> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    let segments = path
+        .split('/')
+        .map(|raw| {
+            if !escapes_well_formed(raw) {
+                return Err(BadPath::Malformed);
+            }
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8()
+                .map_err(|_| BadPath::Malformed)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for route in ROUTES.iter().filter(|r| r.method == method) {
+        if let Some(tail) = match_segments(route.path, &segments) {
+            for s in tail.map_or(&[][..], |i| &segments[i..]) {
+                if s.contains('/') {
+                    return Err(BadPath::EncodedSlash);
+                }
+                if s.is_empty() || s == "." || s == ".." {
+                    return Err(BadPath::DotSegment);
+                }
+            }
+            return Ok(route);
+        }
+    }
+    Ok(&UNLISTED)
+}
+
+/// Whether every `%` in `raw` starts an escape of two hex digits.
+fn escapes_well_formed(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    b.iter().enumerate().all(|(i, &c)| {
+        c != b'%'
+            || (b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
+/// Matches decoded `segments` against `pattern` (`{x}` one non-empty segment, `{*x}` the
+/// rest): `None` if it does not match, `Some(Some(i))` if a `{*x}` took the segments from
+/// `i` on, `Some(None)` otherwise.
+fn match_segments(pattern: &str, segments: &[Cow<'_, str>]) -> Option<Option<usize>> {
+    let mut got = segments.iter().enumerate();
+    for w in pattern.split('/') {
+        let (i, g) = got.next()?;
+        if w.starts_with("{*") {
+            return (!g.is_empty() || segments.len() > i + 1).then_some(Some(i));
+        }
+        if w.starts_with('{') {
+            if g.is_empty() {
+                return None;
+            }
+        } else if w != g.as_ref() {
+            return None;
+        }
+    }
+    got.next().is_none().then_some(None)
 }
 
 #[cfg(test)]
@@ -285,26 +343,83 @@ mod tests {
 
     #[test]
     fn routes_match_by_method_and_segments() {
-        assert_eq!(route_for("GET", "/healthz").access, Access::Public);
+        assert_eq!(route_for("GET", "/healthz").unwrap().access, Access::Public);
         assert_eq!(
-            route_for("POST", "/v1/events").access,
+            route_for("POST", "/v1/events").unwrap().access,
             Access::Roles(PRODUCER)
         );
-        assert_eq!(route_for("GET", "/v1/events").access, Access::Roles(READER));
-        assert_eq!(route_for("GET", "/v1/events/12").path, "/v1/events/{seq}");
-        assert_eq!(route_for("GET", "/v1/events/").path, "*");
-        assert_eq!(route_for("GET", "/v1/events/1/2").path, "*");
         assert_eq!(
-            route_for("GET", "/log/tile/entries/000").path,
+            route_for("GET", "/v1/events").unwrap().access,
+            Access::Roles(READER)
+        );
+        assert_eq!(
+            route_for("GET", "/v1/events/12").unwrap().path,
+            "/v1/events/{seq}"
+        );
+        assert_eq!(route_for("GET", "/v1/events/").unwrap().path, "*");
+        assert_eq!(route_for("GET", "/v1/events/1/2").unwrap().path, "*");
+        assert_eq!(
+            route_for("GET", "/log/tile/entries/000").unwrap().path,
             "/log/tile/entries/{*rest}"
         );
-        assert_eq!(route_for("GET", "/log/tile/0/000").path, "/log/{*rest}");
-        assert_eq!(route_for("DELETE", "/v1/events").path, "*");
-        assert_eq!(route_for("GET", "/nope").access, Access::Roles(ADMIN));
-        assert_eq!(route_for("GET", "/healthz/x").path, "*");
         assert_eq!(
-            route_for("HEAD", "/v1/events").access,
+            route_for("GET", "/log/tile/0/000").unwrap().path,
+            "/log/{*rest}"
+        );
+        assert_eq!(route_for("DELETE", "/v1/events").unwrap().path, "*");
+        assert_eq!(
+            route_for("GET", "/nope").unwrap().access,
+            Access::Roles(ADMIN)
+        );
+        assert_eq!(route_for("GET", "/healthz/x").unwrap().path, "*");
+        assert_eq!(
+            route_for("HEAD", "/v1/events").unwrap().access,
             Access::Roles(READER)
+        );
+    }
+
+    #[test]
+    fn encoded_paths_match_the_row_their_handler_serves() {
+        let entries = "/log/tile/entries/{*rest}";
+        for p in [
+            "/log/tile/%65ntries/000",
+            "/log/tile/entrie%73/000",
+            "/log/tile/ENTRIES/000".to_lowercase().as_str(),
+            "/log/%74ile/entries/000.p/5",
+            "/log/tile/entries/%30%30%30",
+        ] {
+            assert_eq!(route_for("GET", p).unwrap().path, entries, "{p}");
+        }
+        assert_eq!(route_for("GET", "/v1/%65vents").unwrap().path, "/v1/events");
+        for p in [
+            "/log/tile%2Fentries/000",
+            "/log/tile%2fentries/000",
+            "/log/tile/entries%2F000.p%2F5",
+            "/log/tile/0%2F000",
+        ] {
+            assert_eq!(
+                route_for("GET", p).unwrap_err(),
+                BadPath::EncodedSlash,
+                "{p}"
+            );
+        }
+        for p in [
+            "/log/tile/0/../entries/000",
+            "/log/tile/0/%2E%2E/entries/000",
+            "/log/tile//entries/000",
+            "/log/./tile/entries/000",
+        ] {
+            assert_eq!(route_for("GET", p).unwrap_err(), BadPath::DotSegment, "{p}");
+        }
+        for p in ["/log/tile/%6", "/v1/events/%zz", "/v1/subjects/%FF/events"] {
+            assert_eq!(route_for("GET", p).unwrap_err(), BadPath::Malformed, "{p}");
+        }
+        // An encoded `/` inside one `{id}` segment is an id, as axum's `Path` decodes it.
+        assert_eq!(
+            route_for("GET", "/v1/resources/dataset/s3%3A%2F%2Fb%2Fx")
+                .unwrap()
+                .path,
+            "/v1/resources/{type}/{id}"
         );
     }
 

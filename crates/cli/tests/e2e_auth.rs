@@ -629,6 +629,43 @@ fn denials_reads_and_token_changes_are_ledger_events() {
 }
 
 #[test]
+fn throttling_uses_the_client_address_a_trusted_proxy_forwards() {
+    let (_cfg, srv) = start_with_config(
+        "auth_failures_max = 3\nauth_window_ms = 60000\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    );
+    let status = |xff: &str, token: &str| {
+        let http = srv.http_as(token);
+        http.request(
+            "GET",
+            &srv.at("/v1/info"),
+            &[("x-forwarded-for", xff)],
+            Vec::new(),
+        )
+        .status
+    };
+    for _ in 0..3 {
+        assert_eq!(status("198.51.100.1, 203.0.113.7", "mla_bad"), 401);
+    }
+    assert_eq!(status("203.0.113.7", "mla_bad"), 429);
+    // Another client behind the same proxy is not throttled, nor is a valid token.
+    assert_eq!(status("203.0.113.8", "mla_bad"), 401);
+    let producer = srv.token("producer", &[]);
+    assert_eq!(status("203.0.113.7", &producer), 200);
+    // The denials name the forwarded client (in cleartext for a privacy officer).
+    wait_events(&srv, "action=auth.denied", 5);
+    let officer = srv.http_as(&srv.token("privacy_officer", &[]));
+    let r = officer.get(&srv.at("/v1/events?action=auth.denied&cleartext=true&limit=100"));
+    let ips: Vec<Value> = r.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["actor"]["ip"].clone())
+        .collect();
+    assert!(ips.contains(&json!("203.0.113.8")), "{ips:?}");
+    assert!(!ips.contains(&json!("127.0.0.1")), "{ips:?}");
+}
+
+#[test]
 fn expired_tokens_are_refused() {
     let srv = TestServer::start_audited(&[]);
     let r = srv.http().post(
@@ -665,8 +702,10 @@ fn failed_authentication_bursts_are_throttled_and_denials_rate_limited() {
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(r.headers.get("retry-after").is_some());
     assert_eq!(r.json()["error"]["code"], "too_many_failures");
-    // While throttled, even a valid token from that source waits.
-    assert_eq!(srv.http().get(&srv.at("/v1/info")).status, 429);
+    // While throttled, failures wait, but a valid token from that source is served
+    // (issue 18.8: others' failures must not lock out an honest producer).
+    assert_eq!(anon.get(&srv.at("/v1/info")).status, 429);
+    assert_eq!(srv.http().get(&srv.at("/v1/info")).status, 200);
     // After the window, the next denial carries the number left out.
     std::thread::sleep(Duration::from_millis(1600));
     assert_eq!(anon.get(&srv.at("/v1/info")).status, 401);
@@ -906,4 +945,221 @@ fn every_kind_of_read_is_recorded_also_at_shutdown() {
     .collect();
     assert_eq!(got, want);
     assert_eq!(recorded[2]["event"]["parameters"]["filters"]["seq"], "0");
+}
+
+/// One request written byte for byte on a new connection (no client library normalizes
+/// the path), answered with its status.
+fn raw_status(srv: &TestServer, method: &str, path: &str, token: &str, body: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let addr = srv.url().trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if !token.is_empty() {
+        req.push_str(&format!("authorization: Bearer {token}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let head = String::from_utf8_lossy(&out);
+    head.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no status in {head:?}"))
+}
+
+/// The path of every row of the route table with its placeholders filled in, and a body.
+fn concrete_routes() -> Vec<(&'static str, String, Vec<u8>)> {
+    auth::ROUTES
+        .iter()
+        .map(|r| {
+            let path = r
+                .path
+                .replace("{seq}", "0")
+                .replace("{type}", "dataset")
+                .replace("/subjects/{id}", "/subjects/nobody%40example.com")
+                .replace("{id}", "d1")
+                .replace("/entries/{*rest}", "/entries/000.p/3")
+                .replace("{*rest}", "tile/0/000.p/3");
+            let body = match (r.method, r.path) {
+                ("POST", "/v1/events") => event_json("p1"),
+                ("POST", "/v1/retention/run") => b"{\"dry_run\": true}".to_vec(),
+                ("POST", _) => b"{}".to_vec(),
+                _ => Vec::new(),
+            };
+            (r.method, path, body)
+        })
+        .collect()
+}
+
+/// `path` with the first character of segment `i` percent-encoded (`upper` hex or not),
+/// or with every character of every segment encoded if `i` is `None`.
+fn encode_variant(path: &str, i: Option<usize>, upper: bool) -> String {
+    let enc = |c: char| {
+        let mut b = [0; 4];
+        c.encode_utf8(&mut b)
+            .bytes()
+            .map(|b| {
+                if upper {
+                    format!("%{b:02X}")
+                } else {
+                    format!("%{b:02x}")
+                }
+            })
+            .collect::<String>()
+    };
+    path.split('/')
+        .enumerate()
+        .map(|(j, seg)| {
+            if seg.is_empty() || seg.contains('%') {
+                return seg.to_string();
+            }
+            match i {
+                None => seg.chars().map(enc).collect(),
+                Some(i) if i == j => {
+                    let mut c = seg.chars();
+                    let first = c.next().unwrap();
+                    format!("{}{}", enc(first), c.as_str())
+                }
+                Some(_) => seg.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[test]
+fn percent_encoded_paths_get_the_plain_paths_decision() {
+    let srv = TestServer::start_audited(&[]);
+    seed(&srv);
+    let creds: Vec<(String, String)> = [
+        ("producer", &[][..]),
+        ("auditor", &[][..]),
+        ("auditor", &["p1"][..]),
+        ("privacy_officer", &[][..]),
+        ("admin", &["p1"][..]),
+    ]
+    .iter()
+    .map(|(role, projects)| (format!("{role}{projects:?}"), srv.token(role, projects)))
+    .chain([("none".to_string(), String::new())])
+    .collect();
+    let ok = |s: u16| (200..300).contains(&s);
+    let mut failures = Vec::new();
+    for (method, path, body) in concrete_routes() {
+        let (p, q) = path
+            .split_once('?')
+            .map_or((path.as_str(), ""), |(p, q)| (p, q));
+        let q = if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{q}")
+        };
+        let n = p.split('/').count();
+        let mut variants: Vec<String> = (1..n)
+            .flat_map(|i| {
+                [
+                    encode_variant(p, Some(i), true),
+                    encode_variant(p, Some(i), false),
+                ]
+            })
+            .collect();
+        variants.push(encode_variant(p, None, true));
+        for (who, token) in &creds {
+            let plain = raw_status(&srv, method, &path, token, &body);
+            for v in &variants {
+                let got = raw_status(&srv, method, &format!("{v}{q}"), token, &body);
+                // Without a token, the failures add up to 429 (throttled): a refusal too.
+                let refused = |s: u16| s == 401 || s == 403 || s == 429;
+                let decided = |s: u16| s == 401 || s == 403;
+                let wrong = (ok(got) && !ok(plain))
+                    || (refused(plain) && !refused(got) && got != 400)
+                    || (refused(got) && !refused(plain))
+                    || (decided(got) && decided(plain) && got != plain);
+                if wrong {
+                    failures.push(format!("{who} {method} {v}: {got}, plain {path}: {plain}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The reported bypasses, with a token limited to p1: refused, never a bundle.
+    let scoped = srv.token("auditor", &["p1"]);
+    for p in [
+        "/log/tile/%65ntries/000.p/3",
+        "/log/tile/entrie%73/000.p/3",
+        "/log/tile%2Fentries/000.p/3",
+        "/log/tile/entries%2F000.p%2F3",
+        "/log/tile/0/../entries/000.p/3",
+        "/log/tile/0/%2e%2e/entries/000.p/3",
+        "/log/tile//entries/000.p/3",
+    ] {
+        let got = raw_status(&srv, "GET", p, &scoped, b"");
+        assert!(got == 403 || got == 400, "{p}: {got}");
+    }
+
+    // An encoded read of a bundle by an unlimited auditor is served and recorded.
+    let before = wait_events(&srv, "action=audit.query", 0)
+        .iter()
+        .filter(|e| e["event"]["parameters"]["endpoint"] == "/log/tile/entries/{*rest}")
+        .count();
+    let auditor = srv.token("auditor", &[]);
+    assert_eq!(
+        raw_status(&srv, "GET", "/log/tile/%65ntries/000.p/3", &auditor, b""),
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = wait_events(&srv, "action=audit.query", 0)
+            .iter()
+            .filter(|e| e["event"]["parameters"]["endpoint"] == "/log/tile/entries/{*rest}")
+            .count();
+        if after > before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the encoded bundle read was not recorded"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn denied_paths_hold_no_cleartext_identifiers() {
+    let srv = TestServer::start_audited(&[]);
+    let producer = srv.token("producer", &[]);
+    for p in [
+        "/v1/subjects/alice%40example.com/events",
+        "/v1/subjects/bob@example.com/events",
+        "/v1/resources/user/carol%40example.com",
+    ] {
+        assert_eq!(raw_status(&srv, "GET", p, &producer, b""), 403, "{p}");
+    }
+    let officer = srv.http_as(&srv.token("privacy_officer", &[]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let denied = loop {
+        let r = officer.get(&srv.at("/v1/events?action=auth.denied&limit=1000"));
+        let d = r.json()["events"].as_array().unwrap().clone();
+        if d.len() >= 3 {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "denials not recorded: {d:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = serde_json::to_string(&denied).unwrap();
+    for name in ["alice", "bob", "carol", "example.com", "%40"] {
+        assert!(!text.contains(name), "{name} in {text}");
+    }
+    // Each names the person by the pseudonym their events carry.
+    for e in &denied {
+        let path = e["event"]["parameters"]["path"].as_str().unwrap();
+        assert!(path.contains("/hmac:"), "{path}");
+    }
 }

@@ -1,7 +1,7 @@
 //! Server configuration: defaults, a TOML file, `MLAUDIT_*` environment
 //! variables and flags, in increasing order of precedence.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -48,6 +48,9 @@ pub struct FileConfig {
     pub auth_window_ms: Option<u64>,
     /// Record every read as an `audit.query` event (default true).
     pub meta_audit: Option<bool>,
+    /// Reverse proxies (IP addresses, file only) whose `X-Forwarded-For` names the client:
+    /// the limits and the records then use the address the proxy appended.
+    pub trusted_proxies: Option<Vec<IpAddr>>,
     /// PEM certificate chain: serve HTTPS (with `tls_key`).
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -95,8 +98,9 @@ pub const AUTH_WINDOW_MS_DEFAULT: u64 = 10_000;
 pub struct AuthConfig {
     /// `/log/…` needs no token.
     pub public_log: bool,
-    /// Failed authentications a source may make per window; past it, every request from
-    /// the source is answered 429 with Retry-After until the window ends.
+    /// Failed authentications a source may make per window; past it, the source's failed
+    /// authentications are answered 429 with Retry-After until the window ends (a valid
+    /// token is always served: others' failures never lock it out).
     pub failures_max: u32,
     /// `auth.denied` events recorded per source and window; the rest are counted and the
     /// count is recorded in the source's next recorded denial.
@@ -105,6 +109,8 @@ pub struct AuthConfig {
     pub window: Duration,
     /// Record every read as an `audit.query` event.
     pub meta_audit: bool,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl ServeConfig {
@@ -198,6 +204,10 @@ impl ServeConfig {
                         .clamp(100, 3_600_000),
                 ),
                 meta_audit: flags.meta_audit.or(from_file.meta_audit).unwrap_or(true),
+                trusted_proxies: flags
+                    .trusted_proxies
+                    .or(from_file.trusted_proxies)
+                    .unwrap_or_default(),
             },
             tls,
             oidc: flags.oidc.or(from_file.oidc),

@@ -141,31 +141,42 @@ pub(super) async fn guard(
 ) -> Response {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
-    let route = route_for(&method, &path);
+    let route = match route_for(&method, &path) {
+        Ok(route) => route,
+        Err(bad) => {
+            let ip = client_ip(&st, &req);
+            deny(&st, None, &method, &path, ip, bad.as_str(), 400);
+            return ApiError::bad_request(
+                bad.as_str(),
+                "the path is malformed or ambiguous (an encoded '/', a '.' or '..' or empty \
+                 segment where a log path is expected, or a bad %-escape); send it as the \
+                 API documents it",
+            )
+            .into_response();
+        }
+    };
     if route.access == Access::Public || (st.limits.public_log() && is_log_route(route)) {
         return next.run(req).await;
     }
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let ip = client_ip(&st, &req);
     let now = Instant::now();
-    if let Some(retry_after_s) = st.limits.throttled(ip, now) {
-        deny(&st, None, &method, &path, ip, "throttled", 429);
-        return ApiError {
-            retry_after_s: Some(retry_after_s),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_failures",
-                "too many failed authentications from this address; retry later",
-            )
-        }
-        .into_response();
-    }
     let principal = match authenticate(&st, req.headers()).await {
         Ok(p) => p,
         Err(reason) => {
+            // Failures are throttled, successes never: a valid token is served whatever
+            // others sent from the same address.
+            if let Some(retry_after_s) = st.limits.throttled(ip, now) {
+                deny(&st, None, &method, &path, ip, "throttled", 429);
+                return ApiError {
+                    retry_after_s: Some(retry_after_s),
+                    ..ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_failures",
+                        "too many failed authentications from this address; retry later",
+                    )
+                }
+                .into_response();
+            }
             st.limits.failed(ip, now);
             deny(&st, None, &method, &path, ip, reason, 401);
             return ApiError::new(
@@ -235,6 +246,27 @@ pub(super) async fn guard(
     resp
 }
 
+/// The client's address: the peer, or, if the peer is a trusted proxy, the last address
+/// of its `X-Forwarded-For` (the one that proxy appended).
+fn client_ip(st: &AppState, req: &Request) -> IpAddr {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    if !st.limits.cfg.trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    req.headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .last()
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
 /// The principal of a request's bearer token, or why there is none.
 async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Principal, &'static str> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
@@ -280,7 +312,7 @@ fn deny(
     let Record::Yes { suppressed } = st.limits.should_record(ip, Instant::now()) else {
         return;
     };
-    let mut path = path.to_string();
+    let mut path = pseudonymize_path(&st.privacy, path);
     if path.len() > PATH_CHARS_MAX {
         let mut cut = PATH_CHARS_MAX;
         while !path.is_char_boundary(cut) {
@@ -345,27 +377,29 @@ fn pseudonymize_read(
             });
         }
     }
-    // `/v1/subjects/{id}/…` and `/v1/resources/user/{id}` name a person in the path.
-    let segments: Vec<&str> = path.split('/').collect();
+    (pseudonymize_path(privacy, path), filters)
+}
+
+/// `path` as recorded: each segment percent-decoded (so that the value patterns of the
+/// redaction see e-mail addresses and the like), and the person that
+/// `/v1/subjects/{id}/…` or `/v1/resources/{type}/{id}` names replaced by the pseudonym
+/// the log stores for them.
+fn pseudonymize_path(privacy: &privacy::Privacy, path: &str) -> String {
+    let mut segments: Vec<String> = path.split('/').map(decode).collect();
     let person = match segments.as_slice() {
-        ["", "v1", "subjects", id, ..] => Some((3, privacy.subject_id(&decode(id)))),
-        ["", "v1", "resources", t, id] => Some((
+        [_, v1, subjects, id, ..] if v1 == "v1" && subjects == "subjects" => {
+            Some((3, privacy.subject_id(id)))
+        }
+        [_, v1, resources, t, id] if v1 == "v1" && resources == "resources" => Some((
             4,
-            privacy.query_value("resource.id", &decode(id), &|k| {
-                (k == "type").then(|| decode(t))
-            }),
+            privacy.query_value("resource.id", id, &|k| (k == "type").then(|| t.clone())),
         )),
         _ => None,
     };
-    let path = match person {
-        Some((i, pseudonym)) => {
-            let mut s: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
-            s[i] = pseudonym;
-            s.join("/")
-        }
-        None => path.to_string(),
-    };
-    (path, filters)
+    if let Some((i, pseudonym)) = person {
+        segments[i] = pseudonym;
+    }
+    segments.join("/")
 }
 
 /// A percent-decoded path segment (as axum's `Path` extractor sees it).
