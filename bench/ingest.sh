@@ -17,7 +17,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE="$REPO/bench/.cache"
-GEN="$REPO/../shared/bench/gen_events.py"
+MLAUDIT_BIN="$REPO/target/release/mlaudit"
 SEED=1
 ARGS="$*"
 
@@ -118,7 +118,7 @@ LOAD="$TARGET_DIR/release/examples/load"
 EVENTS_FILE="$CACHE/events-$EVENTS-seed$SEED.ndjson"
 if [ ! -s "$EVENTS_FILE" ]; then
   log "== generating $EVENTS events"
-  python3 "$GEN" "$EVENTS" --seed "$SEED" > "$EVENTS_FILE.tmp"
+  "$MLAUDIT_BIN" demo events "$EVENTS" --seed "$SEED" > "$EVENTS_FILE.tmp"
   mv "$EVENTS_FILE.tmp" "$EVENTS_FILE"
 fi
 EVENTS_BYTES=$(stat -c %s "$EVENTS_FILE")
@@ -177,7 +177,7 @@ stop_perf() {
 }
 
 echo "mlaudit ingest benchmark: $(date -u +%FT%TZ), $(nproc) cores, $(uname -r), $FSTYPE at $RUN"
-echo "events: $EVENTS (gen_events.py --seed $SEED, $(calc '%.0f' "$EVENTS_BYTES / $EVENTS") bytes/event NDJSON), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "events: $EVENTS (mlaudit demo events --seed $SEED, $(calc '%.0f' "$EVENTS_BYTES / $EVENTS") bytes/event NDJSON), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 # ---------------------------------------------------------------- [1] bulk

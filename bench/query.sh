@@ -17,7 +17,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE="$REPO/bench/.cache"
-GEN="$REPO/../shared/bench/gen_events.py"
+MLAUDIT_BIN="$REPO/target/release/mlaudit"
 SEED=1
 N=${N:-1000000}
 REPS=${REPS:-500}
@@ -88,7 +88,7 @@ QBENCH="$TARGET_DIR/release/examples/query_bench"
 EVENTS_FILE="$CACHE/events-$N-seed$SEED.ndjson"
 if [ ! -s "$EVENTS_FILE" ]; then
   log "== generating $N events"
-  python3 "$GEN" "$N" --seed "$SEED" > "$EVENTS_FILE.tmp"
+  "$MLAUDIT_BIN" demo events "$N" --seed "$SEED" > "$EVENTS_FILE.tmp"
   mv "$EVENTS_FILE.tmp" "$EVENTS_FILE"
 fi
 CSV_FILE="${EVENTS_FILE%.ndjson}.csv"
@@ -159,7 +159,7 @@ PY
 fi
 
 echo "mlaudit query benchmark: $(date -u +%FT%TZ), $(nproc) cores, $(uname -r), $FSTYPE at $RUN"
-echo "events: $N (gen_events.py --seed $SEED), $REPS runs per query (Q3: $Q3_REPS), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "events: $N (mlaudit demo events --seed $SEED), $REPS runs per query (Q3: $Q3_REPS), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 # ---------------------------------------------------------------- [1] ingest with indexing

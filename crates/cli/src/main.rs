@@ -9,9 +9,10 @@
 //! Deliberately absent: no server logic and no access decision lives here; the CLI
 //! only formats requests and answers.
 
+#[macro_use]
+mod output;
 mod commands;
 mod http;
-mod output;
 
 use std::path::PathBuf;
 
@@ -74,6 +75,9 @@ enum Command {
     Subject(commands::subject::SubjectCommand),
     /// Re-wrap every key of a stopped server's key store under a new master key.
     RotateMasterKey(commands::rotate_master_key::RotateMasterKeyArgs),
+    /// Sample data to try mlaudit with: `mlaudit demo events 1000 > events.ndjson`.
+    #[command(subcommand)]
+    Demo(commands::demo::DemoCommand),
     /// Create, list and revoke API tokens (through the API as admin, or offline on a data directory).
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
@@ -132,15 +136,6 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
-        // A client command piped into `head` ends quietly when the pipe closes, like any
-        // Unix tool, instead of panicking on a failed print. Sockets are unaffected (Rust
-        // sends with MSG_NOSIGNAL); the server keeps Rust's default of ignoring SIGPIPE.
-        // SAFETY: sets the disposition of one signal before any other thread exists.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
-    }
     let result = match cli.command {
         Command::Serve(a) => serve(a),
         Command::Send(a) => commands::send::send(a),
@@ -160,6 +155,7 @@ fn main() {
         Command::Subject(c) => commands::subject::subject(c),
         Command::RotateMasterKey(a) => commands::rotate_master_key::rotate_master_key(a),
         Command::Token(c) => commands::token::run(c),
+        Command::Demo(c) => commands::demo::demo(c),
     };
     match result {
         Ok(code) => std::process::exit(code),

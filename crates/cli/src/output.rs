@@ -1,6 +1,57 @@
-//! Output shared by the commands: events as an aligned table or CSV, and aligned rows.
+//! Output shared by the commands: events as an aligned table or CSV, and aligned rows, and
+//! [`outln!`], the `println!` of every command.
+
+use std::io::Write;
 
 use serde_json::Value;
+
+/// `println!` for command output. A closed pipe (`mlaudit query | head`) ends the process
+/// quietly, as Unix tools do. SIGPIPE stays ignored (Rust's default) so that a connection
+/// the server closes mid-request is an error the user reads, not a silent death.
+macro_rules! outln {
+    () => {
+        $crate::output::out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes to stdout; see [`outln!`].
+pub(crate) fn out(args: std::fmt::Arguments<'_>) {
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        exit_on_stdout_error(&e);
+    }
+}
+
+/// Stdout for writers (CSV): its errors end the process as [`outln!`]'s do.
+pub(crate) struct Stdout;
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stdout()
+            .lock()
+            .write(buf)
+            .or_else(|e| exit_on_stdout_error(&e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout()
+            .lock()
+            .flush()
+            .or_else(|e| exit_on_stdout_error(&e))
+    }
+}
+
+/// Ends the process for a failed write to stdout: quietly (0) for a closed pipe, else with
+/// the error.
+pub(crate) fn exit_on_stdout_error(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("mlaudit: error: writing to stdout: {e}");
+    std::process::exit(1);
+}
 
 /// seq, time, action, outcome, actor, resource: one aligned row per result.
 pub(crate) fn print_table(hits: &[Value]) {
@@ -47,14 +98,14 @@ pub(crate) fn print_table(hits: &[Value]) {
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        outln!("{}", line.join("  ").trim_end());
     }
 }
 
 /// One CSV row per result, for spreadsheets and audit evidence.
 pub(crate) fn print_csv(hits: &[Value]) -> anyhow::Result<()> {
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
-    let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+    let mut w = csv::Writer::from_writer(Stdout);
     w.write_record([
         "seq",
         "recorded_at",
@@ -105,7 +156,7 @@ pub(crate) fn print_aligned(rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        outln!("{}", line.join("  ").trim_end());
     }
 }
 

@@ -132,3 +132,29 @@ fn crate_graph_matches_architecture_md() {
         }
     }
 }
+
+/// Regression (issue 11.2): a fresh clone has no sibling folder of design material, so
+/// nothing in the repository may read one (tests, benchmarks, docs, the quickstart).
+#[test]
+fn nothing_in_the_repository_reaches_outside_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let needle = concat!("..", "/shared");
+    let mut found = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.is_dir() {
+                if !matches!(name.as_str(), "target" | ".git" | ".cache" | "node_modules") {
+                    dirs.push(path);
+                }
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                if text.contains(needle) {
+                    found.push(path.strip_prefix(&root).unwrap().display().to_string());
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "files that read {needle}: {found:?}");
+}

@@ -299,5 +299,107 @@ fn a_client_piped_into_a_closed_pipe_ends_quietly() {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        // Quietly and successfully, as `head` expects, not killed by SIGPIPE.
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
+}
+
+/// Regression (issue 11.1): 600 events of 30 KB (18 MB, over the 16 MiB body limit) with
+/// the default `--batch 1000` made the client die silently of SIGPIPE. `send` cuts batches
+/// by bytes too, so they are all stored.
+#[test]
+fn send_splits_batches_by_bytes_under_the_body_limit() {
+    let srv = TestServer::start();
+    let pad = "x".repeat(30_000);
+    let body: String = (0..600)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"big-{i}\",\"action\":\"dataset.read\",\"actor\":{{\"id\":\"svc\",\"type\":\"service\"}},\"parameters\":{{\"pad\":\"{pad}\"}}}}\n"
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.ndjson");
+    std::fs::write(&f, body).unwrap();
+    let out = srv.cli(&["send", "--quiet", f.to_str().unwrap()], &[], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("sent 600 events"), "{}", out.stderr);
+    // Forcing one request over the limit: the server's refusal is shown, nothing dies.
+    let out = srv.cli(
+        &[
+            "send",
+            "--quiet",
+            "--batch-bytes",
+            "100000000",
+            "--retries",
+            "1",
+            f.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("mlaudit: error:"), "{}", out.stderr);
+    assert!(out.stderr.contains("--batch"), "{}", out.stderr);
+}
+
+/// Regression (issue 11.1): `https://` against a plain-HTTP server died of SIGPIPE.
+#[test]
+fn an_https_url_against_a_plain_http_server_is_a_clear_error() {
+    let srv = TestServer::start();
+    let url = srv.url().replace("http://", "https://");
+    let out = srv.cli(&["info"], &[("MLAUDIT_URL", &url)], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("mlaudit: error:"), "{}", out.stderr);
+    let input = common::gen_events(10, 1);
+    let out = srv.cli(
+        &["send", "--quiet", "--retries", "1", "-"],
+        &[("MLAUDIT_URL", &url)],
+        Some(input.as_bytes()),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("mlaudit: error:"), "{}", out.stderr);
+}
+
+/// Regression (issue 11.2): an empty input was reported as `sent 0 events`, exit 0.
+#[test]
+fn send_of_an_empty_input_is_an_error() {
+    let srv = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("empty.ndjson");
+    std::fs::write(&f, "\n  \n").unwrap();
+    let out = srv.cli(&["send", f.to_str().unwrap()], &[], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("no events to send"), "{}", out.stderr);
+    let out = srv.cli(&["send", "-"], &[], Some(b""));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("<stdin>: no events to send"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// `mlaudit demo events` (the quickstart's data): seeded, valid, accepted whole.
+#[test]
+fn demo_events_are_seeded_and_accepted() {
+    let a = cli(&["demo", "events", "300", "--seed", "9"], &[], None);
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    let b = cli(&["demo", "events", "300", "--seed", "9"], &[], None);
+    assert_eq!(a.stdout, b.stdout, "same seed, same bytes");
+    assert_eq!(a.stdout, gen_events(300, 9), "the generator the tests use");
+    let c = cli(&["demo", "events", "300", "--seed", "10"], &[], None);
+    assert_ne!(a.stdout, c.stdout);
+    assert_eq!(a.stdout.lines().count(), 300);
+    let srv = TestServer::start();
+    let out = srv.cli(&["send", "--quiet", "-"], &[], Some(a.stdout.as_bytes()));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("sent 300 events (0 duplicates)"),
+        "{}",
+        out.stderr
+    );
+    let bad = cli(&["demo", "events", "3", "--start", "yesterday"], &[], None);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("RFC 3339"), "{}", bad.stderr);
 }

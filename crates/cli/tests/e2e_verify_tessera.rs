@@ -5,14 +5,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{cli, copy_dir, shared_dir, CliOut, StaticServer};
+use common::{cli, copy_dir, testdata_dir, CliOut, StaticServer};
 
 const TESSERA_VKEY: &str =
     "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx";
 
 /// A private copy of the Tessera test log (tests alter it).
 fn tessera_copy() -> (tempfile::TempDir, PathBuf) {
-    let src = shared_dir().join("vectors/tessera-log");
+    let src = testdata_dir().join("tessera-log");
     assert!(
         src.join("checkpoint").exists(),
         "test vectors missing at {}",

@@ -20,7 +20,7 @@
 //!
 //! Cost: each event is parsed once into a `serde_json::Value`, validated in place (no
 //! copy; field paths are built only for errors) and serialized once, canonically, with no
-//! intermediate buffers. On generated events (`../shared/bench/gen_events.py`, about 450
+//! intermediate buffers. On generated events (the `sample` crate's mix, about 450
 //! bytes each) one core does roughly: NDJSON framing and parsing 2.8 µs, `Event::parse`
 //! 0.6 µs, `entry_template` 1.4 µs per event; parsing JSON into a `Value` is now the largest
 //! part. Measure with

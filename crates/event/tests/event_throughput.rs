@@ -34,19 +34,7 @@ fn thread_cpu_time() -> Duration {
 #[test]
 #[ignore = "benchmark; run with --release -- --ignored --nocapture"]
 fn parse_and_template_throughput() {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/bench/gen_events.py"
-    );
-    let Ok(out) = std::process::Command::new("python3")
-        .arg(script)
-        .arg(EVENTS.to_string())
-        .output()
-    else {
-        eprintln!("skipping: cannot run python3");
-        return;
-    };
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = sample::ndjson(EVENTS as u64, &sample::Options::default());
     let lines: Vec<&str> = text.lines().collect();
     let requests: Vec<String> = lines
         .chunks(BATCH_EVENTS_MAX)

@@ -568,34 +568,14 @@ fn transform_that_removes_the_action_is_a_bug() {
 
 // --- realistic data ------------------------------------------------------------------------
 
-/// Runs the shared generator, or returns `None` (after saying so) where python3 is missing.
-fn generated_events(n: usize) -> Option<Vec<u8>> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/bench/gen_events.py"
-    );
-    match std::process::Command::new("python3")
-        .arg(script)
-        .arg(n.to_string())
-        .output()
-    {
-        Ok(out) if out.status.success() => Some(out.stdout),
-        Ok(out) => panic!(
-            "gen_events.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => {
-            eprintln!("skipping: cannot run python3 ({e})");
-            None
-        }
-    }
+/// `n` events from the project's seeded generator, as NDJSON.
+fn generated_events(n: usize) -> Vec<u8> {
+    sample::ndjson(n as u64, &sample::Options::default()).into_bytes()
 }
 
 #[test]
 fn generated_events_all_validate() {
-    let Some(body) = generated_events(200) else {
-        return;
-    };
+    let body = generated_events(200);
     let items = split_body_items(&body, BodyFormat::Ndjson, 1000).unwrap();
     assert_eq!(items.len(), 200);
     let originals: Vec<Value> = items.iter().map(|i| i.value.clone()).collect();

@@ -34,9 +34,7 @@ fn by_actor(index: &Index) -> BTreeMap<(i64, Option<String>), u64> {
 
 #[test]
 fn an_index_made_before_the_actor_rollup_is_filled_on_open() {
-    let Some(events) = generated(1500, 13) else {
-        return;
-    };
+    let events = generated(1500, 13);
     let mut log = Log::new();
     log.append(&events[..1000], 250);
     {

@@ -11,7 +11,7 @@
 //!
 //! 1. append throughput with group commit, for several batch sizes and appender counts;
 //! 2. offline verification (`Store::open_read_only` + `verify_log`) of the log of phase 1;
-//! 3. bytes on disk per entry after bulk ingest of the `gen_events.py` mix;
+//! 3. bytes on disk per entry after bulk ingest of the `sample` generator's mix;
 //! 4. inclusion-proof latency on a large log of small synthetic entries;
 //! 5. checkpoint latency (acknowledgement → covering checkpoint) under sustained load.
 //!
@@ -153,7 +153,7 @@ fn main() -> Result<()> {
         .sum::<usize>() as f64
         / pool.len() as f64;
     println!(
-        "events: {} from gen_events.py, stored as entries of {:.0} bytes on average (uncompressed)",
+        "events: {} from the sample generator, stored as entries of {:.0} bytes on average (uncompressed)",
         thousands(pool.len() as f64),
         avg_raw
     );
@@ -218,7 +218,7 @@ fn main() -> Result<()> {
 
     println!();
     println!(
-        "[3] bytes on disk after bulk ingest of the gen_events mix ({} events once each, 1,000-entry batches)",
+        "[3] bytes on disk after bulk ingest of the sample mix ({} events once each, 1,000-entry batches)",
         thousands(pool.len() as f64)
     );
     let dir3 = tempfile::Builder::new()
@@ -360,26 +360,12 @@ fn open_ledger(dir: &Path, key: &Key, stats: Arc<SyncStats>, config: &Config) ->
     )?)
 }
 
-/// Runs `gen_events.py` and turns its events into stored-entry templates, as ingest does.
+/// Generates `n` events (the `sample` generator, seed 405) and turns them into stored-entry
+/// templates, as ingest does.
 fn generate_entries(n: usize) -> Result<Vec<NewEntry>> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/bench/gen_events.py"
-    );
-    eprint!("generating {n} events with {script} ...");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(n.to_string())
-        .output()
-        .context("running python3 gen_events.py")?;
+    eprint!("generating {n} events ...");
+    let text = sample::ndjson(n as u64, &sample::Options::default());
     eprintln!(" done");
-    if !out.status.success() {
-        bail!(
-            "gen_events.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let text = String::from_utf8(out.stdout)?;
     let lines: Vec<&str> = text.lines().collect();
     let now = Utc::now();
     let recorded_at = format_time(now);

@@ -452,7 +452,7 @@ impl LogSource for DirSource {
 }
 
 fn tessera_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/tessera-log")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/tessera-log")
 }
 const TESSERA_VKEY: &str =
     "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx";

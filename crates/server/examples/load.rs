@@ -7,7 +7,7 @@
 //!     --file events.ndjson [--clients 32] [--events N | --duration SECS] [--id-prefix P]
 //! ```
 //!
-//! Events come from an NDJSON file (`../shared/bench/gen_events.py`, its first 100,000 lines),
+//! Events come from an NDJSON file (`mlaudit demo events N`, its first 100,000 lines),
 //! taken in order by whichever client is free. With `--events N` exactly N events are
 //! acknowledged (N may exceed the lines: later rounds give every id a `-rROUND` suffix, so
 //! each event stays unique); with
@@ -114,7 +114,7 @@ impl Events {
             };
             let quoted = format!("\"id\":{}", serde_json::to_string(id)?);
             // Spliced as text only when the event starts with a plain id (no escapes), as
-            // gen_events.py writes it; a nested "id" (actor, resource) is never touched.
+            // `mlaudit demo events` writes it; a nested "id" (actor, resource) is never touched.
             let plain = quoted.len() == "\"id\":\"\"".len() + id.len();
             let id_span = (plain && line[1..].starts_with(&quoted)).then(|| {
                 let start = 1 + "\"id\":\"".len();

@@ -1,5 +1,5 @@
 //! Known-answer tests: RFC 6962 sample tree roots and every inclusion and
-//! consistency probe from transparency-dev/merkle (`../shared/vectors/merkle`).
+//! consistency probe from transparency-dev/merkle (`testdata/merkle`).
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Interoperability: a 15-entry tlog-tiles log written by Trillian Tessera
-//! (`../shared/vectors/tessera-log`). Every checkpoint must open with the
+//! (`testdata/tessera-log`). Every checkpoint must open with the
 //! log's key and match the root recomputed from the entry bundles and from
 //! the hash tiles.
 

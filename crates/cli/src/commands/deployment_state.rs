@@ -29,7 +29,7 @@ pub fn deployment_state(a: DeploymentStateArgs) -> anyhow::Result<i32> {
     }
     let v = get_json(&a.server, &["v1", "deployments", &a.id, "state"], &params)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
     let m = &v["model"];
@@ -50,14 +50,14 @@ pub fn deployment_state(a: DeploymentStateArgs) -> anyhow::Result<i32> {
         ("evaluations", v["evaluations"]["count"].to_string()),
     ];
     for (name, value) in lines {
-        println!("{name:<12}{value}");
+        outln!("{name:<12}{value}");
     }
     let evaluations = v["evaluations"]["events"]
         .as_array()
         .cloned()
         .unwrap_or_default();
     if !evaluations.is_empty() {
-        println!();
+        outln!();
         print_table(&evaluations);
     }
     Ok(0)

@@ -18,8 +18,8 @@ pub struct EraseArgs {
 pub fn erase(a: EraseArgs) -> anyhow::Result<i32> {
     let path = format!("/v1/subjects/{}/erase", path_segment(&a.subject));
     let v = call_json(&a.server, reqwest::Method::POST, &path, None)?;
-    println!("subject        {}", v["subject"].as_str().unwrap_or(""));
-    println!("key destroyed  {}", v["key_destroyed"]);
-    println!("recorded       audit.erase at seq {}", v["receipt"]["seq"]);
+    outln!("subject        {}", v["subject"].as_str().unwrap_or(""));
+    outln!("key destroyed  {}", v["key_destroyed"]);
+    outln!("recorded       audit.erase at seq {}", v["receipt"]["seq"]);
     Ok(0)
 }

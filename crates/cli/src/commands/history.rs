@@ -82,11 +82,11 @@ pub fn history(a: HistoryArgs) -> anyhow::Result<i32> {
         anyhow::Ok(first.expect("one page at least"))
     })?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(0);
     }
     print_summary(&answer);
-    println!();
+    outln!();
     let events = answer["timeline"]["events"]
         .as_array()
         .cloned()
@@ -144,6 +144,6 @@ pub(crate) fn print_summary(v: &Value) {
         ("actions", actions.join(", ")),
     ];
     for (name, value) in lines {
-        println!("{:<12}{}", name, value.trim_end_matches(": "));
+        outln!("{:<12}{}", name, value.trim_end_matches(": "));
     }
 }

@@ -97,7 +97,7 @@ pub(crate) fn print_hold(h: &Value) {
         Some(t) => format!("released {t}"),
         None => "active".to_string(),
     };
-    println!(
+    outln!(
         "{:>5}  {:<30}  {}  created {}  reason: {}",
         h["id"],
         scope_text(&h["scope"]),
@@ -132,9 +132,9 @@ pub fn hold(a: HoldArgs) -> anyhow::Result<i32> {
             });
             let v = call_json(&c.server, reqwest::Method::POST, "/v1/holds", Some(body))?;
             if c.json {
-                println!("{}", serde_json::to_string_pretty(&v["hold"])?);
+                outln!("{}", serde_json::to_string_pretty(&v["hold"])?);
             } else {
-                println!("created legal hold {}", v["hold"]["id"]);
+                outln!("created legal hold {}", v["hold"]["id"]);
             }
         }
         HoldCommand::List(l) => {
@@ -145,11 +145,11 @@ pub fn hold(a: HoldArgs) -> anyhow::Result<i32> {
             };
             let v = call_json(&l.server, reqwest::Method::GET, path, None)?;
             if l.json {
-                println!("{}", serde_json::to_string_pretty(&v["holds"])?);
+                outln!("{}", serde_json::to_string_pretty(&v["holds"])?);
             } else {
                 let holds = v["holds"].as_array().cloned().unwrap_or_default();
                 if holds.is_empty() {
-                    println!("no legal holds");
+                    outln!("no legal holds");
                 }
                 for h in &holds {
                     print_hold(h);
@@ -163,7 +163,7 @@ pub fn hold(a: HoldArgs) -> anyhow::Result<i32> {
                 &format!("/v1/holds/{}", r.id),
                 None,
             )?;
-            println!("released legal hold {}", r.id);
+            outln!("released legal hold {}", r.id);
         }
     }
     Ok(0)

@@ -17,10 +17,10 @@ pub fn info(a: ServerArgs) -> anyhow::Result<i32> {
             .with_context(|| format!("contacting {}", a.url))?;
         anyhow::Ok(check(resp).await?.json().await?)
     })?;
-    println!("origin           {}", v["origin"].as_str().unwrap_or(""));
-    println!("verifier key     {}", v["vkey"].as_str().unwrap_or(""));
-    println!("entries          {}", v["size"]);
-    println!("checkpoint size  {}", v["checkpoint_size"]);
-    println!("version          {}", v["version"].as_str().unwrap_or(""));
+    outln!("origin           {}", v["origin"].as_str().unwrap_or(""));
+    outln!("verifier key     {}", v["vkey"].as_str().unwrap_or(""));
+    outln!("entries          {}", v["size"]);
+    outln!("checkpoint size  {}", v["checkpoint_size"]);
+    outln!("version          {}", v["version"].as_str().unwrap_or(""));
     Ok(0)
 }

@@ -36,12 +36,12 @@ pub fn lineage(a: LineageArgs) -> anyhow::Result<i32> {
     }
     let v = get_json(&a.server, &["v1", "lineage"], &params)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
     let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
     let edges = v["edges"].as_array().cloned().unwrap_or_default();
-    println!(
+    outln!(
         "lineage of {}:{}, depth {}: {} nodes, {} edges",
         a.rtype,
         a.id,
@@ -49,7 +49,7 @@ pub fn lineage(a: LineageArgs) -> anyhow::Result<i32> {
         nodes.len(),
         edges.len()
     );
-    println!();
+    outln!();
     let mut rows = vec![vec![
         "NODE".to_string(),
         "DEPTH".into(),
@@ -73,7 +73,7 @@ pub fn lineage(a: LineageArgs) -> anyhow::Result<i32> {
         ]);
     }
     print_aligned(&rows);
-    println!();
+    outln!();
     let mut rows = vec![vec![
         "FROM".to_string(),
         "RELATION".into(),

@@ -168,7 +168,7 @@ pub fn log(a: LogArgs) -> anyhow::Result<i32> {
         anyhow::Ok(check(resp).await?.json().await?)
     })?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         let r = &v["receipts"][0];
         let dup = if r["duplicate"].as_bool() == Some(true) {
@@ -176,7 +176,7 @@ pub fn log(a: LogArgs) -> anyhow::Result<i32> {
         } else {
             ""
         };
-        println!(
+        outln!(
             "seq {} leaf_hash {}{dup}",
             r["seq"],
             r["leaf_hash"].as_str().unwrap_or("")

@@ -1,6 +1,7 @@
 //! One file per command; each holds its clap arguments and the function that runs it,
 //! returning the process's exit code.
 
+pub mod demo;
 pub mod deployment_state;
 pub mod erase;
 pub mod history;

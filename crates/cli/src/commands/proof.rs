@@ -95,7 +95,7 @@ pub fn proof(a: ProofArgs) -> anyhow::Result<i32> {
         tlog::verify_inclusion(a.seq, cp.size, &leaf, &proof, &cp.root)
             .map_err(|e| anyhow!("the inclusion proof does NOT verify: {e}"))?;
         let b64 = base64::engine::general_purpose::STANDARD;
-        println!(
+        outln!(
             "verified: entry {} (leaf {}) is in the log {} of size {} with root {}",
             a.seq,
             b64.encode(leaf),

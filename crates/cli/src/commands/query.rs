@@ -175,12 +175,12 @@ pub fn query(a: QueryArgs) -> anyhow::Result<i32> {
     })?;
     bar.finish_and_clear();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&hits)?);
+        outln!("{}", serde_json::to_string_pretty(&hits)?);
     } else if a.csv {
         print_csv(&hits)?;
     } else if a.ndjson {
         for h in &hits {
-            println!("{h}");
+            outln!("{h}");
         }
     } else {
         print_table(&hits);

@@ -55,7 +55,7 @@ pub fn retention(a: RetentionArgs) -> anyhow::Result<i32> {
     bar.finish_and_clear();
     let v = v?;
     if r.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
     let rep = &v["report"];
@@ -78,14 +78,14 @@ pub fn retention(a: RetentionArgs) -> anyhow::Result<i32> {
         })
         .unwrap_or_default();
     if r.dry_run {
-        println!(
+        outln!(
             "dry run: {} entries would be pruned ({by_policy})",
             rep["expired"]
         );
     } else {
-        println!("pruned {} entries ({by_policy})", rep["pruned"]);
+        outln!("pruned {} entries ({by_policy})", rep["pruned"]);
     }
-    println!(
+    outln!(
         "held: {} expired entries kept by legal holds ({by_hold})",
         rep["held"]
     );
@@ -101,10 +101,10 @@ pub fn retention(a: RetentionArgs) -> anyhow::Result<i32> {
         } else {
             ""
         };
-        println!("seq ranges: {}{more}", ranges.join(", "));
+        outln!("seq ranges: {}{more}", ranges.join(", "));
     }
     if let Some(seq) = v["record"].as_u64() {
-        println!("recorded as audit.retention event seq {seq}");
+        outln!("recorded as audit.retention event seq {seq}");
     }
     Ok(0)
 }

@@ -24,6 +24,10 @@ pub struct SendArgs {
     /// Events per request.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
+    /// Bytes per request at most (a batch is cut early to stay under it; the server refuses
+    /// bodies over 16 MiB). One event larger than this is sent alone.
+    #[arg(long, default_value_t = BATCH_BYTES_DEFAULT)]
+    batch_bytes: usize,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
@@ -35,6 +39,10 @@ pub struct SendArgs {
     quiet: bool,
 }
 
+/// Default of `--batch-bytes`: half the server's body limit, so that a batch of long lines
+/// is never refused whole.
+pub const BATCH_BYTES_DEFAULT: usize = 8 << 20;
+
 /// One batch read from the input: its lines and where it starts.
 pub(crate) struct Batch {
     source: String,
@@ -45,11 +53,23 @@ pub(crate) struct Batch {
     count: usize,
 }
 
+impl Batch {
+    fn new(source: &str) -> Batch {
+        Batch {
+            source: source.to_string(),
+            first_line: 1,
+            lines: Vec::new(),
+            body: String::new(),
+            count: 0,
+        }
+    }
+}
+
 /// `mlaudit send FILE…`: streams NDJSON in batches with bounded concurrency,
 /// retrying on back-pressure and connection errors (safe for events with ids).
 pub fn send(a: SendArgs) -> anyhow::Result<i32> {
-    if a.batch == 0 || a.concurrency == 0 {
-        bail!("--batch and --concurrency must be at least 1");
+    if a.batch == 0 || a.concurrency == 0 || a.batch_bytes == 0 {
+        bail!("--batch, --batch-bytes and --concurrency must be at least 1");
     }
     let total: Option<u64> = if a.files.iter().any(|f| f.as_os_str() == "-") {
         None
@@ -63,6 +83,12 @@ pub fn send(a: SendArgs) -> anyhow::Result<i32> {
                 .map_while(Result::ok)
                 .filter(|l| !l.trim().is_empty())
                 .count() as u64;
+        }
+        if n == 0 {
+            bail!(
+                "{}: no events to send (the input is empty or blank)",
+                names(&a.files)
+            );
         }
         Some(n)
     };
@@ -88,12 +114,33 @@ pub fn send(a: SendArgs) -> anyhow::Result<i32> {
     let result = rt.block_on(send_all(&a, bar.clone()));
     bar.finish_and_clear();
     let (sent, dups) = result?;
+    if sent == 0 {
+        bail!(
+            "{}: no events to send (the input is empty or blank)",
+            names(&a.files)
+        );
+    }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "sent {sent} events ({dups} duplicates) in {secs:.2} s ({:.0} events/s)",
         sent as f64 / secs.max(1e-9)
     );
     Ok(0)
+}
+
+/// The inputs, as the user named them.
+fn names(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|f| {
+            if f.as_os_str() == "-" {
+                "<stdin>".to_string()
+            } else {
+                f.display().to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) async fn send_all(a: &SendArgs, bar: ProgressBar) -> anyhow::Result<(u64, u64)> {
@@ -128,6 +175,7 @@ pub(crate) async fn send_all(a: &SendArgs, bar: ProgressBar) -> anyhow::Result<(
     // Read input on a blocking thread and feed the workers.
     let files = a.files.clone();
     let batch_size = a.batch;
+    let batch_bytes = a.batch_bytes;
     let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         for f in files {
             let (name, input): (String, Box<dyn BufRead>) = if f.as_os_str() == "-" {
@@ -140,17 +188,17 @@ pub(crate) async fn send_all(a: &SendArgs, bar: ProgressBar) -> anyhow::Result<(
                     Box::new(std::io::BufReader::new(file)),
                 )
             };
-            let mut batch = Batch {
-                source: name.clone(),
-                first_line: 1,
-                lines: Vec::new(),
-                body: String::new(),
-                count: 0,
-            };
+            let mut batch = Batch::new(&name);
             for (i, line) in input.lines().enumerate() {
                 let line = line.with_context(|| format!("reading {name}"))?;
                 if line.trim().is_empty() {
                     continue;
+                }
+                if batch.count > 0 && batch.body.len() + line.len() + 1 > batch_bytes {
+                    let full = std::mem::replace(&mut batch, Batch::new(&name));
+                    if tx.blocking_send(full).is_err() {
+                        return Ok(());
+                    }
                 }
                 if batch.count == 0 {
                     batch.first_line = i + 1;
@@ -160,16 +208,7 @@ pub(crate) async fn send_all(a: &SendArgs, bar: ProgressBar) -> anyhow::Result<(
                 batch.body.push('\n');
                 batch.count += 1;
                 if batch.count == batch_size {
-                    let full = std::mem::replace(
-                        &mut batch,
-                        Batch {
-                            source: name.clone(),
-                            first_line: 0,
-                            lines: Vec::new(),
-                            body: String::new(),
-                            count: 0,
-                        },
-                    );
+                    let full = std::mem::replace(&mut batch, Batch::new(&name));
                     if tx.blocking_send(full).is_err() {
                         return Ok(()); // a worker failed; its error is reported
                     }
@@ -240,8 +279,13 @@ pub(crate) async fn post_batch(
                     }
                     format!("server answered {status}: {}", describe_error(&body))
                 } else {
+                    let hint = if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
+                        "\n(send smaller requests: lower --batch-bytes or --batch)"
+                    } else {
+                        ""
+                    };
                     bail!(
-                        "{}: batch of {} events starting at line {} was rejected ({status}); nothing of it was stored:\n{}",
+                        "{}: batch of {} events starting at line {} was rejected ({status}); nothing of it was stored:\n{}{hint}",
                         batch.source,
                         batch.count,
                         batch.first_line,

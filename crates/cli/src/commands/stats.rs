@@ -40,13 +40,13 @@ impl StatsArgs {
 pub fn stats(a: StatsArgs) -> anyhow::Result<i32> {
     let v = get_json(&a.server, &["v1", "stats"], &a.params())?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
     let buckets = v["buckets"].as_array().cloned().unwrap_or_default();
     let key = |b: &Value| b["key"].as_str().unwrap_or("").to_string();
     if a.csv {
-        let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+        let mut w = csv::Writer::from_writer(crate::output::Stdout);
         w.write_record(["start", "key", "count"])?;
         for b in &buckets {
             w.write_record([s(&b["start"]), key(b), b["count"].to_string()])?;

@@ -67,7 +67,7 @@ pub(crate) fn subject_export(a: SubjectExportArgs) -> anyhow::Result<i32> {
     let doc = json!({"subject": subject, "key": key, "events": events});
     let text = serde_json::to_string_pretty(&doc)? + "\n";
     if a.out.as_os_str() == "-" {
-        print!("{text}");
+        crate::output::out(format_args!("{text}"));
     } else {
         std::fs::write(&a.out, text).with_context(|| format!("writing {}", a.out.display()))?;
         eprintln!(

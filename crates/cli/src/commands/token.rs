@@ -139,7 +139,7 @@ fn create(a: CreateArgs) -> anyhow::Result<i32> {
     };
     eprintln!("{}", describe(&info));
     eprintln!("mlaudit: the token is shown once; store it as a secret");
-    println!("{token}");
+    outln!("{token}");
     Ok(0)
 }
 
@@ -152,7 +152,7 @@ fn list(t: Target) -> anyhow::Result<i32> {
         }
     };
     for i in &infos {
-        println!("{}", describe(i));
+        outln!("{}", describe(i));
     }
     Ok(0)
 }

@@ -193,7 +193,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
                     stored - r.size
                 ));
             }
-            println!("{line}");
+            outln!("{line}");
             if !r.pruned.is_empty() {
                 // Pruned by retention: payloads gone, leaf hashes verified from the tiles.
                 let shown: Vec<String> = r
@@ -207,7 +207,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
                 } else {
                     String::new()
                 };
-                println!(
+                outln!(
                     "pruned: {} entries by retention (leaf hashes kept and verified), seqs {}{more}",
                     r.pruned_entries(),
                     shown.join(", ")

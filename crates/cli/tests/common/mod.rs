@@ -21,9 +21,9 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mlaudit"))
 }
 
-/// `/work/shared` (the project's sibling directory with vectors and bench tools).
-pub fn shared_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+/// The repository's `testdata/` (vectors from other implementations; see its README).
+pub fn testdata_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
 
 /// Base64 (standard) of bytes.
@@ -657,36 +657,14 @@ pub fn cli(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> CliOut 
     }
 }
 
-/// `n` NDJSON events from `../shared/bench/gen_events.py N --seed S` (ids
-/// `S-000000000000`…). If python3 is not available, prints a note and
-/// returns simple generated events with the same id scheme instead.
+/// `n` NDJSON events from the project's seeded generator (what `mlaudit demo events N
+/// --seed S` prints; ids `{S:x}-000000000000`…).
 pub fn gen_events(n: usize, seed: u64) -> String {
-    let script = shared_dir().join("bench/gen_events.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(n.to_string())
-        .args(["--seed", &seed.to_string()])
-        .stderr(Stdio::inherit())
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {
-            String::from_utf8(o.stdout).expect("gen_events.py writes UTF-8")
-        }
-        Ok(o) => panic!("{} failed: {}", script.display(), o.status),
-        Err(e) => {
-            eprintln!(
-                "note: python3 is not available ({e}); using built-in events instead of gen_events.py"
-            );
-            (0..n)
-                .map(|i| {
-                    format!(
-                        "{{\"id\":\"{seed}-{i:012}\",\"action\":\"dataset.read\",\"actor\":{{\"id\":\"user{}@example.com\"}},\"resource\":{{\"type\":\"dataset\",\"id\":\"ds-{i}\"}}}}\n",
-                        i % 97
-                    )
-                })
-                .collect()
-        }
-    }
+    let opts = sample::Options {
+        seed,
+        ..Default::default()
+    };
+    sample::ndjson(n as u64, &opts)
 }
 
 /// The `id` of every line of an NDJSON text.

@@ -2,8 +2,7 @@
 //! events, and reference answers computed from the parsed events, independently of SQLite.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,33 +16,13 @@ use tlog::Signer;
 
 pub const ORIGIN: &str = "test.example/index";
 
-/// Events from the shared generator, or `None` (with a note) when python3 is missing.
-pub fn generated(n: usize, seed: u64) -> Option<Vec<Value>> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/gen_events.py");
-    let out = match Command::new("python3")
-        .arg(&script)
-        .arg(n.to_string())
-        .arg("--seed")
-        .arg(seed.to_string())
-        .output()
-    {
-        Ok(o) if o.status.success() => o.stdout,
-        Ok(o) => panic!(
-            "gen_events.py failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => {
-            eprintln!("skipping: cannot run python3 ({e})");
-            return None;
-        }
+/// `n` events from the project's seeded generator (`sample`, as `mlaudit demo events`).
+pub fn generated(n: usize, seed: u64) -> Vec<Value> {
+    let opts = sample::Options {
+        seed,
+        ..Default::default()
     };
-    let events: Vec<Value> = out
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
-    assert_eq!(events.len(), n);
-    Some(events)
+    sample::events(n as u64, &opts).collect()
 }
 
 /// A ledger and an index in one temporary directory.

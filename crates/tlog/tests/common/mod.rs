@@ -8,9 +8,9 @@ use tlog::{
     leaf_hash, node_hash, CompactRange, Error, Hash, HashReader, NodeId, TileReader, EMPTY_ROOT,
 };
 
-/// `../shared/vectors` seen from the project root.
+/// The repository's `testdata/` (vectors from other implementations; see its README).
 pub fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
 
 /// Every perfect subtree hash of a tree, by level then index, filled from
