@@ -266,17 +266,19 @@ impl Privacy {
                             return;
                         }
                     }
+                    // The subject is the sibling's pseudonym: made above in this event, or
+                    // made now from its value, whatever that value looks like.
                     let subject = rule.subject.as_ref().and_then(|k| match m.get(k) {
-                        Some(Value::String(s)) if is_pseudonym(s) && made.contains_key(s) => {
-                            Some(s.clone())
-                        }
-                        Some(Value::String(s)) if !is_pseudonym(s) => Some(self.pseudonym(s)),
+                        Some(Value::String(s)) if made.contains_key(s) => Some(s.clone()),
+                        Some(Value::String(s)) => Some(self.pseudonym(s)),
                         _ => None,
                     });
                     let here = path::join(at, &last);
                     let mut replace = |v: &mut Value, concrete: String| {
                         let Value::String(s) = v else { return };
-                        if is_pseudonym(s) {
+                        // Only what this event's rules made is skipped: a value that merely
+                        // looks like a pseudonym is a value like any other (issue 19.2).
+                        if made.contains_key(s.as_str()) {
                             return;
                         }
                         let p = self.pseudonym(s);
@@ -601,6 +603,38 @@ mod tests {
         let u = p.unseal(&mut old_view, Some(&sealed), None).unwrap();
         assert_eq!(u.erased, vec![alice.clone()]);
         assert_eq!(old_view["actor"]["id"], json!(alice));
+    }
+
+    /// Regression (issue 19.2): `hmac:<digits>:<22 chars>` was stored as sent (cleartext,
+    /// unsealed, beyond erasure) and the same event's IP sealed under another subject.
+    #[test]
+    fn values_shaped_like_pseudonyms_are_pseudonymized_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = engine(tmp.path(), PrivacyFile::default());
+        let shaped = "hmac:1:alice_smith_123456789A";
+        assert!(is_pseudonym(shaped));
+        let mut evs = vec![event(json!({
+            "action": "dataset.read",
+            "actor": {"id": shaped, "ip": "10.9.8.7"},
+            "resource": {"type": "user", "id": p.pseudonym("bob")},
+        }))];
+        let sealed = p.apply(&mut evs).unwrap();
+        let stored = evs[0].as_value().clone();
+        let subject = p.pseudonym(shaped);
+        assert_eq!(stored["actor"]["id"], json!(subject));
+        assert!(!stored.to_string().contains(shaped));
+        // A real pseudonym sent as an identifier is pseudonymized again, like any value.
+        assert_eq!(
+            stored["resource"]["id"],
+            json!(p.pseudonym(&p.pseudonym("bob")))
+        );
+        // The IP is sealed under the actor's subject, so erasing that person reaches it.
+        let sealed = sealed[0].as_ref().unwrap();
+        assert!(sealed.contains_key(&subject), "{sealed:?}");
+        let mut view = stored.clone();
+        p.unseal(&mut view, Some(sealed), Some(&subject)).unwrap();
+        assert_eq!(view["actor"]["id"], shaped);
+        assert_eq!(view["actor"]["ip"], "10.9.8.7");
     }
 
     #[test]
