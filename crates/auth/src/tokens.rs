@@ -476,9 +476,23 @@ pub fn parse_lifetime_ms(s: &str) -> anyhow::Result<i64> {
         .with_context(|| format!("lifetime {s:?} is longer than 100 years"))
 }
 
+/// Names of mlaudit's own principals (and of the actor of unauthenticated denials): no
+/// token may carry one, so that `source.principal` = `mlaudit` always means the server.
+pub const RESERVED_NAMES: [&str; 3] = [SYSTEM_PRINCIPAL, OFFLINE_PRINCIPAL, "unauthenticated"];
+
+/// The principal of the server's own records (`source.principal`).
+pub const SYSTEM_PRINCIPAL: &str = "mlaudit";
+
+/// The actor of token changes made offline (`mlaudit token … --data-dir`).
+pub const OFFLINE_PRINCIPAL: &str = "offline-cli";
+
 /// Token names: 1 to [`TOKEN_NAME_CHARS_MAX`] of `[A-Za-z0-9._-]`, so that they cannot be
-/// mistaken for `oidc:` principals or carry control characters into logs.
+/// mistaken for `oidc:` principals or carry control characters into logs, and none of
+/// [`RESERVED_NAMES`] (in any case).
 fn check_name(name: &str) -> anyhow::Result<()> {
+    if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        bail!("token name {name:?} is reserved for mlaudit's own records; choose another");
+    }
     if name.is_empty()
         || name.len() > TOKEN_NAME_CHARS_MAX
         || !name

@@ -1163,3 +1163,32 @@ fn denied_paths_hold_no_cleartext_identifiers() {
         assert!(path.contains("/hmac:"), "{path}");
     }
 }
+
+/// Regression (issue 18.7): an admin could create a token named `mlaudit` (the server's own
+/// principal) or `offline-cli`, and a producer could write `auth.denied` records.
+#[test]
+fn principals_cannot_pass_for_mlaudit_itself() {
+    let srv = TestServer::start_audited(&[]);
+    let admin = srv.http();
+    for name in ["mlaudit", "MLAudit", "offline-cli", "unauthenticated"] {
+        let r = admin.post(
+            &srv.at("/v1/tokens"),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&json!({"role": "producer", "name": name})).unwrap(),
+        );
+        assert_eq!(r.status, 400, "{name}: {}", r.text());
+        assert!(r.text().contains("reserved"), "{}", r.text());
+    }
+    let producer = srv.http_as(&srv.token("producer", &[]));
+    for action in ["auth.denied", "audit.query"] {
+        let r = srv.post_json(&producer, &json!({"action": action, "actor": {"id": "x"}}));
+        assert_eq!(r.status, 400, "{action}: {}", r.text());
+        assert!(r.text().contains("reserved"), "{}", r.text());
+    }
+    // Other auth.* actions of the platform are the producer's to record.
+    let r = srv.post_json(
+        &producer,
+        &json!({"action": "auth.login", "actor": {"id": "x"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+}

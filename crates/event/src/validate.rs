@@ -458,6 +458,10 @@ impl Path<'_> {
     }
 }
 
+/// Actions outside `audit.*` that only mlaudit writes: a producer's `auth.denied` would
+/// pass for the server's record of a refused request.
+pub const RESERVED_ACTIONS: [&str; 1] = ["auth.denied"];
+
 /// Checks `<namespace>.<verb>`: two or more dot-separated segments of `[a-z][a-z0-9_]*`.
 fn check_action(c: &mut Checker, action: &str, allow_reserved: bool) {
     let problem = if action.len() > ACTION_BYTES_MAX {
@@ -492,6 +496,11 @@ fn check_action(c: &mut Checker, action: &str, allow_reserved: bool) {
         c.error(
             "action".into(),
             "the audit.* namespace is reserved for records mlaudit writes itself".into(),
+        );
+    } else if !allow_reserved && RESERVED_ACTIONS.contains(&action) {
+        c.error(
+            "action".into(),
+            format!("{action} is reserved for records mlaudit writes itself"),
         );
     }
 }

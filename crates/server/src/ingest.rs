@@ -32,8 +32,7 @@ pub struct IngestOutcome {
 /// Bodies up to this size are validated on the async worker itself.
 const INLINE_BODY_BYTES_MAX: usize = 16 << 10;
 
-/// Principal of the records mlaudit writes itself (`audit.*` and the like).
-pub const SYSTEM_PRINCIPAL: &str = "mlaudit";
+pub use auth::tokens::SYSTEM_PRINCIPAL;
 
 /// Appends records that mlaudit writes itself (the reserved `audit.*` namespace is
 /// allowed here and only here) and returns once they are durable, with their receipts.

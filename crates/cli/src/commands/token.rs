@@ -3,6 +3,7 @@
 //! Offline changes are appended to the ledger as `audit.token` events when the server
 //! next starts.
 
+use auth::tokens::OFFLINE_PRINCIPAL;
 use std::path::PathBuf;
 
 use auth::Role;
@@ -71,9 +72,6 @@ pub fn run(c: TokenCommand) -> anyhow::Result<i32> {
         TokenCommand::Revoke(a) => revoke(a),
     }
 }
-
-/// Principal named in `audit.token` records of offline changes.
-const OFFLINE_PRINCIPAL: &str = "offline-cli";
 
 fn offline_store(
     dir: &std::path::Path,
