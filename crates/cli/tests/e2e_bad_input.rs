@@ -496,3 +496,33 @@ fn bad_query_parameters_and_paths_are_json_errors() {
     }
     srv.assert_healthy(&http);
 }
+
+/// Regression (issue 18.6): only the first gzip member was decoded (and the answer was
+/// still 201); junk after a gzip body was ignored.
+#[test]
+fn every_gzip_member_is_decoded_and_trailing_junk_refused() {
+    let srv = TestServer::start();
+    let http = srv.http();
+    let first: String = (0..2).map(|i| line(&ok_event(&format!("m1-{i}")))).collect();
+    let second: String = (0..3).map(|i| line(&ok_event(&format!("m2-{i}")))).collect();
+    let mut body = gzip(first.as_bytes());
+    body.extend(gzip(second.as_bytes()));
+    let post = |body: Vec<u8>| {
+        http.post(
+            &srv.at("/v1/events"),
+            &[("content-type", NDJSON), ("content-encoding", "gzip")],
+            body,
+        )
+    };
+    let r = post(body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["accepted"], 5, "both members: {}", r.text());
+    assert_eq!(srv.size(&http), 5);
+
+    let mut junk = gzip(line(&ok_event("junk-0")).as_bytes());
+    junk.extend_from_slice(b"trailing garbage");
+    let r = post(junk);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "bad_encoding");
+    assert_eq!(srv.size(&http), 5, "nothing stored");
+}

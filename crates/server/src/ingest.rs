@@ -195,7 +195,10 @@ fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
         "gzip" | "x-gzip" => {
             use std::io::Read;
             let mut out = Vec::new();
-            let mut dec = flate2::read::GzDecoder::new(&body[..]).take(BODY_BYTES_MAX as u64 + 1);
+            // Every member, as `gzip -d` decodes them; bytes after the last one that are not a
+            // member are an error, not ignored.
+            let mut dec =
+                flate2::read::MultiGzDecoder::new(&body[..]).take(BODY_BYTES_MAX as u64 + 1);
             dec.read_to_end(&mut out).map_err(|e| {
                 ApiError::bad_request(
                     "bad_encoding",
