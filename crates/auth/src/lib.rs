@@ -122,7 +122,6 @@ pub struct Route {
 const ANY: &[Role] = &Role::ALL;
 const PRODUCER: &[Role] = &[Role::Producer, Role::Admin];
 const READER: &[Role] = &[Role::Auditor, Role::PrivacyOfficer, Role::Admin];
-const PRIVACY: &[Role] = &[Role::PrivacyOfficer];
 const ADMIN: &[Role] = &[Role::Admin];
 
 const fn r(
@@ -146,8 +145,8 @@ const fn r(
 /// endpoint added without a row here is closed, not open.
 ///
 /// `admin` may ingest: it can create a producer token at will, so refusing it would
-/// protect nothing. Cleartext personal data (`/v1/subjects/…`) stays reserved to
-/// `privacy_officer`.
+/// protect nothing. Cleartext personal data (`/v1/subjects/…`) is for the roles of
+/// `privacy.cleartext_roles`, which the handlers check (one decision, made by `privacy`).
 pub const ROUTES: &[Route] = &[
     r("GET", "/healthz", Access::Public, true, false),
     // Operational counters, no log content; Prometheus scrapes with an auditor token.
@@ -185,17 +184,19 @@ pub const ROUTES: &[Route] = &[
         true,
         true,
     ),
+    // Cleartext: readers pass here, and the handler lets through only the roles of
+    // `privacy.cleartext_roles` (default privacy_officer), the one clearance decision.
     r(
         "GET",
         "/v1/subjects/{id}/events",
-        Access::Roles(PRIVACY),
+        Access::Roles(READER),
         false,
         true,
     ),
     r(
         "POST",
         "/v1/subjects/{id}/erase",
-        Access::Roles(PRIVACY),
+        Access::Roles(READER),
         false,
         false,
     ),

@@ -503,8 +503,12 @@ fn bad_query_parameters_and_paths_are_json_errors() {
 fn every_gzip_member_is_decoded_and_trailing_junk_refused() {
     let srv = TestServer::start();
     let http = srv.http();
-    let first: String = (0..2).map(|i| line(&ok_event(&format!("m1-{i}")))).collect();
-    let second: String = (0..3).map(|i| line(&ok_event(&format!("m2-{i}")))).collect();
+    let first: String = (0..2)
+        .map(|i| line(&ok_event(&format!("m1-{i}"))))
+        .collect();
+    let second: String = (0..3)
+        .map(|i| line(&ok_event(&format!("m2-{i}"))))
+        .collect();
     let mut body = gzip(first.as_bytes());
     body.extend(gzip(second.as_bytes()));
     let post = |body: Vec<u8>| {

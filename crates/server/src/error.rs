@@ -7,6 +7,11 @@ use serde_json::json;
 
 use event::{BodyError, FieldError};
 
+/// Why a handler refused a request (403), as a response extension: the auth layer records
+/// the `auth.denied` event under this reason.
+#[derive(Debug, Clone, Copy)]
+pub struct DenyReason(pub &'static str);
+
 /// An API failure.
 #[derive(Debug)]
 pub struct ApiError {
@@ -20,6 +25,8 @@ pub struct ApiError {
     pub details: Vec<FieldError>,
     /// Seconds a client should wait before retrying (503/429).
     pub retry_after_s: Option<u64>,
+    /// For a 403: the reason recorded in `auth.denied` (default: the code).
+    pub deny_reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -31,6 +38,7 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             retry_after_s: None,
+            deny_reason: None,
         }
     }
     /// 400 with a code.
@@ -90,6 +98,10 @@ impl IntoResponse for ApiError {
             "details": self.details,
         }});
         let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::FORBIDDEN {
+            let reason = self.deny_reason.unwrap_or(self.code);
+            resp.extensions_mut().insert(DenyReason(reason));
+        }
         if let Some(s) = self.retry_after_s {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));

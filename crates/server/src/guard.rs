@@ -23,7 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, DenyReason};
 use super::AppState;
 use crate::config::AuthConfig;
 use auth::tokens::{now_ms, Refusal};
@@ -222,15 +222,13 @@ pub(super) async fn guard(
     req.extensions_mut().insert(principal.clone());
     let resp = next.run(req).await;
     if resp.status() == StatusCode::FORBIDDEN {
-        deny(
-            &st,
-            Some(&principal),
-            &method,
-            &path,
-            ip,
-            "project_scope",
-            403,
-        );
+        // Recorded under the handler's own reason (its error code).
+        let reason = match resp.extensions().get::<DenyReason>().map(|c| c.0) {
+            Some("project_forbidden") => "project_scope",
+            Some(reason) => reason,
+            None => "forbidden",
+        };
+        deny(&st, Some(&principal), &method, &path, ip, reason, 403);
     }
     if let Some(filters) = filters {
         if resp.status().is_success() {

@@ -32,15 +32,18 @@ pub(super) fn require_cleartext(st: &AppState, caller: &Principal) -> Result<(),
     if st.privacy.may_see_cleartext(Some(caller.role.as_str())) {
         return Ok(());
     }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        format!(
+    Err(ApiError {
+        deny_reason: Some("cleartext"),
+        ..ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
             "role {} may not see cleartext; roles with clearance: {:?} (privacy.cleartext_roles)",
             caller.role.as_str(),
             st.privacy.config().cleartext_roles
         ),
-    ))
+        )
+    })
 }
 
 /// Records that `caller` saw cleartext, as an `audit.query` event, and returns once it is
