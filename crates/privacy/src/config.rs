@@ -10,13 +10,21 @@ use zeroize::Zeroizing;
 use super::path::FieldPath;
 
 /// Default key-name pattern for redaction: any key containing one of these words, in any
-/// case, at any depth below the top level.
-pub const REDACT_KEYS_DEFAULT: &str =
-    "(?i)password|passwd|secret|token|api_key|apikey|credential|authorization";
+/// case, at any depth below the top level. Keys are matched after folding look-alike
+/// characters (fullwidth forms, Cyrillic and Greek letters that look Latin) to ASCII, so
+/// `pаssword` with a Cyrillic `а` is a password too.
+pub const REDACT_KEYS_DEFAULT: &str = "(?i)password|passwd|passphrase|pwd|secret|token|\
+     api[_-]?key|access[_-]?key|private[_-]?key|credential|authorization|cookie";
 
-/// Default value patterns: e-mail addresses.
-pub const REDACT_VALUES_DEFAULT: &[&str] =
-    &[r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"];
+/// Default value patterns: e-mail addresses; secrets written into text (`Bearer …`,
+/// `password=…`, `pw: …`, `api_key=…`); IPv4 and IPv6 addresses.
+pub const REDACT_VALUES_DEFAULT: &[&str] = &[
+    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+    r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}",
+    r"(?i)\b(password|passwd|passphrase|pwd|pw|secret|token|api[_-]?key|access[_-]?key)\s*[=:]\s*[^\s,;&]+",
+    r"\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b",
+    r"(?i)\b([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?i)\b([0-9a-f]{1,4}:){1,6}:([0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4}\b",
+];
 
 /// Default free-text fields the value patterns are applied to (each with everything below it).
 pub const REDACT_VALUES_IN_DEFAULT: &[&str] = &["reason", "resource.name", "parameters", "context"];
@@ -125,6 +133,8 @@ fn default_rules() -> Vec<FieldRuleFile> {
     vec![
         rule("actor.id", None, None),
         rule("actor.ip", None, Some("id")),
+        // A browser's user agent narrows a person down as well as an address does.
+        rule("actor.user_agent", None, Some("id")),
         rule("resource.id", Some("type=user"), None),
         rule("parameters.with", None, None),
         // A link to a person is as identifying as the person as the resource.

@@ -381,11 +381,57 @@ impl Privacy {
     }
 }
 
+/// `key` with look-alike characters folded to ASCII: fullwidth forms, and the Cyrillic and
+/// Greek letters that look like Latin ones (a key name spelled with them reads the same).
+fn fold_lookalikes(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.is_ascii() {
+        return std::borrow::Cow::Borrowed(key);
+    }
+    let fold = |c: char| -> char {
+        match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            'а' | 'α' => 'a',
+            'в' | 'β' => 'b',
+            'с' | 'ϲ' => 'c',
+            'е' | 'ε' => 'e',
+            'һ' => 'h',
+            'і' | 'ι' => 'i',
+            'ј' => 'j',
+            'к' | 'κ' => 'k',
+            'м' => 'm',
+            'о' | 'ο' => 'o',
+            'р' | 'ρ' => 'p',
+            'ѕ' => 's',
+            'т' | 'τ' => 't',
+            'υ' => 'u',
+            'ѡ' | 'ω' => 'w',
+            'х' | 'χ' => 'x',
+            'у' | 'γ' => 'y',
+            'А' | 'Α' => 'A',
+            'В' | 'Β' => 'B',
+            'С' => 'C',
+            'Е' | 'Ε' => 'E',
+            'Н' | 'Η' => 'H',
+            'І' | 'Ι' => 'I',
+            'К' | 'Κ' => 'K',
+            'М' | 'Μ' => 'M',
+            'О' | 'Ο' => 'O',
+            'Р' | 'Ρ' => 'P',
+            'Ѕ' => 'S',
+            'Т' | 'Τ' => 'T',
+            'Х' | 'Χ' => 'X',
+            'У' | 'Υ' => 'Y',
+            other => other,
+        }
+    };
+    std::borrow::Cow::Owned(key.chars().map(fold).collect())
+}
+
 fn redact_keys(v: &mut Value, re: &regex::Regex) {
     match v {
         Value::Object(m) => {
             for (k, child) in m.iter_mut() {
-                if re.is_match(k) {
+                if re.is_match(&fold_lookalikes(k)) {
                     *child = Value::String(REDACTED.into());
                 } else {
                     redact_keys(child, re);
@@ -406,7 +452,29 @@ fn redact_values(v: &mut Value, patterns: &[regex::Regex]) {
                 }
             }
         }
-        Value::Object(m) => m.values_mut().for_each(|c| redact_values(c, patterns)),
+        Value::Object(m) => {
+            // Key names are free text too (`{"alice@example.com": 3}`): a key a pattern
+            // matches is renamed, numbered if two would collide.
+            if m.keys().any(|k| patterns.iter().any(|re| re.is_match(k))) {
+                let old = std::mem::take(m);
+                for (k, child) in old {
+                    let mut key = k.clone();
+                    for re in patterns {
+                        if re.is_match(&key) {
+                            key = re.replace_all(&key, REDACTED).into_owned();
+                        }
+                    }
+                    let mut unique = key.clone();
+                    let mut n = 1;
+                    while m.contains_key(&unique) {
+                        n += 1;
+                        unique = format!("{key}#{n}");
+                    }
+                    m.insert(unique, child);
+                }
+            }
+            m.values_mut().for_each(|c| redact_values(c, patterns))
+        }
         Value::Array(items) => items.iter_mut().for_each(|c| redact_values(c, patterns)),
         _ => {}
     }
@@ -603,6 +671,64 @@ mod tests {
         let u = p.unseal(&mut old_view, Some(&sealed), None).unwrap();
         assert_eq!(u.erased, vec![alice.clone()]);
         assert_eq!(old_view["actor"]["id"], json!(alice));
+    }
+
+    /// Regression (issue 18.9): secrets under key names the defaults missed, secrets and
+    /// addresses inside text, e-mail addresses as key names, and the user agent.
+    #[test]
+    fn default_redaction_covers_the_reported_gaps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = engine(tmp.path(), PrivacyFile::default());
+        let mut evs = vec![event(json!({
+            "action": "job.start",
+            "actor": {"id": "svc", "user_agent": "Mozilla/5.0 (X11; Linux) alice-laptop"},
+            "parameters": {
+                "x-api-key": "k1", "private_key": "k2", "pwd": "k3", "passphrase": "k4",
+                "access_key": "k5", "Cookie": "k6", "p\u{0430}ssword": "k7",
+                "\u{FF54}\u{FF4F}\u{FF4B}\u{FF45}\u{FF4E}": "k8",
+                "header": "Authorization: Bearer sk_live_51Habcdefgh",
+                "dsn": "postgres://db?user=app&pw=hunter2x",
+                "by_user": {"alice@example.com": 3, "bob@example.com": 4},
+                "keep": "rows=12, ratio: 0.5",
+            },
+            "context": {"client": "10.20.30.40", "peer": "2001:db8:0:0:0:0:0:1"},
+            "reason": "retried from 192.168.7.9 after pw: s3cret!",
+        }))];
+        let sealed = p.apply(&mut evs).unwrap();
+        let text = evs[0].as_value().to_string();
+        for secret in [
+            "k1",
+            "k2",
+            "k3",
+            "k4",
+            "k5",
+            "k6",
+            "k7",
+            "k8",
+            "sk_live",
+            "hunter2x",
+            "alice@",
+            "bob@",
+            "10.20.30.40",
+            "2001:db8",
+            "192.168.7.9",
+            "s3cret",
+            "alice-laptop",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        let stored = evs[0].as_value();
+        assert_eq!(stored["parameters"]["keep"], "rows=12, ratio: 0.5");
+        // Two renamed keys do not collide: both counts are kept.
+        let by_user = stored["parameters"]["by_user"].as_object().unwrap();
+        assert_eq!(by_user.len(), 2, "{by_user:?}");
+        // The user agent is a pseudonym, sealed with the actor's data.
+        let ua = &stored["actor"]["user_agent"];
+        assert!(is_pseudonym(ua.as_str().unwrap()), "{ua}");
+        assert!(sealed[0]
+            .as_ref()
+            .unwrap()
+            .contains_key(&p.pseudonym("svc")));
     }
 
     /// Regression (issue 19.2): `hmac:<digits>:<22 chars>` was stored as sent (cleartext,
