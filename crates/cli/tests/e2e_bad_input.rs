@@ -530,3 +530,41 @@ fn every_gzip_member_is_decoded_and_trailing_junk_refused() {
     assert_eq!(r.json()["error"]["code"], "bad_encoding");
     assert_eq!(srv.size(&http), 5, "nothing stored");
 }
+
+/// Regression (issue 18.13): invalid UTF-8 in a path or query was answered in plain text.
+#[test]
+fn invalid_utf8_in_paths_and_queries_is_a_json_error() {
+    let srv = TestServer::start();
+    let http = srv.http();
+    for path in [
+        "/v1/events?actor=%FF%FE",
+        "/v1/resources/dataset/%C3%28",
+        "/v1/events/%FF",
+    ] {
+        let r = http.get(&srv.at(path));
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        let code = r.json()["error"]["code"].clone();
+        assert!(code.is_string(), "{path}: {}", r.text());
+    }
+}
+
+/// Regression (issue 18.13): duplicate member names and numbers that parse to something
+/// else were stored (the last name won; `1e-400` became 0).
+#[test]
+fn ambiguous_json_is_refused_and_nothing_stored() {
+    let srv = TestServer::start();
+    let http = srv.http();
+    for body in [
+        r#"{"action":"model.train","action":"model.delete","actor":{"id":"a"}}"#,
+        r#"{"action":"model.train","actor":{"id":"a"},"metrics":{"loss":1e-400}}"#,
+    ] {
+        let r = http.post(
+            &srv.at("/v1/events"),
+            &[("content-type", "application/json")],
+            body.as_bytes().to_vec(),
+        );
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert_eq!(r.json()["error"]["code"], "malformed_json");
+    }
+    assert_eq!(srv.size(&http), 0);
+}

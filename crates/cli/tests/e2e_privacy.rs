@@ -762,3 +762,39 @@ fn rotating_the_master_key_offline_keeps_every_sealed_value() {
     srv.restart();
     assert_first_actor_in_cleartext(&srv);
 }
+
+/// Regression (issue 18.13): a batch refused for its ids still created the subject keys of
+/// its people in `keys.sqlite`.
+#[test]
+fn refused_batches_create_no_subject_keys() {
+    let srv = TestServer::start();
+    let http = srv.http();
+    let subjects = || -> i64 {
+        rusqlite::Connection::open(srv.data_dir.join("keys.sqlite"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM subject_keys", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = subjects();
+    let r = srv.post_json(
+        &http,
+        &json!([
+            {"id": "same", "action": "dataset.read", "actor": {"id": "newcomer1@example.com"}},
+            {"id": "same", "action": "dataset.read", "actor": {"id": "newcomer2@example.com"}},
+        ]),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "duplicate_id_in_batch");
+    assert_eq!(
+        subjects(),
+        before,
+        "no key for the people of a refused batch"
+    );
+    // A stored event does create its subject's key.
+    let r = srv.post_json(
+        &http,
+        &json!({"id": "once", "action": "dataset.read", "actor": {"id": "newcomer1@example.com"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(subjects(), before + 1);
+}

@@ -158,8 +158,8 @@ pub fn split_body_items(
 
 fn split_json(text: &str, batch_max: usize) -> Result<Vec<BodyItem>, BodyError> {
     let items_in_array = text.trim_start().starts_with('[');
-    let parsed: Value =
-        serde_json::from_str(text).map_err(|e| parse_error(&e, text, items_in_array, 0, None))?;
+    let parsed = parse_strict(text).map_err(|e| parse_error(&e, text, items_in_array, 0, None))?;
+    check_numbers(text, None)?;
     let values = match parsed {
         Value::Array(values) => values,
         single => vec![single],
@@ -200,8 +200,9 @@ fn split_ndjson(text: &str, batch_max: usize) -> Result<Vec<BodyItem>, BodyError
     }
     let mut items = Vec::with_capacity(lines.len());
     for (index, (line_number, line)) in lines.into_iter().enumerate() {
-        let value: Value = serde_json::from_str(line)
+        let value = parse_strict(line)
             .map_err(|e| parse_error(&e, line, false, index, Some(line_number)))?;
+        check_numbers(line, Some(line_number))?;
         check_item(&value, index, Some(line_number))?;
         items.push(BodyItem {
             value,
@@ -209,6 +210,134 @@ fn split_ndjson(text: &str, batch_max: usize) -> Result<Vec<BodyItem>, BodyError
         });
     }
     Ok(items)
+}
+
+/// Parses one JSON text like `serde_json::from_str`, but refuses an object with two members
+/// of the same name (RFC 8259 leaves their meaning open; serde_json keeps the last, so what
+/// a producer's other tools read and what the log stores could differ).
+fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = Strict.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// A [`Value`] seed that refuses duplicate member names.
+#[derive(Clone, Copy)]
+struct Strict;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(v) = seq.next_element_seed(Strict)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if members.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate member name {key:?} in an object"
+                )));
+            }
+            let v = map.next_value_seed(Strict)?;
+            members.insert(key, v);
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+/// Refuses numbers that parsing would change silently: a non-zero number too small for an
+/// f64 (`1e-400` would be stored as 0) and integers outside the 64-bit range (stored as a
+/// rounded float). `text` is valid JSON (already parsed).
+fn check_numbers(text: &str, line: Option<usize>) -> Result<(), BodyError> {
+    let b = text.as_bytes();
+    let (mut i, mut in_string, mut escaped) = (0, false, false);
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if c == b'-' || c.is_ascii_digit() {
+            let start = i;
+            while i < b.len() && matches!(b[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                i += 1;
+            }
+            let token = &text[start..i];
+            let mantissa = token.split(['e', 'E']).next().unwrap_or(token);
+            let nonzero = mantissa.bytes().any(|d| matches!(d, b'1'..=b'9'));
+            let problem = if token.contains(['.', 'e', 'E']) {
+                let f: f64 = token.parse().unwrap_or(0.0);
+                (f == 0.0 && nonzero).then_some("is too small to store: it would become 0")
+            } else {
+                (token.parse::<i64>().is_err() && token.parse::<u64>().is_err())
+                    .then_some("is outside the 64-bit integer range: it would be rounded")
+            };
+            if let Some(problem) = problem {
+                let before = &text[..start];
+                let line_in_text = before.matches('\n').count() + 1;
+                let column = start - before.rfind('\n').map_or(0, |n| n + 1) + 1;
+                return Err(BodyError::Syntax {
+                    line: line.unwrap_or(line_in_text),
+                    column,
+                    message: format!("the number {token} {problem}"),
+                });
+            }
+            continue;
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// The whitespace JSON allows between tokens (RFC 8259 section 2).

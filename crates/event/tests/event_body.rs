@@ -267,3 +267,57 @@ fn body_over_the_size_limit_is_refused() {
     );
     assert_eq!(err.code(), "body_too_large");
 }
+
+/// Regression (issue 18.13): duplicate member names were accepted (the last one won).
+#[test]
+fn duplicate_member_names_are_refused() {
+    for (body, format) in [
+        (r#"{"action":"a.b","action":"c.d","actor":{"id":"x"}}"#, BodyFormat::Json),
+        (r#"[{"action":"a.b","actor":{"id":"x","id":"y"}}]"#, BodyFormat::Json),
+        (
+            "{\"action\":\"a.b\",\"actor\":{\"id\":\"x\"}}\n{\"action\":\"a.b\",\"actor\":{\"id\":\"x\"},\"parameters\":{\"k\":1,\"k\":2}}",
+            BodyFormat::Ndjson,
+        ),
+    ] {
+        match split(body, format) {
+            Err(e @ BodyError::Syntax { .. }) => {
+                assert_eq!(e.code(), "malformed_json");
+                assert!(e.to_string().contains("duplicate member name"), "{e}");
+            }
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    // The same name in different objects is fine.
+    let ok = r#"{"action":"a.b","actor":{"id":"x"},"parameters":{"id":"y"}}"#;
+    assert_eq!(split(ok, BodyFormat::Json).unwrap().len(), 1);
+}
+
+/// Regression (issue 18.13): `1e-400` was stored as 0; big integers as rounded floats.
+#[test]
+fn numbers_that_would_change_are_refused() {
+    for n in [
+        "1e-400",
+        "-2.5E-999",
+        "0.000e-400000001",
+        "123456789012345678901234567890",
+    ] {
+        let body = format!(r#"{{"action":"a.b","actor":{{"id":"x"}},"metrics":{{"m":{n}}}}}"#);
+        match split(&body, BodyFormat::Json) {
+            Err(e @ BodyError::Syntax { .. }) => assert!(e.to_string().contains(n), "{e}"),
+            Ok(v) if n.starts_with("0.000") => assert_eq!(v[0]["metrics"]["m"], 0.0),
+            other => panic!("{n}: {other:?}"),
+        }
+    }
+    for n in [
+        "0e-400",
+        "1e-300",
+        "-9223372036854775808",
+        "18446744073709551615",
+        "0.5",
+    ] {
+        let body = format!(
+            r#"{{"action":"a.b","actor":{{"id":"x"}},"metrics":{{"m":{n}}},"reason":"1e-400"}}"#
+        );
+        assert!(split(&body, BodyFormat::Json).is_ok(), "{n}");
+    }
+}

@@ -90,11 +90,48 @@ impl From<ledger::store::ReadError> for ApiError {
     }
 }
 
+/// `message` with every absolute file path cut to its last component (`…/segment-0001`):
+/// server errors name the file that failed without showing the server's layout.
+fn without_paths(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find('/') {
+        let (before, from) = rest.split_at(i);
+        let at_start = before
+            .chars()
+            .last()
+            .is_none_or(|c| c.is_whitespace() || "\"'`(=[".contains(c));
+        let end = from
+            .find(|c: char| c.is_whitespace() || "\"'`),;]".contains(c))
+            .unwrap_or(from.len());
+        let (path, after) = from.split_at(end);
+        out.push_str(before);
+        let path = path.trim_end_matches([':', '.']);
+        let tail = &from[path.len()..end];
+        if at_start && path.len() > 1 && path[1..].contains('/') {
+            out.push('…');
+            out.push_str(&path[path.rfind('/').unwrap_or(0)..]);
+        } else {
+            out.push_str(path);
+        }
+        out.push_str(tail);
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let message = if self.status.is_server_error() {
+            tracing::warn!(code = self.code, message = %self.message, "server error answered");
+            without_paths(&self.message)
+        } else {
+            self.message
+        };
         let body = json!({"error": {
             "code": self.code,
-            "message": self.message,
+            "message": message,
             "details": self.details,
         }});
         let mut resp = (self.status, axum::Json(body)).into_response();
@@ -107,5 +144,28 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_paths;
+
+    #[test]
+    fn server_errors_name_files_but_not_the_layout() {
+        assert_eq!(
+            without_paths("writing /srv/mlaudit/data/ledger/segments/0001.seg: No space left"),
+            "writing …/0001.seg: No space left"
+        );
+        assert_eq!(
+            without_paths("opening \"/var/lib/x/index.sqlite\" failed"),
+            "opening \"…/index.sqlite\" failed"
+        );
+        assert_eq!(without_paths("a/b and 1/2 stay"), "a/b and 1/2 stay");
+        assert_eq!(
+            without_paths("GET /v1/events failed"),
+            "GET …/events failed"
+        );
+        assert_eq!(without_paths("no slash"), "no slash");
     }
 }

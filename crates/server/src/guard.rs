@@ -141,6 +141,20 @@ pub(super) async fn guard(
 ) -> Response {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
+    // A query string that does not decode to UTF-8 would be refused by the handler's query
+    // extractor in plain text; refuse it here, as JSON, like every other error.
+    if let Some(q) = req.uri().query() {
+        if percent_encoding::percent_decode_str(q)
+            .decode_utf8()
+            .is_err()
+        {
+            return ApiError::bad_request(
+                "malformed_query",
+                "the query string does not decode to UTF-8",
+            )
+            .into_response();
+        }
+    }
     let route = match route_for(&method, &path) {
         Ok(route) => route,
         Err(bad) => {

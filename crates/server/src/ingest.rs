@@ -459,6 +459,58 @@ fn prepare(
     if let Some(allowed) = projects {
         check_projects(&events, allowed)?;
     }
+    // Ids: repeated ones refused, and the rest reserved, before the privacy step creates
+    // subject keys, so that a batch refused for its ids leaves no key behind.
+    let keys: Vec<Option<Key>> = events
+        .iter()
+        .map(|e| e.id().map(|id| dedup::key(principal, id)))
+        .collect();
+    let mut seen = std::collections::HashMap::new();
+    let mut repeated = Vec::new();
+    for (index, key) in keys.iter().enumerate() {
+        if let Some(k) = key {
+            if let Some(first) = seen.insert(*k, index) {
+                repeated.push(FieldError {
+                    index,
+                    field: "id".into(),
+                    message: format!("repeats the id of item {first} in the same batch"),
+                });
+            }
+        }
+    }
+    if !repeated.is_empty() {
+        return Err(ApiError {
+            details: repeated,
+            ..ApiError::bad_request(
+                "duplicate_id_in_batch",
+                "an event id appears twice in the batch",
+            )
+        });
+    }
+    let lookups = st.dedup.reserve(&keys).map_err(|e| match e {
+        dedup::ReserveError::Storage(why) => {
+            ApiError::unavailable("storage_failure", format!("idempotency lookup failed: {why}"), 1)
+        }
+        dedup::ReserveError::InFlight(f) => ApiError {
+        details: vec![FieldError {
+            index: f.index,
+            field: "id".into(),
+            message: "an earlier request with this id is still being stored".into(),
+        }],
+        ..ApiError::new(
+            StatusCode::CONFLICT,
+            "id_in_flight",
+            "an event with the same id is being stored by another request; retry to get its receipt",
+        )
+        },
+    })?;
+    // Released on every return below unless ingest disarms it.
+    let reservation = Reservation {
+        dedup: st.dedup.clone(),
+        keys: keys.clone(),
+        lookups,
+        armed: true,
+    };
     // Privacy transforms (redaction, pseudonyms, sealing) before anything is written.
     let sealed = st.privacy.apply(&mut events).map_err(|e| {
         ApiError::unavailable(
@@ -470,22 +522,10 @@ fn prepare(
     let recorded_at = format_time(now);
     let mut prepared = Vec::with_capacity(events.len());
     let mut too_large = Vec::new();
-    let mut seen = std::collections::HashMap::new();
-    let mut repeated = Vec::new();
     for (index, event) in events.iter().enumerate() {
-        let key = event.id().map(|id| dedup::key(principal, id));
-        if let Some(k) = key {
-            if let Some(first) = seen.insert(k, index) {
-                repeated.push(FieldError {
-                    index,
-                    field: "id".into(),
-                    message: format!("repeats the id of item {first} in the same batch"),
-                });
-            }
-        }
         match entry_template_sealed(event, sealed[index].as_ref(), &recorded_at, principal) {
             Ok(t) => prepared.push(Prepared {
-                key,
+                key: keys[index],
                 entry: Some(NewEntry::Template {
                     head: t.head,
                     tail: t.tail,
@@ -511,38 +551,5 @@ fn prepare(
             )
         });
     }
-    if !repeated.is_empty() {
-        return Err(ApiError {
-            details: repeated,
-            ..ApiError::bad_request(
-                "duplicate_id_in_batch",
-                "an event id appears twice in the batch",
-            )
-        });
-    }
-    let keys: Vec<Option<Key>> = prepared.iter().map(|p| p.key).collect();
-    let lookups = st.dedup.reserve(&keys).map_err(|e| match e {
-        dedup::ReserveError::Storage(why) => {
-            ApiError::unavailable("storage_failure", format!("idempotency lookup failed: {why}"), 1)
-        }
-        dedup::ReserveError::InFlight(f) => ApiError {
-        details: vec![FieldError {
-            index: f.index,
-            field: "id".into(),
-            message: "an earlier request with this id is still being stored".into(),
-        }],
-        ..ApiError::new(
-            StatusCode::CONFLICT,
-            "id_in_flight",
-            "an event with the same id is being stored by another request; retry to get its receipt",
-        )
-        },
-    })?;
-    let reservation = Reservation {
-        dedup: st.dedup.clone(),
-        keys,
-        lookups,
-        armed: true,
-    };
     Ok((prepared, reservation))
 }

@@ -68,7 +68,18 @@ pub(super) async fn create(
     let (token, info) = tokio::task::spawn_blocking(move || store.create(new))
         .await
         .map_err(|e| ApiError::internal(format!("token task failed: {e}")))?
-        .map_err(|e| ApiError::bad_request("bad_token_request", format!("{e:#}")))?;
+        .map_err(|e| {
+            // A request the store refuses is the caller's to fix; a store that cannot write
+            // (a full disk) is ours, and temporary.
+            let storage = e
+                .chain()
+                .any(|c| c.is::<rusqlite::Error>() || c.is::<std::io::Error>());
+            if storage {
+                ApiError::unavailable("storage_failure", format!("{e:#}"), 5)
+            } else {
+                ApiError::bad_request("bad_token_request", format!("{e:#}"))
+            }
+        })?;
     record_system(&st, &[info.audit_record("create", &p.name)]).await?;
     Ok((
         StatusCode::CREATED,
