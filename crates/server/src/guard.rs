@@ -233,6 +233,22 @@ pub(super) async fn guard(
             .map(|q| q.0)
             .unwrap_or_default()
     });
+    // Fail closed: a read the meta-audit promises to record is refused while the log
+    // cannot append (the writer stopped, e.g. on a full disk), instead of being served
+    // unrecorded.
+    if filters.is_some() {
+        if let Some(why) = st.ledger.poisoned() {
+            return ApiError::unavailable(
+                "meta_audit_unavailable",
+                format!(
+                    "reads are refused while the log cannot record them ({why}); \
+                     see /healthz for what the operator must do"
+                ),
+                30,
+            )
+            .into_response();
+        }
+    }
     req.extensions_mut().insert(principal.clone());
     let resp = next.run(req).await;
     if resp.status() == StatusCode::FORBIDDEN {

@@ -38,6 +38,9 @@ pub struct Metrics {
     /// Requests denied (401, 403, 429), by reason: every one, also those whose
     /// `auth.denied` record was suppressed by the per-source budget. Alert on its rate.
     pub auth_denied: Family<Reason, Counter>,
+    /// System records (`audit.query`, `auth.denied`) lost: dropped from a full queue, or
+    /// not appended after a retry (sampled at scrape). Alert on any increase.
+    pub records_lost: Gauge,
 }
 
 impl Metrics {
@@ -55,6 +58,7 @@ impl Metrics {
             queue_depth: Gauge::default(),
             index_lag_entries: Gauge::default(),
             auth_denied: Family::default(),
+            records_lost: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -92,6 +96,11 @@ impl Metrics {
             "queue_depth",
             "Entries waiting for the ledger writer",
             m.queue_depth.clone(),
+        );
+        registry.register(
+            "records_lost",
+            "System records (audit.query, auth.denied) dropped or not appended",
+            m.records_lost.clone(),
         );
         registry.register(
             "index_lag_entries",

@@ -41,7 +41,12 @@ pub(super) async fn healthz(State(st): State<Arc<AppState>>) -> Response {
         None => (StatusCode::OK, "ok\n").into_response(),
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("ledger writer stopped: {why}\n"),
+            format!(
+                "ledger writer stopped: {why}\n\
+                 ingest and recorded reads are refused. Every acknowledged entry is durable; \
+                 fix the cause (free disk space), then restart mlaudit: recovery checks the \
+                 ledger and signs a checkpoint over every acknowledged entry.\n"
+            ),
         )
             .into_response(),
     }
@@ -53,6 +58,7 @@ pub(super) async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     m.tree_size.set(store.size() as i64);
     m.queue_depth.set(st.ledger.queue_depth() as i64);
     m.index_lag_entries.set(st.indexer.lag() as i64);
+    m.records_lost.set(st.recorder.lost() as i64);
     if let Some(cp) = store.checkpoint() {
         let age = cp.published_at.elapsed().unwrap_or_default().as_secs_f64();
         m.checkpoint_age_seconds.set(age);

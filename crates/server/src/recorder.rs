@@ -6,7 +6,11 @@
 //! Reads wait for room in the channel ([`Recorder::record`]): a read is never served
 //! without its record being queued. Denials do not wait ([`Recorder::try_record`]): a
 //! flood of bad requests must not slow anyone down, so a full channel drops them and counts
-//! the drops (`mlaudit_records_dropped_total` is not exported yet; the count is logged).
+//! the drops. A batch that fails to append is retried once after [`RETRY_DELAY`]; records
+//! still not appended are counted too. Both counts are `mlaudit_records_lost` in `/metrics`
+//! and logged. Reads are refused (fail closed) while the ledger writer is stopped, so the
+//! loss of a read's record can only come from a failure between its queueing and its
+//! append.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -23,6 +27,8 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 pub const RECORDS_BATCH_MAX: usize = 256;
 /// Records that may wait in the channel.
 pub const RECORDS_QUEUED_MAX: usize = 4096;
+/// Wait before the one retry of a batch that failed to append.
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 enum Msg {
     Record(Value),
@@ -51,6 +57,11 @@ impl Recorder {
             rx: Mutex::new(Some(rx)),
             dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Records dropped or not appended since the start.
+    pub fn lost(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Queues a record, waiting for room if the channel is full.
@@ -136,11 +147,25 @@ impl Recorder {
                 let chunk = RECORDS_BATCH_MAX.min(st.batch_events_max).max(1);
                 for part in batch.chunks(chunk) {
                     if let Err(e) = record_system(&st, part).await {
-                        tracing::error!(
+                        tracing::warn!(
                             records = part.len(),
                             error = %e.message,
-                            "appending system records failed"
+                            "appending system records failed; retrying once"
                         );
+                        tokio::time::sleep(RETRY_DELAY).await;
+                        if let Err(e) = record_system(&st, part).await {
+                            let n = st
+                                .recorder
+                                .dropped
+                                .fetch_add(part.len() as u64, Ordering::Relaxed)
+                                + part.len() as u64;
+                            tracing::error!(
+                                records = part.len(),
+                                lost = n,
+                                error = %e.message,
+                                "appending system records failed again: they are lost"
+                            );
+                        }
                     }
                 }
                 drop(st);
