@@ -370,3 +370,46 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
     );
     srv.assert_healthy(&srv.http());
 }
+
+/// Polls `/metrics` until `mlaudit_verify_ok` is `want` (up to 20 s).
+fn wait_verify_ok(srv: &TestServer, want: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let m = srv.http().get(&srv.at("/metrics")).text();
+        if m.lines().any(|l| l == format!("mlaudit_verify_ok {want}")) {
+            return m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mlaudit_verify_ok never became {want}: {m}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Regression (issue 18.12): a flipped tile hash under the checkpoint was served until
+/// someone ran `verify`. The background pass at start finds it, and `/healthz` says so.
+#[test]
+fn a_flipped_tile_hash_is_found_by_the_verification_at_start() {
+    let mut srv = TestServer::start();
+    let http = srv.http();
+    let body: String = (0..300)
+        .map(|i| format!("{}\n", event(&format!("v-{i}"), "dataset.read")))
+        .collect();
+    let r = srv.post_ndjson(&http, &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    srv.wait_checkpoint(&http, 300);
+    wait_verify_ok(&srv, "1");
+    assert_eq!(http.get(&srv.at("/healthz")).status, 200);
+    srv.stop();
+    // One bit of the first leaf hash of level 0 (inside a full tile, under the checkpoint).
+    let tiles = srv.data_dir.join("ledger/tiles/0.hashes");
+    let mut bytes = std::fs::read(&tiles).unwrap();
+    bytes[5] ^= 0x01;
+    std::fs::write(&tiles, bytes).unwrap();
+    srv.restart();
+    wait_verify_ok(&srv, "0");
+    let h = srv.http().get(&srv.at("/healthz"));
+    assert_eq!(h.status, 503, "{}", h.text());
+    assert!(h.text().contains("does not verify"), "{}", h.text());
+}

@@ -48,6 +48,9 @@ pub struct FileConfig {
     pub auth_window_ms: Option<u64>,
     /// Record every read as an `audit.query` event (default true).
     pub meta_audit: Option<bool>,
+    /// Seconds between background verifications of the whole ledger (0: only the one at
+    /// start).
+    pub verify_interval_s: Option<u64>,
     /// Reverse proxies (IP addresses, file only) whose `X-Forwarded-For` names the client:
     /// the limits and the records then use the address the proxy appended.
     pub trusted_proxies: Option<Vec<IpAddr>>,
@@ -84,6 +87,8 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// OIDC / JWT settings; `None`: API tokens only.
     pub oidc: Option<auth::oidc::OidcConfig>,
+    /// Seconds between background verifications (0: only the one at start).
+    pub verify_interval_s: u64,
 }
 
 /// Default for [`AuthConfig::auth_failures_max`].
@@ -211,6 +216,10 @@ impl ServeConfig {
             },
             tls,
             oidc: flags.oidc.or(from_file.oidc),
+            verify_interval_s: flags
+                .verify_interval_s
+                .or(from_file.verify_interval_s)
+                .unwrap_or(crate::verifier::VERIFY_INTERVAL_S_DEFAULT),
         })
     }
 }

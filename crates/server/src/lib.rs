@@ -24,6 +24,7 @@ pub mod recorder;
 pub mod retention;
 mod subjects;
 mod tokens;
+pub mod verifier;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -80,6 +81,8 @@ pub struct AppState {
     pub recorder: recorder::Recorder,
     /// JWT verifier, when `[oidc]` is configured.
     pub oidc: Option<Arc<auth::oidc::Oidc>>,
+    /// The outcome of the latest background verification.
+    pub verification: verifier::Status,
 }
 
 /// A running server's core, opened from a data directory.
@@ -161,6 +164,7 @@ impl Server {
                     .map(auth::oidc::Oidc::new)
                     .transpose()?
                     .map(Arc::new),
+                verification: verifier::Status::default(),
             }),
             created,
             admin_token_file,
@@ -258,6 +262,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     };
     announce(&cfg.data_dir, &server, addr, tls.is_some());
     recorder::Recorder::start(&server.state);
+    verifier::start(&server.state, Duration::from_secs(cfg.verify_interval_s));
     tokens::start_last_used_flusher(&server.state);
     if let Some(s) = cfg.retention.run_interval_s.filter(|&s| s > 0) {
         retention::schedule(server.state.clone(), Duration::from_secs(s));

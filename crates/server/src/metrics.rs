@@ -41,6 +41,10 @@ pub struct Metrics {
     /// System records (`audit.query`, `auth.denied`) lost: dropped from a full queue, or
     /// not appended after a retry (sampled at scrape). Alert on any increase.
     pub records_lost: Gauge,
+    /// Latest background verification: 1 verified, 0 failed, -1 none yet.
+    pub verify_ok: Gauge,
+    /// Unix time of the latest background verification that passed (0: none).
+    pub verify_last_success_seconds: Gauge,
 }
 
 impl Metrics {
@@ -59,6 +63,8 @@ impl Metrics {
             index_lag_entries: Gauge::default(),
             auth_denied: Family::default(),
             records_lost: Gauge::default(),
+            verify_ok: Gauge::default(),
+            verify_last_success_seconds: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -96,6 +102,17 @@ impl Metrics {
             "queue_depth",
             "Entries waiting for the ledger writer",
             m.queue_depth.clone(),
+        );
+        m.verify_ok.set(-1);
+        registry.register(
+            "verify_ok",
+            "Latest background verification of the ledger: 1 passed, 0 failed, -1 none yet",
+            m.verify_ok.clone(),
+        );
+        registry.register(
+            "verify_last_success_seconds",
+            "Unix time of the latest background verification that passed",
+            m.verify_last_success_seconds.clone(),
         );
         registry.register(
             "records_lost",

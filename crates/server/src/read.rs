@@ -37,6 +37,17 @@ pub(super) async fn blocking<T: Send + 'static>(
 }
 
 pub(super) async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    if let Some(why) = st.verification.failure() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the log on disk does not verify against its signed checkpoint: {why}\n\
+                 it was altered or damaged after it was written; keep the data directory as \
+                 it is for investigation, and restore the ledger from a backup\n"
+            ),
+        )
+            .into_response();
+    }
     match st.ledger.poisoned() {
         None => (StatusCode::OK, "ok\n").into_response(),
         Some(why) => (
