@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS tags (
     seq INTEGER NOT NULL,
     PRIMARY KEY (tag, seq)
 ) WITHOUT ROWID;
+-- The tags of one entry (retention planning and pruning look them up per seq); without it
+-- each lookup scanned the whole table and a plan over N entries took O(N^2).
+CREATE INDEX IF NOT EXISTS tags_seq ON tags (seq);
 CREATE TABLE IF NOT EXISTS related (
     seq INTEGER NOT NULL,
     type INTEGER NOT NULL,

@@ -150,3 +150,37 @@ fn cursors_neither_skip_nor_repeat_while_events_arrive() {
         }
     }
 }
+
+/// Regression (issue 11.3): `SELECT … FROM tags WHERE seq = ?` was a full scan (no index
+/// on `tags(seq)`), so retention planning over 200,000 entries took 17 CPU-minutes. The
+/// lookups by seq must use an index, also in an index file made before it existed.
+#[test]
+fn tag_lookups_by_seq_use_an_index() {
+    let events = generated(300, 7);
+    let mut log = Log::new();
+    log.append(&events, 300);
+    let path = log.index_path();
+    drop(Index::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // An older file: without the index (it is made again at the next open).
+    conn.execute_batch("DROP INDEX tags_seq").unwrap();
+    drop(conn);
+    drop(Index::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in [
+        "SELECT tag FROM tags WHERE seq = 5",
+        "DELETE FROM tags WHERE seq = 5",
+    ] {
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter().any(|p| p.contains("USING") && p.contains("INDEX")),
+            "{sql}: {plan:?}"
+        );
+    }
+}
