@@ -378,6 +378,10 @@ fn erasure_destroys_the_key_and_every_proof_still_verifies() {
         None,
     );
     out.assert_ok("subject export");
+    // Regression (issue 11.8): the export of cleartext personal data was 0644.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&export).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "export mode {mode:o}");
     let before: Value = serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
     assert_eq!(before["key"], "present");
     let evs = before["events"].as_array().unwrap();
@@ -399,12 +403,22 @@ fn erasure_destroys_the_key_and_every_proof_still_verifies() {
         .unwrap();
     assert!(wrapped.len() >= 32 + 24);
 
+    // Regression (issue 11.8): an irreversible act without confirmation. Without a
+    // terminal and without --yes, nothing is erased.
     let out = srv.cli(
         &["erase", "alice@example.com"],
         &[("MLAUDIT_TOKEN", &officer_token)],
         None,
     );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("--yes"), "{}", out.stderr);
+    let out = srv.cli(
+        &["erase", "alice@example.com", "--yes"],
+        &[("MLAUDIT_TOKEN", &officer_token)],
+        None,
+    );
     out.assert_ok("erase");
+    assert!(out.stdout.contains("what remains"), "{}", out.stdout);
     assert!(
         out.stdout.contains(&subject) && out.stdout.contains("key destroyed  true"),
         "{}",

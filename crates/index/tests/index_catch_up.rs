@@ -179,7 +179,8 @@ fn tag_lookups_by_seq_use_an_index() {
             .map(Result::unwrap)
             .collect();
         assert!(
-            plan.iter().any(|p| p.contains("USING") && p.contains("INDEX")),
+            plan.iter()
+                .any(|p| p.contains("USING") && p.contains("INDEX")),
             "{sql}: {plan:?}"
         );
     }

@@ -69,7 +69,20 @@ pub(crate) fn subject_export(a: SubjectExportArgs) -> anyhow::Result<i32> {
     if a.out.as_os_str() == "-" {
         crate::output::out(format_args!("{text}"));
     } else {
-        std::fs::write(&a.out, text).with_context(|| format!("writing {}", a.out.display()))?;
+        // Cleartext personal data: readable by the owner only, whatever the umask.
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&a.out)
+            .with_context(|| format!("writing {}", a.out.display()))?;
+        // An existing file keeps its mode on open: narrow it too.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| f.write_all(text.as_bytes()))
+            .with_context(|| format!("writing {}", a.out.display()))?;
         eprintln!(
             "mlaudit: wrote {n} events of {} to {}",
             doc["subject"].as_str().unwrap_or(""),
