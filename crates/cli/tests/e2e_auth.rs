@@ -1256,3 +1256,32 @@ fn cleartext_clearance_is_one_decision_and_refusals_record_their_reason() {
         "{reasons:?}"
     );
 }
+
+/// Regression (issue 11.6): `verify --url` with a token that may not read entry bundles
+/// printed `verify FAILED … HTTP 403` and exited 2, the code of a log that does not verify.
+#[test]
+fn verify_with_a_token_that_may_not_read_is_an_error_not_a_verdict() {
+    let srv = TestServer::start_audited(&[]);
+    seed(&srv);
+    let vkey = srv.http().get(&srv.at("/v1/info")).json()["vkey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log_url = srv.log_url();
+    for token in [srv.token("auditor", &["p1"]), srv.token("producer", &[])] {
+        let out = srv.cli(
+            &["verify", "--quiet", "--url", &log_url, "--vkey", &vkey],
+            &[("MLAUDIT_TOKEN", &token)],
+            None,
+        );
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(out.stderr.contains("may not read"), "{}", out.stderr);
+        assert!(!out.stderr.contains("FAILED"), "{}", out.stderr);
+    }
+    let out = srv.cli(
+        &["verify", "--quiet", "--url", &log_url, "--vkey", &vkey],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

@@ -45,7 +45,14 @@ pub(crate) struct HttpSource {
     client: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// Set when the log could not be read at all (refused, unreachable): not a verdict on
+    /// the log, so `verify` exits 1, not 2.
+    unreadable: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
+
+/// Largest response `verify --url` reads: a full entry bundle of maximal entries (256 ×
+/// (2 + 65,535) bytes) and some slack. A server sending more is refused, not buffered.
+pub const RESPONSE_BYTES_MAX: usize = 256 * (2 + 65_535) + 4096;
 
 impl HttpSource {
     fn fetch(&self, path: &str) -> Result<Vec<u8>, String> {
@@ -61,17 +68,40 @@ impl HttpSource {
             if let Some(t) = &self.token {
                 rb = rb.bearer_auth(t);
             }
-            let resp = rb.send().await.map_err(|e| format!("{url}: {e}"))?;
-            if resp.status() == reqwest::StatusCode::GONE {
+            let unreadable = |why: String| {
+                *self.unreadable.lock().unwrap() = Some(why.clone());
+                why
+            };
+            let mut resp = rb
+                .send()
+                .await
+                .map_err(|e| unreadable(format!("{url}: {e}")))?;
+            let status = resp.status();
+            if status == reqwest::StatusCode::GONE {
                 return Ok(None);
             }
-            if !resp.status().is_success() {
-                return Err(format!("{url}: HTTP {}", resp.status()));
+            if status == reqwest::StatusCode::UNAUTHORIZED
+                || status == reqwest::StatusCode::FORBIDDEN
+            {
+                return Err(unreadable(format!(
+                    "{url}: HTTP {status}: the token may not read this (verifying a whole log \
+                     needs a token of a reading role that is not limited to projects)"
+                )));
             }
-            resp.bytes()
-                .await
-                .map(|b| Some(b.to_vec()))
-                .map_err(|e| format!("{url}: {e}"))
+            if !status.is_success() {
+                return Err(format!("{url}: HTTP {status}"));
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+                if body.len() + chunk.len() > RESPONSE_BYTES_MAX {
+                    return Err(format!(
+                        "{url}: the response is over {RESPONSE_BYTES_MAX} bytes, more than any \
+                         tile or bundle can be"
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Some(body))
         })
     }
 }
@@ -118,6 +148,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    let unreadable = std::sync::Arc::new(std::sync::Mutex::new(None));
     let (source, vkey, extra): (Box<dyn LogSource>, String, Option<u64>) =
         match (&a.data_dir, &a.url) {
             (Some(dir), _) => {
@@ -143,6 +174,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
                     client: http(a.ca_cert.as_deref())?,
                     base: url.clone(),
                     token: a.token.clone(),
+                    unreadable: unreadable.clone(),
                 };
                 (
                     Box::new(src),
@@ -216,6 +248,12 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
         Err(e) => {
+            if let Some(why) = unreadable.lock().unwrap().take() {
+                eprintln!(
+                    "mlaudit: error: the log could not be read, so it was not verified: {why}"
+                );
+                return Ok(1);
+            }
             eprintln!("mlaudit: verify FAILED: {e}");
             Ok(2)
         }
