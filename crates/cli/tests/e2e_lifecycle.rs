@@ -413,3 +413,27 @@ fn a_flipped_tile_hash_is_found_by_the_verification_at_start() {
     assert_eq!(h.status, 503, "{}", h.text());
     assert!(h.text().contains("does not verify"), "{}", h.text());
 }
+
+/// Regression (issue 11.13): a start that failed on a busy port left a new data directory
+/// (key, empty log, admin token) behind.
+#[test]
+fn a_failed_start_leaves_no_data_directory_behind() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let out = cli(
+        &[
+            "serve",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            &addr,
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains(&addr), "{}", out.stderr);
+    assert!(!dir.exists(), "a failed start created {}", dir.display());
+}

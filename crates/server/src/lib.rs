@@ -231,11 +231,6 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Runs `mlaudit serve` until SIGINT/SIGTERM, then shuts down gracefully:
 /// stop accepting, finish in-flight requests, write the final checkpoint.
 pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
-    let server = tokio::task::spawn_blocking({
-        let cfg = cfg.clone();
-        move || Server::open(&cfg)
-    })
-    .await??;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
@@ -260,6 +255,13 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Opened last: a start that fails on the port or the certificate leaves no new data
+    // directory behind.
+    let server = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || Server::open(&cfg)
+    })
+    .await??;
     announce(&cfg.data_dir, &server, addr, tls.is_some());
     recorder::Recorder::start(&server.state);
     verifier::start(&server.state, Duration::from_secs(cfg.verify_interval_s));
