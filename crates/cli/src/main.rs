@@ -121,6 +121,10 @@ struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "MLAUDIT_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// Recovery, for one start: sign a new checkpoint over a ledger whose checkpoint file
+    /// is missing (refused otherwise). Logged and recorded as an audit.recovery event.
+    #[arg(long, env = "MLAUDIT_RECOVER_MISSING_CHECKPOINT")]
+    recover_missing_checkpoint: bool,
 }
 
 fn main() {
@@ -192,7 +196,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
     };
     // Read here, not by clap, so the key never shows in --help or an error message.
     let master_key = std::env::var("MLAUDIT_MASTER_KEY").ok();
-    let cfg = ServeConfig::resolve(flags, a.config.as_deref(), master_key)?;
+    let mut cfg = ServeConfig::resolve(flags, a.config.as_deref(), master_key)?;
+    cfg.recover_missing_checkpoint = a.recover_missing_checkpoint;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

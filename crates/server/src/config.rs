@@ -84,6 +84,10 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// OIDC / JWT settings; `None`: API tokens only.
     pub oidc: Option<auth::oidc::OidcConfig>,
+    /// Sign a new checkpoint over a ledger whose `checkpoint` file is missing
+    /// (`--recover-missing-checkpoint`; flag or environment only, never the file: it is a
+    /// recovery step for one start, not a setting).
+    pub recover_missing_checkpoint: bool,
 }
 
 /// Default for [`AuthConfig::auth_failures_max`].
@@ -211,6 +215,7 @@ impl ServeConfig {
             },
             tls,
             oidc: flags.oidc.or(from_file.oidc),
+            recover_missing_checkpoint: false,
         })
     }
 }

@@ -542,5 +542,33 @@ fn prepare(
         lookups,
         armed: true,
     };
+    // A receipt is never answered for an entry the ledger does not hold (issue 18.2):
+    // `Dedup::open` reconciles the table with the ledger, and this checks each duplicate's
+    // receipt against the leaf hash in the tiles (one small read per retried event).
+    // Dropping `reservation` on the error releases the new ids.
+    let store = st.ledger.store();
+    for (index, l) in reservation.lookups.iter().enumerate() {
+        if let Lookup::Duplicate(r) = l {
+            if store.leaf_hash(r.seq).ok() != Some(r.leaf_hash) {
+                tracing::error!(
+                    seq = r.seq,
+                    ledger_size = store.size(),
+                    "the idempotency store has a receipt that the ledger does not hold; \
+                     refusing to answer it (restart the server: it reconciles dedup.sqlite \
+                     with the ledger on start)"
+                );
+                return Err(ApiError {
+                    details: vec![FieldError {
+                        index,
+                        field: "id".into(),
+                        message: "the stored receipt of this id does not match the ledger".into(),
+                    }],
+                    ..ApiError::internal(
+                        "the idempotency store disagrees with the ledger; nothing was stored",
+                    )
+                });
+            }
+        }
+    }
     Ok((prepared, reservation))
 }
