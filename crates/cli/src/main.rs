@@ -175,6 +175,8 @@ fn main() {
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<i32> {
+    // Before anything is opened: files created without an explicit mode are private too.
+    datadir::restrict_umask();
     let flags = FileConfig {
         data_dir: a.data_dir,
         listen: a.listen,

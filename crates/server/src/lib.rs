@@ -98,7 +98,9 @@ impl Server {
     /// Opens (or creates) the data directory: key, ledger (with recovery), dedup store.
     pub fn open(cfg: &ServeConfig) -> anyhow::Result<Server> {
         let dir = &cfg.data_dir;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // 0700, files 0600, whatever the umask; and never a directory others may enter.
+        datadir::create_private_dir(dir)?;
+        datadir::check_private_dir(dir)?;
         let lock = datadir::lock_data_dir(dir)?;
         let (signer, created) = datadir::load_or_create(dir, cfg.origin.as_deref())?;
         // Before the ledger: a wrong master key refuses the start and changes nothing.
