@@ -89,16 +89,6 @@ fn a_restored_ledger_backup_with_newer_derived_stores_loses_no_events() {
     srv.restart();
     let http = srv.http();
     assert_eq!(srv.size(&http), backup_size);
-    let log = srv.stderr_text();
-    assert!(
-        log.contains("idempotency store was ahead of the ledger"),
-        "the dedup repair is logged:\n{log}"
-    );
-    assert!(
-        log.contains("index is ahead of the ledger"),
-        "the index rebuild is logged:\n{log}"
-    );
-
     // Search works at once, and finds exactly what the ledger holds.
     let found: HashSet<String> = search_ids(&srv, &http, "limit=100").into_iter().collect();
     let old_ids: HashSet<String> = ids_of(&old).into_iter().collect();
@@ -131,6 +121,17 @@ fn a_restored_ledger_backup_with_newer_derived_stores_loses_no_events() {
     for id in ids_of(&lost) {
         assert!(found.contains(&id), "{id} is found again");
     }
+
+    // Both repairs said what they did.
+    let log = srv.stderr_text();
+    assert!(
+        log.contains("idempotency store was ahead of the ledger"),
+        "the dedup repair is logged:\n{log}"
+    );
+    assert!(
+        log.contains("index is ahead of the ledger"),
+        "the index rebuild is logged:\n{log}"
+    );
 
     // Sent once more, they are duplicates with those same receipts; the old ones too.
     let r = srv.post_ndjson(&http, &lost);
@@ -213,4 +214,58 @@ fn a_deleted_checkpoint_is_refused_unless_the_recovery_flag_is_given() {
     let http = srv.http();
     assert_eq!(srv.size(&http), size + 1);
     srv.assert_healthy(&http);
+}
+
+#[test]
+fn a_receipt_is_never_answered_for_an_entry_the_ledger_does_not_hold() {
+    // The answer-time guard of issue 18.2: even a dedup.sqlite that the start-up check
+    // cannot catch (its high-water mark is not ahead; rows were changed) never makes the
+    // server answer a receipt the ledger does not hold.
+    let mut srv = TestServer::start();
+    let http = srv.http();
+    let events = gen_events(10, 18201);
+    srv.send_in_order(&http, &events);
+    let size = srv.size(&http);
+    srv.stop();
+    {
+        let db = rusqlite::Connection::open(srv.data_dir.join("dedup.sqlite")).unwrap();
+        let changed = db
+            .execute("UPDATE ids SET leaf_hash = zeroblob(32) WHERE seq = 3", [])
+            .unwrap();
+        assert_eq!(changed, 1);
+        let changed = db
+            .execute("UPDATE ids SET seq = 999999 WHERE seq = 5", [])
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
+    srv.restart();
+    let http = srv.http();
+    let lines: Vec<&str> = events.lines().filter(|l| !l.trim().is_empty()).collect();
+    for bad in [3, 5] {
+        let r = srv.post_ndjson(&http, &format!("{}\n", lines[bad]));
+        assert_eq!(r.status, 500, "event {bad}: {}", r.text());
+        assert!(r.json().get("receipts").is_none(), "{}", r.text());
+        assert!(
+            r.text()
+                .contains("idempotency store disagrees with the ledger"),
+            "{}",
+            r.text()
+        );
+    }
+    assert_eq!(srv.size(&http), size, "nothing was stored");
+    let r = srv.post_ndjson(&http, &format!("{}\n", lines[0]));
+    assert_eq!(
+        r.status,
+        200,
+        "a true duplicate is still answered: {}",
+        r.text()
+    );
+    assert_eq!(r.json()["receipts"][0]["duplicate"], true);
+    assert_receipts_verify(&srv, &http, r.json()["receipts"].as_array().unwrap());
+    assert!(
+        srv.stderr_text()
+            .contains("the idempotency store has a receipt that the ledger does not hold"),
+        "{}",
+        srv.stderr_text()
+    );
 }
