@@ -554,8 +554,9 @@ fn prepare(
                     seq = r.seq,
                     ledger_size = store.size(),
                     "the idempotency store has a receipt that the ledger does not hold; \
-                     refusing to answer it (restart the server: it reconciles dedup.sqlite \
-                     with the ledger on start)"
+                     refusing to answer it. dedup.sqlite is derived: stop the server, delete \
+                     dedup.sqlite (with its -wal and -shm files) and start again to rebuild \
+                     it from the ledger"
                 );
                 return Err(ApiError {
                     details: vec![FieldError {
