@@ -518,7 +518,7 @@ fn load_or_create_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
             .with_context(|| format!("{} is not a base64 32-byte key", path.display()))?;
         return Ok(bytes);
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    datadir::create_private_dir(&dir)?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     let mut key = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut key);

@@ -125,6 +125,10 @@ struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "MLAUDIT_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// Recovery, for one start: sign a new checkpoint over a ledger whose checkpoint file
+    /// is missing (refused otherwise). Logged and recorded as an audit.recovery event.
+    #[arg(long, env = "MLAUDIT_RECOVER_MISSING_CHECKPOINT")]
+    recover_missing_checkpoint: bool,
 }
 
 fn main() {
@@ -167,6 +171,8 @@ fn main() {
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<i32> {
+    // Before anything is opened: files created without an explicit mode are private too.
+    datadir::restrict_umask();
     let flags = FileConfig {
         data_dir: a.data_dir,
         listen: a.listen,
@@ -188,7 +194,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
     };
     // Read here, not by clap, so the key never shows in --help or an error message.
     let master_key = std::env::var("MLAUDIT_MASTER_KEY").ok();
-    let cfg = ServeConfig::resolve(flags, a.config.as_deref(), master_key)?;
+    let mut cfg = ServeConfig::resolve(flags, a.config.as_deref(), master_key)?;
+    cfg.recover_missing_checkpoint = a.recover_missing_checkpoint;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

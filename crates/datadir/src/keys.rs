@@ -25,7 +25,7 @@ pub fn load_or_create(data_dir: &Path, origin: Option<&str>) -> anyhow::Result<(
         // left it missing, so write it again.
         let vkey_path = dir.join("log.vkey");
         if !vkey_path.exists() {
-            write_new(&vkey_path, format!("{}\n", signer.vkey()).as_bytes(), 0o644)?;
+            write_new(&vkey_path, format!("{}\n", signer.vkey()).as_bytes(), 0o600)?;
         }
         if let Some(origin) = origin {
             if origin != signer.name() {
@@ -42,10 +42,10 @@ pub fn load_or_create(data_dir: &Path, origin: Option<&str>) -> anyhow::Result<(
     let origin = origin.unwrap_or(ORIGIN_DEFAULT);
     let (signer, skey, vkey) = Signer::generate(origin)
         .with_context(|| format!("creating a key for origin {origin:?}"))?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::create_private_dir(&dir)?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     write_new(&skey_path, skey.as_bytes(), 0o600)?;
-    write_new(&dir.join("log.vkey"), format!("{vkey}\n").as_bytes(), 0o644)?;
+    write_new(&dir.join("log.vkey"), format!("{vkey}\n").as_bytes(), 0o600)?;
     std::fs::File::open(&dir)?.sync_all()?;
     Ok((signer, true))
 }

@@ -207,6 +207,29 @@ impl Index {
         self.catch_up_with(store, progress)
     }
 
+    /// Checks the index against the ledger before it is caught up: an index whose
+    /// high-water mark is past the ledger's size holds entries the ledger does not (the
+    /// ledger was restored from an older backup, the index was not), so it is rebuilt from
+    /// the ledger. Returns the previous high-water mark when it rebuilt. Regression (issue
+    /// 18.2): such an index answered searches with seqs the ledger cannot read (500).
+    pub fn reconcile(&self, store: &ledger::Store) -> anyhow::Result<Option<u64>> {
+        let next = self.next_seq()?;
+        let size = store.size();
+        if next <= size {
+            return Ok(None);
+        }
+        tracing::warn!(
+            file = %self.path.display(),
+            index_next_seq = next,
+            ledger_size = size,
+            "the index is ahead of the ledger (was ledger/ restored from a backup?): \
+             rebuilding it from the ledger"
+        );
+        let indexed = self.rebuild(store, |_, _| {})?;
+        tracing::warn!(entries = indexed, "index rebuilt from the ledger");
+        Ok(Some(next))
+    }
+
     /// Every rollup row of bucket width `width` ([`HOUR_MS`] or [`DAY_MS`]), ordered by
     /// bucket. The stats API will aggregate these; they are exposed whole for it and for
     /// tests.

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -121,7 +122,12 @@ impl FsFile for StdFile {
 
 impl Fs for StdFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(path)
+        // 0700 and files 0600 whatever the umask (a umask only narrows a mode): the
+        // ledger holds every event (issue 18.10).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
     }
     fn open(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let file = OpenOptions::new().read(true).append(true).open(path)?;
@@ -132,6 +138,7 @@ impl Fs for StdFs {
             .read(true)
             .append(true)
             .create_new(true)
+            .mode(0o600)
             .open(path)?;
         Ok(Box::new(StdFile(file)))
     }

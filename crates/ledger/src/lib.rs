@@ -65,6 +65,14 @@ pub struct Config {
     /// smaller frames make scattered reads (query results) cheaper and
     /// compress a little worse. Frames never cross a multiple of it.
     pub frame_entries: u64,
+    /// Sign a new checkpoint over a ledger that holds entries but no
+    /// `checkpoint` file. Off by default: a checkpoint is written when a ledger
+    /// is created, so a missing one was deleted (or lost), and re-signing would
+    /// vouch for whatever the segments hold now. Without it, `Ledger::open`
+    /// refuses with [`OpenError::MissingCheckpoint`]. An operator recovery step,
+    /// for one start; when it is used the open logs a warning and
+    /// [`Ledger::recovered_missing_checkpoint`] reports it.
+    pub recover_missing_checkpoint: bool,
 }
 
 impl Config {
@@ -77,6 +85,7 @@ impl Config {
             compression_level: 1,
             seal_threads: 2,
             frame_entries: FRAME_ENTRIES_DEFAULT,
+            recover_missing_checkpoint: false,
         }
     }
 }
@@ -106,6 +115,24 @@ pub enum OpenError {
     /// was already signed, so the ledger refuses.
     #[error("ledger is damaged: {0}")]
     Corrupt(String),
+    /// The ledger holds entries but its `checkpoint` file is gone. A checkpoint
+    /// is written when a ledger is created, so it was deleted or lost; signing a
+    /// new one would vouch for whatever the segments hold now (an edited entry
+    /// included). Nothing was changed. Restore the checkpoint from a backup, or
+    /// open once with `Config::recover_missing_checkpoint`.
+    #[error(
+        "{path} is missing but the ledger holds {size} entries: the last signed checkpoint \
+         was deleted or lost, and signing a new one would vouch for whatever the segments \
+         hold now; nothing was changed. Restore the checkpoint file from a backup, or, if \
+         the segments are known to be intact, open once with the missing-checkpoint \
+         recovery option"
+    )]
+    MissingCheckpoint {
+        /// The checkpoint file that is missing.
+        path: String,
+        /// Entries stored in the segments.
+        size: u64,
+    },
     /// The signing key does not match the log.
     #[error("key problem: {0}")]
     Key(String),

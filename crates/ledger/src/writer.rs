@@ -134,6 +134,7 @@ pub struct Ledger {
     poisoned: Arc<Mutex<Option<String>>>,
     queue_entries_max: usize,
     thread: Mutex<Option<JoinHandle<()>>>,
+    missing_checkpoint: Option<u64>,
 }
 
 impl Ledger {
@@ -166,6 +167,7 @@ impl Ledger {
         check_format(fs.as_ref(), dir)?;
         let recovered = recover(fs.clone(), dir, &config, &signer)?;
         let store = Arc::new(recovered.store);
+        let missing_checkpoint = recovered.missing_checkpoint;
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let poisoned = Arc::new(Mutex::new(None));
@@ -206,7 +208,15 @@ impl Ledger {
             poisoned,
             queue_entries_max: config.queue_entries_max,
             thread: Mutex::new(Some(thread)),
+            missing_checkpoint,
         })
+    }
+
+    /// `Some(size)` when this open found entries but no checkpoint file and,
+    /// because `Config::recover_missing_checkpoint` was set, signed a new
+    /// checkpoint over the `size` stored entries. Callers record it.
+    pub fn recovered_missing_checkpoint(&self) -> Option<u64> {
+        self.missing_checkpoint
     }
 
     /// The read side.

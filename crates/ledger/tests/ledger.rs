@@ -705,3 +705,61 @@ fn verify_rejects_a_checkpoint_signed_by_another_key() {
     let err = verify_log(ledger.store().as_ref(), &other, None, &mut |_, _| {}).unwrap_err();
     assert!(err.message.contains("does not verify"), "{err}");
 }
+
+#[test]
+fn a_deleted_checkpoint_is_refused_unless_recovery_is_asked() {
+    // Regression (issue 18.11): with `checkpoint` deleted, the ledger used to
+    // sign a new checkpoint over whatever the segments held, without a word.
+    let (skey, vkey) = key();
+    let mem = MemFs::new();
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let dir = Path::new("/c");
+    let ledger = open(&fs, dir, &skey).unwrap();
+    // The premise of the refusal: a new ledger is checkpointed before any entry.
+    assert_eq!(ledger.store().checkpoint().unwrap().checkpoint.size, 0);
+    ledger.append(batch(0, 5)).unwrap();
+    ledger.checkpoint_now().unwrap();
+    drop(ledger);
+    let cp = dir.join("checkpoint");
+    fs.remove(&cp).unwrap();
+    fs.sync_dir(dir).unwrap();
+    let seg = dir.join("segments").join("00000000000000000000.seg");
+    let before = ledger::fs::read_all(fs.as_ref(), &seg).unwrap();
+    match open(&fs, dir, &skey) {
+        Err(e @ OpenError::MissingCheckpoint { size: 5, .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("/c/checkpoint is missing"), "{msg}");
+            assert!(msg.contains("holds 5 entries"), "{msg}");
+            assert!(msg.contains("nothing was changed"), "{msg}");
+            assert!(msg.contains("recovery option"), "{msg}");
+        }
+        other => panic!("expected MissingCheckpoint, got {:?}", other.err()),
+    }
+    // The refusal changed nothing, even after a power cut.
+    mem.crash(|n| n);
+    assert!(!fs.exists(&cp));
+    assert_eq!(ledger::fs::read_all(fs.as_ref(), &seg).unwrap(), before);
+    // Opening normally again refuses again.
+    assert!(matches!(
+        open(&fs, dir, &skey),
+        Err(OpenError::MissingCheckpoint { .. })
+    ));
+    // The explicit recovery option signs over the stored entries, and says so.
+    let mut c = config();
+    c.recover_missing_checkpoint = true;
+    let ledger = Ledger::open(fs.clone(), dir, c, Signer::from_skey(&skey).unwrap()).unwrap();
+    assert_eq!(ledger.recovered_missing_checkpoint(), Some(5));
+    assert_eq!(ledger.store().checkpoint().unwrap().checkpoint.size, 5);
+    let acked: Vec<_> = (0..5).map(|i| (i, entry(0, i as usize).bytes(i))).collect();
+    check_all(&ledger, &acked, &vkey);
+    drop(ledger);
+    // With the checkpoint back, the option changes nothing and a normal open works.
+    let mut c = config();
+    c.recover_missing_checkpoint = true;
+    let ledger = Ledger::open(fs.clone(), dir, c, Signer::from_skey(&skey).unwrap()).unwrap();
+    assert_eq!(ledger.recovered_missing_checkpoint(), None);
+    drop(ledger);
+    let ledger = open(&fs, dir, &skey).unwrap();
+    assert_eq!(ledger.recovered_missing_checkpoint(), None);
+    assert_eq!(ledger.store().size(), 5);
+}

@@ -120,6 +120,8 @@ pub struct KeyStore {
 
 /// Opens `keys.sqlite` with the settings erasure relies on (module doc) and its tables.
 fn connect(path: &Path) -> anyhow::Result<Connection> {
+    // Created 0600 before SQLite opens it, whatever the umask.
+    datadir::make_private_file(path)?;
     let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     // Wrapped keys are useless without the master key, but nobody else needs to read
     // them; SQLite gives its journal the same mode.

@@ -558,7 +558,7 @@ fn load_master_key(data_dir: &Path, cfg: &PrivacyConfig, initialized: bool) -> a
     let key = keystore::random_key();
     let text = Zeroizing::new(format!("{}\n", STANDARD.encode(&key[..])));
     let dir = path.parent().expect("keys/master.key has a parent");
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    datadir::create_private_dir(dir)?;
     write_new(&path, text.as_bytes(), 0o600)?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(key)

@@ -371,6 +371,29 @@ impl HoldStore {
         Ok(())
     }
 
+    /// Cuts the `pending` chunk to the seqs a ledger of `size` entries holds; returns how
+    /// many seqs were dropped. A chunk recorded against a newer ledger than the one restored
+    /// from a backup names entries the ledger no longer has, and resuming it would fail
+    /// every run (issue 18.2); the seqs below `size` are still pruned when it resumes.
+    pub fn reconcile(&self, size: u64) -> anyhow::Result<u64> {
+        let past = self.pending()?.into_iter().filter(|&s| s >= size).count() as u64;
+        if past == 0 {
+            return Ok(0);
+        }
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM pending WHERE first >= ?1", [size as i64])?;
+        tx.execute("UPDATE pending SET end = ?1 WHERE end > ?1", [size as i64])?;
+        tx.commit()?;
+        tracing::warn!(
+            seqs_dropped = past,
+            ledger_size = size,
+            "the pending retention chunk names entries past the ledger's size (was ledger/ \
+             restored from a backup?): dropped them from the chunk"
+        );
+        Ok(past)
+    }
+
     /// Puts a chunk's seq ranges in `pending` (replacing any).
     fn set_pending(&self, ranges: &[(u64, u64)]) -> anyhow::Result<()> {
         let mut conn = self.conn.lock().unwrap();

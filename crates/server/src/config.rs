@@ -89,6 +89,10 @@ pub struct ServeConfig {
     pub oidc: Option<auth::oidc::OidcConfig>,
     /// Seconds between background verifications (0: only the one at start).
     pub verify_interval_s: u64,
+    /// Sign a new checkpoint over a ledger whose `checkpoint` file is missing
+    /// (`--recover-missing-checkpoint`; flag or environment only, never the file: it is a
+    /// recovery step for one start, not a setting).
+    pub recover_missing_checkpoint: bool,
 }
 
 /// Default for [`AuthConfig::auth_failures_max`].
@@ -220,6 +224,7 @@ impl ServeConfig {
                 .verify_interval_s
                 .or(from_file.verify_interval_s)
                 .unwrap_or(crate::verifier::VERIFY_INTERVAL_S_DEFAULT),
+            recover_missing_checkpoint: false,
         })
     }
 }

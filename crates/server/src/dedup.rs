@@ -103,6 +103,7 @@ impl Dedup {
             "CREATE TABLE IF NOT EXISTS ids (key BLOB PRIMARY KEY, seq INTEGER NOT NULL, leaf_hash BLOB NOT NULL) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )?;
+        reconcile(&mut writer, path, store)?;
         catch_up(&mut writer, store)?;
         let dedup = Arc::new(Dedup {
             readers: Mutex::new(Vec::new()),
@@ -331,15 +332,80 @@ fn write_ids(
     tx.commit()
 }
 
-/// Adds the ids of entries past the table's high-water mark, read from the ledger.
-fn catch_up(conn: &mut Connection, store: &ledger::Store) -> anyhow::Result<()> {
-    let next: i64 = conn
+fn read_next_seq(conn: &Connection) -> rusqlite::Result<u64> {
+    let next: Option<i64> = conn
         .query_row("SELECT value FROM meta WHERE name = 'next_seq'", [], |r| {
             r.get(0)
         })
-        .optional()?
-        .unwrap_or(0);
-    store.for_each_bundle(next as u64, |first, entries| -> anyhow::Result<()> {
+        .optional()?;
+    Ok(next.unwrap_or(0) as u64)
+}
+
+/// Brings a table that is ahead of the ledger back to what the ledger holds, before
+/// `catch_up`. Regression (issue 18.2): with `ledger/` restored from a backup and a newer
+/// `dedup.sqlite` kept, re-sent events were answered "duplicate" with receipts for seqs the
+/// ledger does not hold, and were never stored again.
+///
+/// A high-water mark past the ledger's size means the table saw entries that are gone: their
+/// ids are dropped (they are new again). If the newest id the table keeps below the size
+/// does not have the leaf hash the ledger holds at its seq, the table saw another history
+/// and is emptied, so `catch_up` rebuilds it from seq 0. Both are logged.
+fn reconcile(conn: &mut Connection, path: &Path, store: &ledger::Store) -> anyhow::Result<()> {
+    let next = read_next_seq(conn)?;
+    let size = store.size();
+    if next <= size {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    let dropped = tx.execute("DELETE FROM ids WHERE seq >= ?1", [size as i64])?;
+    let newest: Option<(i64, Vec<u8>)> = tx
+        .query_row(
+            "SELECT seq, leaf_hash FROM ids ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let agrees = match &newest {
+        None => true,
+        Some((seq, leaf)) => store
+            .leaf_hash(*seq as u64)
+            .map(|h| h[..] == leaf[..])
+            .unwrap_or(false),
+    };
+    if agrees {
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'next_seq'",
+            [size as i64],
+        )?;
+        tx.commit()?;
+        tracing::warn!(
+            file = %path.display(),
+            store_next_seq = next,
+            ledger_size = size,
+            ids_dropped = dropped,
+            "the idempotency store was ahead of the ledger (was ledger/ restored from a \
+             backup?): dropped the ids of entries the ledger does not hold; events sent \
+             again with those ids are stored as new"
+        );
+    } else {
+        tx.execute("DELETE FROM ids", [])?;
+        tx.execute("DELETE FROM meta WHERE name = 'next_seq'", [])?;
+        tx.commit()?;
+        tracing::warn!(
+            file = %path.display(),
+            store_next_seq = next,
+            ledger_size = size,
+            "the idempotency store was ahead of the ledger and disagrees with the entries it \
+             holds: rebuilding it from the ledger"
+        );
+    }
+    Ok(())
+}
+
+/// Adds the ids of entries past the table's high-water mark, read from the ledger.
+fn catch_up(conn: &mut Connection, store: &ledger::Store) -> anyhow::Result<()> {
+    let next = read_next_seq(conn)?;
+    store.for_each_bundle(next, |first, entries| -> anyhow::Result<()> {
         let mut batch = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             let s = first + i as u64;

@@ -511,6 +511,35 @@ fn prepare(
         lookups,
         armed: true,
     };
+    // A receipt is never answered for an entry the ledger does not hold (issue 18.2):
+    // `Dedup::open` reconciles the table with the ledger, and this checks each duplicate's
+    // receipt against the leaf hash in the tiles (one small read per retried event).
+    // Dropping `reservation` on the error releases the new ids.
+    let store = st.ledger.store();
+    for (index, l) in reservation.lookups.iter().enumerate() {
+        if let Lookup::Duplicate(r) = l {
+            if store.leaf_hash(r.seq).ok() != Some(r.leaf_hash) {
+                tracing::error!(
+                    seq = r.seq,
+                    ledger_size = store.size(),
+                    "the idempotency store has a receipt that the ledger does not hold; \
+                     refusing to answer it. dedup.sqlite is derived: stop the server, delete \
+                     dedup.sqlite (with its -wal and -shm files) and start again to rebuild \
+                     it from the ledger"
+                );
+                return Err(ApiError {
+                    details: vec![FieldError {
+                        index,
+                        field: "id".into(),
+                        message: "the stored receipt of this id does not match the ledger".into(),
+                    }],
+                    ..ApiError::internal(
+                        "the idempotency store disagrees with the ledger; nothing was stored",
+                    )
+                });
+            }
+        }
+    }
     // Privacy transforms (redaction, pseudonyms, sealing) before anything is written.
     let sealed = st.privacy.apply(&mut events).map_err(|e| {
         ApiError::unavailable(

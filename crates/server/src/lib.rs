@@ -101,7 +101,9 @@ impl Server {
     /// Opens (or creates) the data directory: key, ledger (with recovery), dedup store.
     pub fn open(cfg: &ServeConfig) -> anyhow::Result<Server> {
         let dir = &cfg.data_dir;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // 0700, files 0600, whatever the umask; and never a directory others may enter.
+        datadir::create_private_dir(dir)?;
+        datadir::check_private_dir(dir)?;
         let lock = datadir::lock_data_dir(dir)?;
         let (signer, created) = datadir::load_or_create(dir, cfg.origin.as_deref())?;
         // Before the ledger: a wrong master key refuses the start and changes nothing.
@@ -123,11 +125,39 @@ impl Server {
         let mut lcfg = ledger::Config::new(&origin);
         lcfg.checkpoint_interval = cfg.checkpoint_interval;
         lcfg.queue_entries_max = cfg.queue_entries_max;
-        let ledger = Ledger::open(Arc::new(StdFs), &dir.join("ledger"), lcfg, signer)
-            .with_context(|| format!("opening the ledger in {}", dir.display()))?;
+        lcfg.recover_missing_checkpoint = cfg.recover_missing_checkpoint;
+        if cfg.recover_missing_checkpoint {
+            tracing::warn!(
+                "started with --recover-missing-checkpoint: a ledger without a checkpoint \
+                 file will be signed over as it is"
+            );
+        }
+        let ledger = match Ledger::open(Arc::new(StdFs), &dir.join("ledger"), lcfg, signer) {
+            Ok(l) => l,
+            Err(ledger::OpenError::MissingCheckpoint { path, size }) => anyhow::bail!(
+                "{path} is missing but the ledger holds {size} entries. A checkpoint is \
+                 written when a log is created, so it was deleted or lost, and signing a new \
+                 one would vouch for whatever the segments hold now; nothing was changed. \
+                 Restore the checkpoint file from a backup (then run mlaudit verify \
+                 --data-dir), or, if the segments are known to be intact, start once with \
+                 --recover-missing-checkpoint (MLAUDIT_RECOVER_MISSING_CHECKPOINT=true), \
+                 which signs a new checkpoint over them and records an audit.recovery event \
+                 (docs/storage.md, Recovery)"
+            ),
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("opening the ledger in {}", dir.display()))
+            }
+        };
+        // Every derived store is checked against the ledger before it is used: one that
+        // is ahead of it (ledger/ restored from a backup, the stores not) is cut back or
+        // rebuilt from the ledger, and says so in the log (docs/storage.md, Recovery).
         let dedup = Dedup::open(&dir.join("dedup.sqlite"), ledger.store())?;
         let index_path = dir.join("index.sqlite");
         let index = Arc::new(Index::open(&index_path)?);
+        index
+            .reconcile(ledger.store())
+            .with_context(|| format!("rebuilding the index {}", index_path.display()))?;
         let caught_up = index
             .catch_up(ledger.store())
             .with_context(|| format!("catching up the index {}", index_path.display()))?;
@@ -136,6 +166,7 @@ impl Server {
         }
         let indexer = Indexer::start(index.clone(), ledger.store().clone())?;
         let holds = ::retention::HoldStore::open(&dir.join("retention.sqlite"))?;
+        holds.reconcile(ledger.store().size())?;
         let tokens = TokenStore::open(dir)?;
         let admin_token_file = tokens.create_admin_if_empty(dir)?;
         Ok(Server {
@@ -263,6 +294,22 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     })
     .await??;
     announce(&cfg.data_dir, &server, addr, tls.is_some());
+    if let Some(entries) = server.state.ledger.recovered_missing_checkpoint() {
+        // Before any request is served: the log itself says that its checkpoint was
+        // re-signed by an operator's recovery, not by the normal course of the writer.
+        let event = serde_json::json!({
+            "action": "audit.recovery",
+            "actor": {"id": SYSTEM_PRINCIPAL},
+            "resource": {"type": "ledger", "id": "checkpoint"},
+            "reason": "the checkpoint file was missing; a new checkpoint was signed over the \
+                       stored entries because mlaudit serve was started with \
+                       --recover-missing-checkpoint",
+            "parameters": {"recovery": "missing_checkpoint", "entries_signed_over": entries},
+        });
+        record_system(&server.state, &[event])
+            .await
+            .map_err(|e| anyhow::anyhow!("recording the audit.recovery event: {}", e.message))?;
+    }
     recorder::Recorder::start(&server.state);
     verifier::start(&server.state, Duration::from_secs(cfg.verify_interval_s));
     tokens::start_last_used_flusher(&server.state);

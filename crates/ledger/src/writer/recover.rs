@@ -40,6 +40,9 @@ pub(super) struct Recovered {
     pub(super) active: Option<Arc<dyn FsFile>>,
     pub(super) active_segment: u64,
     pub(super) checkpoint_size: u64,
+    /// Entries a new checkpoint is signed over although the checkpoint file
+    /// was missing (`Config::recover_missing_checkpoint`).
+    pub(super) missing_checkpoint: Option<u64>,
 }
 
 /// Brings a ledger directory back to a consistent state. The crash analysis
@@ -89,6 +92,7 @@ pub(super) fn recover(
     let mut active_segment = 0;
     let mut index = BundleIndex::default();
     let mut size = 0;
+    let mut missing_checkpoint = None;
     if let Some(&last) = segs.last() {
         let path = seg_dir.join(segment::segment_name(last));
         let file: Arc<dyn FsFile> = Arc::from(
@@ -102,6 +106,26 @@ pub(super) fn recover(
             .map_err(OpenError::io("reading segment length"))?;
         let count: u64 = scan.frames.iter().map(|f| u64::from(f.header.count)).sum();
         size = last * SEGMENT_ENTRIES + count;
+        if cp.is_none() && size > 0 {
+            // Regression (issue 18.11): a deleted checkpoint was silently
+            // re-signed over whatever the segments held. A ledger writes its
+            // first checkpoint when it is created, before any entry, so
+            // entries without one mean it was removed.
+            let path = crate::store::checkpoint_path(dir);
+            if !config.recover_missing_checkpoint {
+                return Err(OpenError::MissingCheckpoint {
+                    path: path.display().to_string(),
+                    size,
+                });
+            }
+            tracing::warn!(
+                file = %path.display(),
+                entries = size,
+                "the checkpoint is missing; recovering as configured \
+                 (recover_missing_checkpoint): a new checkpoint will be signed over the stored entries"
+            );
+            missing_checkpoint = Some(size);
+        }
         if checkpoint_size > size {
             return Err(OpenError::Corrupt(format!(
                 "the signed checkpoint covers {checkpoint_size} entries but only {size} are stored \
@@ -264,6 +288,7 @@ pub(super) fn recover(
         active,
         active_segment,
         checkpoint_size,
+        missing_checkpoint,
     })
 }
 
