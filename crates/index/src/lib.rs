@@ -351,6 +351,12 @@ fn read_next_seq(conn: &Connection) -> rusqlite::Result<u64> {
 /// resource type).
 type RollupKey<'a> = (i64, i64, &'a str, &'a str, &'a str, &'a str, &'a str);
 
+/// The schema on a bare connection, for unit tests of the SQL builders.
+#[cfg(test)]
+pub(crate) fn create_schema_for_tests(conn: &Connection) {
+    create_schema(conn).expect("the schema applies");
+}
+
 fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(schema::SCHEMA)?;
     conn.pragma_update(None, "user_version", schema::SCHEMA_VERSION)

@@ -319,45 +319,35 @@ pub(super) fn conditions(
         cond(&mut w, &mut p, "recorded_at < ?", vec![Sql::Integer(v)]);
     }
     if let Some(a) = &f.action {
-        // A glob becomes the list of ids of the strings it matches: a string has one id
-        // whatever column it appears in, so `action IN (…)` keeps exactly the events whose
-        // action matches. A trailing `*` is a range of `strings.value` (its unique index).
-        let matching = |sql: &str, vals: &[&str]| -> rusqlite::Result<Vec<i64>> {
-            let mut stmt = conn.prepare_cached(sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(vals), |r| r.get(0))?;
-            rows.collect()
-        };
-        let ids = match a.find('*') {
-            None => Some(vec![match lookup(conn, a)? {
-                Some(id) => id,
+        // A glob is a subquery over `strings` (a string has one id whatever column it
+        // appears in, so `action IN (…)` keeps exactly the events whose action matches),
+        // with the pattern bound as a parameter: the statement stays small and one cached
+        // statement serves every glob (a literal list of ids grew with the strings a broad
+        // glob matched, and each such statement was cached). A trailing `*` is a range of
+        // `strings.value` (its unique index).
+        match a.find('*') {
+            None => match lookup(conn, a)? {
+                Some(id) => cond(&mut w, &mut p, "action = ?", vec![Sql::Integer(id)]),
                 None => return Ok(None),
-            }]),
+            },
             Some(i) if i == a.len() - 1 => {
                 let prefix = &a[..i];
-                if prefix.is_empty() {
-                    None
-                } else {
-                    Some(matching(
-                        "SELECT id FROM strings WHERE value >= ?1 AND value < ?2",
-                        &[prefix, &prefix_end(prefix)],
-                    )?)
+                if !prefix.is_empty() {
+                    cond(
+                        &mut w,
+                        &mut p,
+                        "action IN (SELECT id FROM strings WHERE value >= ? AND value < ?)",
+                        vec![Sql::Text(prefix.to_string()), Sql::Text(prefix_end(prefix))],
+                    );
                 }
             }
             // No `?` or `[` can reach GLOB: `check` refuses them.
-            Some(_) => Some(matching(
-                "SELECT id FROM strings WHERE value GLOB ?1",
-                &[a.as_str()],
-            )?),
-        };
-        match ids.as_deref() {
-            None => {}
-            Some([]) => return Ok(None),
-            Some([id]) => cond(&mut w, &mut p, "action = ?", vec![Sql::Integer(*id)]),
-            Some(ids) => {
-                // Integers from our own table: safe to write into the statement.
-                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                w.push(format!("action IN ({})", list.join(",")));
-            }
+            Some(_) => cond(
+                &mut w,
+                &mut p,
+                "action IN (SELECT id FROM strings WHERE value GLOB ?)",
+                vec![Sql::Text(a.clone())],
+            ),
         }
     }
     if let Some(c) = &f.category {
@@ -612,4 +602,33 @@ pub(super) fn read_hits(store: &ledger::Store, seqs: &[u64]) -> Result<Vec<Hit>,
         });
     }
     Ok(hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 19.5): a broad action glob became a literal `IN (…)` list of every
+    /// matching string id, and each such statement was cached (+100 MB after 12 queries).
+    #[test]
+    fn an_action_glob_is_one_small_statement_whatever_it_matches() {
+        let conn = Connection::open_in_memory().unwrap();
+        super::super::create_schema_for_tests(&conn);
+        let mut insert = conn
+            .prepare("INSERT INTO strings (value) VALUES (?1)")
+            .unwrap();
+        for i in 0..20_000 {
+            insert.execute([format!("ds-{i:05}")]).unwrap();
+        }
+        for glob in ["d*", "*s*", "ds-1*"] {
+            let f = Filter {
+                action: Some(glob.to_string()),
+                ..Filter::default()
+            };
+            let (w, p) = conditions(&conn, &f, Drive::Events).unwrap().unwrap();
+            let sql = w.join(" AND ");
+            assert!(sql.len() < 200, "{glob}: {} bytes of SQL", sql.len());
+            assert!(p.len() <= 2, "{glob}: {p:?}");
+        }
+    }
 }
