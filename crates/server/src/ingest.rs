@@ -29,9 +29,6 @@ pub struct IngestOutcome {
     pub receipts: Vec<(Receipt, bool)>,
 }
 
-/// Bodies up to this size are validated on the async worker itself.
-const INLINE_BODY_BYTES_MAX: usize = 16 << 10;
-
 pub use auth::tokens::SYSTEM_PRINCIPAL;
 
 /// Appends records that mlaudit writes itself (the reserved `audit.*` namespace is
@@ -272,9 +269,10 @@ async fn ingest_as(
     allow_reserved: bool,
     projects: Option<Vec<String>>,
 ) -> Result<IngestOutcome, ApiError> {
-    // Parsing and canonicalizing are CPU work: keep them off the async workers.
+    // Preparing looks ids up in SQLite and may create subject keys (durable writes): it
+    // runs on the blocking pool, never on an async worker, whatever the body's size, so
+    // that no request (`/healthz` included) waits behind an fsync.
     let st2 = st.clone();
-    let inline = body.len() <= INLINE_BODY_BYTES_MAX;
     let run = move || {
         prepare(
             &st2,
@@ -285,15 +283,9 @@ async fn ingest_as(
             projects.as_deref(),
         )
     };
-    // A small body is parsed in place: handing it to the blocking pool would
-    // cost more (thread wake-ups) than the parsing itself.
-    let (prepared, mut reservation) = if inline {
-        run()?
-    } else {
-        tokio::task::spawn_blocking(run)
-            .await
-            .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??
-    };
+    let (prepared, mut reservation) = tokio::task::spawn_blocking(run)
+        .await
+        .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??;
     let lookups = reservation.lookups.clone();
     let new: Vec<usize> = (0..prepared.len())
         .filter(|&i| matches!(lookups[i], Lookup::New))
