@@ -276,3 +276,17 @@ fn index_catches_up_after_sigkill_and_reindex_gives_the_same_answers() {
     );
     assert!(out.stderr.contains("LOCK"), "{}", out.stderr);
 }
+
+/// Regression (issue 11.10): `--limit` above the cap was silently capped.
+#[test]
+fn a_limit_over_the_cap_is_an_error_not_a_silent_cap() {
+    let srv = TestServer::start();
+    let http = srv.http();
+    let r = http.get(&srv.at("/v1/events?limit=1001"));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("1000"), "{}", r.text());
+    assert_eq!(http.get(&srv.at("/v1/events?limit=1000")).status, 200);
+    let out = srv.cli(&["query", "--limit", "5000"], &[], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("1..=1000"), "{}", out.stderr);
+}

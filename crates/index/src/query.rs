@@ -70,7 +70,7 @@ pub struct Filter {
     /// Unlike `project`, this is not a filter the caller chose but a limit on what it may
     /// see (a project-scoped token); an empty list matches nothing.
     pub projects_allowed: Option<Vec<String>>,
-    /// Page size: [`LIMIT_DEFAULT`] when unset, capped at [`LIMIT_MAX`].
+    /// Page size: [`LIMIT_DEFAULT`] when unset; more than [`LIMIT_MAX`] is refused.
     pub limit: Option<usize>,
     /// Result order.
     pub order: Order,
@@ -481,7 +481,13 @@ impl Index {
     pub fn query(&self, store: &ledger::Store, f: &Filter) -> Result<Page, QueryError> {
         let limit = match f.limit {
             Some(0) => return Err(QueryError::Invalid("limit must be at least 1".into())),
-            Some(n) => n.min(LIMIT_MAX),
+            Some(n) if n > LIMIT_MAX => {
+                return Err(QueryError::Invalid(format!(
+                    "limit {n} is over the maximum of {LIMIT_MAX} per page; page with the \
+                     cursor in `next` (mlaudit query --all)"
+                )))
+            }
+            Some(n) => n,
             None => LIMIT_DEFAULT,
         };
         let cursor = f.cursor.as_deref().map(Cursor::decode).transpose()?;

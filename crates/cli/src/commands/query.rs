@@ -95,8 +95,8 @@ pub struct QueryArgs {
     server: ServerArgs,
     #[command(flatten)]
     filter: FilterArgs,
-    /// Results per page (the server caps it).
-    #[arg(long)]
+    /// Results per page, 1 to 1000 (more is an error: use --all to follow every page).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=index::LIMIT_MAX as u64))]
     limit: Option<u64>,
     /// asc (oldest first) or desc (newest first, the default).
     #[arg(long)]
