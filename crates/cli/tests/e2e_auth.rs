@@ -1285,3 +1285,69 @@ fn verify_with_a_token_that_may_not_read_is_an_error_not_a_verdict() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+/// Regression (issue 18.5): once the ledger writer stopped on a full disk, reads (whole
+/// bundles included) still answered 200 while their `audit.query` records were dropped.
+/// Files that cannot grow (RLIMIT_FSIZE, EFBIG) stand in for the full disk.
+#[test]
+fn reads_that_cannot_be_recorded_are_refused_after_a_full_disk() {
+    let srv = TestServer::start_audited_with_file_size_limit(3 << 20);
+    let http = srv.http();
+    // Incompressible padding, so the segment file grows as fast as the events arrive.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut pad = || {
+        (0..2_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                format!("{:016x}", x)
+            })
+            .collect::<String>()
+    };
+    let mut refused = None;
+    for batch in 0..40 {
+        let body: String = (0..20)
+            .map(|i| {
+                format!(
+                    "{}\n",
+                    json!({"id": format!("fill-{batch}-{i}"), "action": "dataset.read",
+                           "actor": {"id": "svc", "type": "service"},
+                           "parameters": {"blob": pad()}})
+                )
+            })
+            .collect();
+        let r = srv.post_ndjson(&http, &body);
+        if r.status != 201 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("the file size limit was never reached");
+    assert_eq!(r.status, 503, "{}", r.text());
+    // Then fill what is left with the smallest events, until not even one fits: the
+    // disk is full for any record a read would need too.
+    let mut full = false;
+    for i in 0..10_000 {
+        let tiny = json!({"action": "a.b", "actor": {"id": "s"}, "id": format!("t{i}")});
+        if srv.post_ndjson(&http, &format!("{tiny}\n")).status == 503 {
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "the file never filled up");
+    let h = http.get(&srv.at("/healthz"));
+    assert_eq!(h.status, 503, "{}", h.text());
+    assert!(h.text().contains("Free disk space"), "{}", h.text());
+    for path in ["/v1/events", "/v1/events/0", "/log/tile/entries/000"] {
+        let r = http.get(&srv.at(path));
+        assert_eq!(r.status, 503, "{path}: {}", r.text());
+        assert_eq!(
+            r.json()["error"]["code"],
+            "meta_audit_unavailable",
+            "{path}"
+        );
+    }
+    // What the meta-audit does not record stays open: hashes and checkpoints.
+    assert_eq!(http.get(&srv.at("/log/checkpoint")).status, 200);
+}

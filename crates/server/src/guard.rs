@@ -236,9 +236,10 @@ pub(super) async fn guard(
     // Fail closed: a read the meta-audit promises to record is refused while the log
     // cannot append (the writer stopped, e.g. on a full disk), instead of being served
     // unrecorded.
-    if filters.is_some() {
-        if let Some(why) = st.ledger.poisoned() {
-            return ApiError::unavailable(
+    let mut filters = filters;
+    if let Some(f) = &filters {
+        let unavailable = |why: String| {
+            ApiError::unavailable(
                 "meta_audit_unavailable",
                 format!(
                     "reads are refused while the log cannot record them ({why}); \
@@ -246,7 +247,23 @@ pub(super) async fn guard(
                 ),
                 30,
             )
-            .into_response();
+            .into_response()
+        };
+        if let Some(why) = st.ledger.poisoned() {
+            return unavailable(why);
+        }
+        // The latest append failed (a full disk fails batches without stopping the
+        // writer): record this read first, durably, and serve it only if that worked.
+        if st
+            .appends_failing
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let (p, f) = pseudonymize_read(&st.privacy, route.path, &path, f.clone());
+            let record = audit_query(&principal, route.path, &p, &f, None);
+            if let Err(e) = super::record_system(&st, &[record]).await {
+                return unavailable(e.message);
+            }
+            filters = None; // recorded already
         }
     }
     req.extensions_mut().insert(principal.clone());

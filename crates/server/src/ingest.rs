@@ -343,6 +343,12 @@ async fn ingest_as(
             }
             Err(e) => Err(e), // `reservation` releases them when dropped
         };
+        let failing = matches!(
+            committed,
+            Err(AppendError::Failed(_) | AppendError::Poisoned(_) | AppendError::Closed)
+        );
+        st.appends_failing
+            .store(failing, std::sync::atomic::Ordering::Relaxed);
         let committed = committed.map_err(append_error)?;
         st.metrics
             .commit_seconds

@@ -83,6 +83,9 @@ pub struct AppState {
     pub oidc: Option<Arc<auth::oidc::Oidc>>,
     /// The outcome of the latest background verification.
     pub verification: verifier::Status,
+    /// The latest ledger append failed (a full disk fails batches without stopping the
+    /// writer): recorded reads then record first and are refused if that fails.
+    pub appends_failing: std::sync::atomic::AtomicBool,
 }
 
 /// A running server's core, opened from a data directory.
@@ -196,6 +199,7 @@ impl Server {
                     .transpose()?
                     .map(Arc::new),
                 verification: verifier::Status::default(),
+                appends_failing: std::sync::atomic::AtomicBool::new(false),
             }),
             created,
             admin_token_file,

@@ -48,6 +48,19 @@ pub(super) async fn healthz(State(st): State<Arc<AppState>>) -> Response {
         )
             .into_response();
     }
+    if st.ledger.poisoned().is_none()
+        && st
+            .appends_failing
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the latest ledger append failed (is the disk full?): ingest and recorded reads \
+             are refused until an append succeeds again. Free disk space; the server resumes \
+             by itself, no restart is needed.\n",
+        )
+            .into_response();
+    }
     match st.ledger.poisoned() {
         None => (StatusCode::OK, "ok\n").into_response(),
         Some(why) => (

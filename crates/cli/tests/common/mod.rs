@@ -77,6 +77,9 @@ pub struct TestServer {
     log: Arc<Mutex<Vec<String>>>,
     extra: Vec<String>,
     env: Vec<(String, String)>,
+    /// RLIMIT_FSIZE of the server process (with SIGXFSZ ignored, so writes past it fail
+    /// with EFBIG like writes to a full disk fail with ENOSPC).
+    file_size_limit: Option<u64>,
 }
 
 impl TestServer {
@@ -121,6 +124,30 @@ impl TestServer {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            file_size_limit: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// [`TestServer::start_audited`] in a process whose files cannot grow past `bytes`: a
+    /// full disk, for the ledger's segment files, without privileges or a small filesystem.
+    pub fn start_audited_with_file_size_limit(bytes: u64) -> TestServer {
+        let tmp = tempfile::tempdir().expect("creating a temp dir");
+        let data_dir = tmp.path().join("data");
+        let mut s = TestServer {
+            child: None,
+            data_dir,
+            _tmp: Some(tmp),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            vkey: String::new(),
+            origin: String::new(),
+            admin_token: String::new(),
+            scheme: "http".into(),
+            log: Arc::new(Mutex::new(Vec::new())),
+            extra: Vec::new(),
+            env: Vec::new(),
+            file_size_limit: Some(bytes),
         };
         s.spawn();
         s
@@ -138,6 +165,23 @@ impl TestServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(limit) = self.file_size_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let r = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("starting mlaudit serve");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel::<String>();
