@@ -18,8 +18,8 @@ use super::{
     AppState, BODY_READ_MIN_BYTES_PER_S, INGEST_REQUESTS_MAX, INGEST_REQUESTS_PER_PRINCIPAL_MAX,
     RETRY_AFTER_BUSY,
 };
-use crate::slots::Busy;
 use crate::dedup::{self, Key, Lookup, Receipt};
+use crate::slots::Busy;
 use auth::Principal;
 use event::{
     entry_template_sealed, format_time, parse_events, split_body_items, BodyFormat, FieldError,

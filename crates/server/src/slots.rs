@@ -51,7 +51,11 @@ impl IngestSlots {
         if mine >= self.per_principal_max {
             return Err(Busy::Principal);
         }
-        let permit = self.total.clone().try_acquire_owned().map_err(|_| Busy::All)?;
+        let permit = self
+            .total
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Busy::All)?;
         held.insert(principal.to_string(), mine + 1);
         Ok(Slot {
             _permit: permit,
