@@ -129,6 +129,14 @@ struct ServeArgs {
     /// is missing (refused otherwise). Logged and recorded as an audit.recovery event.
     #[arg(long, env = "MLAUDIT_RECOVER_MISSING_CHECKPOINT")]
     recover_missing_checkpoint: bool,
+    /// Milliseconds a connection has to send a request's headers (and TLS handshake; also
+    /// the keep-alive idle timeout) before it is closed [default: 10000].
+    #[arg(long, env = "MLAUDIT_HEADER_READ_TIMEOUT_MS")]
+    header_read_timeout_ms: Option<u64>,
+    /// Milliseconds an ingest body has, plus 1 s per 64 KiB received, before 408
+    /// body_timeout [default: 30000].
+    #[arg(long, env = "MLAUDIT_BODY_READ_TIMEOUT_MS")]
+    body_read_timeout_ms: Option<u64>,
 }
 
 fn main() {
@@ -190,6 +198,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         meta_audit: a.no_meta_audit.then_some(false),
         tls_cert: a.tls_cert,
         tls_key: a.tls_key,
+        header_read_timeout_ms: a.header_read_timeout_ms,
+        body_read_timeout_ms: a.body_read_timeout_ms,
         ..FileConfig::default()
     };
     // Read here, not by clap, so the key never shows in --help or an error message.

@@ -123,3 +123,54 @@ fn tls_needs_both_files_and_a_valid_key() {
         out.stderr
     );
 }
+
+/// Reads until the server closes the connection; panics if it is still open after `within`.
+fn read_until_closed(s: &mut std::net::TcpStream, within: std::time::Duration) {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = within.saturating_sub(start.elapsed());
+        assert!(!left.is_zero(), "still open after {within:?}");
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[test]
+fn unfinished_tls_handshakes_are_closed() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key, cert_pem) = certificate(tmp.path());
+    let mut srv = TestServer::start_with(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--header-read-timeout-ms",
+        "1000",
+    ]);
+    let opened = Instant::now();
+    // Nothing at all, and the first bytes of a ClientHello.
+    let mut silent = std::net::TcpStream::connect(srv.addr).unwrap();
+    let mut partial = std::net::TcpStream::connect(srv.addr).unwrap();
+    partial.write_all(&[0x16, 0x03, 0x01, 0x02]).unwrap();
+    read_until_closed(&mut silent, Duration::from_secs(7));
+    read_until_closed(&mut partial, Duration::from_secs(7));
+    assert!(opened.elapsed() >= Duration::from_millis(900));
+
+    // HTTPS is served as before (HTTP/1.1), and SIGTERM still stops it gracefully.
+    let http = Http::trusting(Some(cert_pem.as_bytes())).with_token(&srv.admin_token);
+    assert_eq!(http.get(&srv.at("/v1/info")).status, 200);
+    srv.stop();
+}

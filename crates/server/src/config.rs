@@ -60,6 +60,11 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     /// OIDC / JWT bearer tokens (`[oidc]` table; file only).
     pub oidc: Option<auth::oidc::OidcConfig>,
+    /// Milliseconds a connection has for a request's headers (also the keep-alive idle
+    /// timeout, and the TLS handshake's).
+    pub header_read_timeout_ms: Option<u64>,
+    /// Milliseconds an ingest body has before its minimum-rate allowance starts counting.
+    pub body_read_timeout_ms: Option<u64>,
 }
 
 /// The resolved configuration of `mlaudit serve`.
@@ -93,7 +98,35 @@ pub struct ServeConfig {
     /// (`--recover-missing-checkpoint`; flag or environment only, never the file: it is a
     /// recovery step for one start, not a setting).
     pub recover_missing_checkpoint: bool,
+    /// Connection and body-read timeouts (slow clients).
+    pub timeouts: Timeouts,
 }
+
+/// How long slow clients may take (`docs/security.md`, "Resource limits and slow clients").
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// A connection's request headers must arrive within this (from the connection's start,
+    /// or from the end of the previous response on a keep-alive connection, so it is the
+    /// idle timeout too); else the connection is closed. Also bounds the TLS handshake.
+    pub header_read: Duration,
+    /// An ingest body must arrive within this plus one second per
+    /// [`crate::BODY_READ_MIN_BYTES_PER_S`] bytes received; else 408 `body_timeout`.
+    pub body_read: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            header_read: crate::HEADER_READ_TIMEOUT,
+            body_read: crate::BODY_READ_TIMEOUT,
+        }
+    }
+}
+
+/// Bounds of `header_read_timeout_ms`.
+pub const HEADER_READ_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=600_000;
+/// Bounds of `body_read_timeout_ms`.
+pub const BODY_READ_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=3_600_000;
 
 /// Default for [`AuthConfig::auth_failures_max`].
 pub const AUTH_FAILURES_MAX_DEFAULT: u32 = 30;
@@ -163,6 +196,28 @@ impl ServeConfig {
         if checkpoint_interval_ms > 60_000 {
             bail!("checkpoint_interval_ms must be at most 60000");
         }
+        let header_read_ms = flags
+            .header_read_timeout_ms
+            .or(from_file.header_read_timeout_ms)
+            .unwrap_or(crate::HEADER_READ_TIMEOUT.as_millis() as u64);
+        if !HEADER_READ_TIMEOUT_MS_RANGE.contains(&header_read_ms) {
+            bail!(
+                "header_read_timeout_ms must be between {} and {}",
+                HEADER_READ_TIMEOUT_MS_RANGE.start(),
+                HEADER_READ_TIMEOUT_MS_RANGE.end()
+            );
+        }
+        let body_read_ms = flags
+            .body_read_timeout_ms
+            .or(from_file.body_read_timeout_ms)
+            .unwrap_or(crate::BODY_READ_TIMEOUT.as_millis() as u64);
+        if !BODY_READ_TIMEOUT_MS_RANGE.contains(&body_read_ms) {
+            bail!(
+                "body_read_timeout_ms must be between {} and {}",
+                BODY_READ_TIMEOUT_MS_RANGE.start(),
+                BODY_READ_TIMEOUT_MS_RANGE.end()
+            );
+        }
         let retention = flags.retention.or(from_file.retention).unwrap_or_default();
         retention.check()?;
         // Flags set single keys of [privacy]; the rest comes from the file.
@@ -225,6 +280,10 @@ impl ServeConfig {
                 .or(from_file.verify_interval_s)
                 .unwrap_or(crate::verifier::VERIFY_INTERVAL_S_DEFAULT),
             recover_missing_checkpoint: false,
+            timeouts: Timeouts {
+                header_read: Duration::from_millis(header_read_ms),
+                body_read: Duration::from_millis(body_read_ms),
+            },
         })
     }
 }

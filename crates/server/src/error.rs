@@ -27,6 +27,9 @@ pub struct ApiError {
     pub retry_after_s: Option<u64>,
     /// For a 403: the reason recorded in `auth.denied` (default: the code).
     pub deny_reason: Option<&'static str>,
+    /// Answer with `Connection: close`: the request's body was not read to its end, so the
+    /// connection cannot carry another request.
+    pub close_connection: bool,
 }
 
 impl ApiError {
@@ -39,6 +42,7 @@ impl ApiError {
             details: Vec::new(),
             retry_after_s: None,
             deny_reason: None,
+            close_connection: false,
         }
     }
     /// 400 with a code.
@@ -138,6 +142,10 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::FORBIDDEN {
             let reason = self.deny_reason.unwrap_or(self.code);
             resp.extensions_mut().insert(DenyReason(reason));
+        }
+        if self.close_connection {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Some(s) = self.retry_after_s {
             resp.headers_mut()

@@ -2,19 +2,24 @@
 //! only once the ledger made the batch durable.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use base64::Engine;
+use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::metrics::Reason;
-use super::{AppState, INGEST_REQUESTS_MAX, RETRY_AFTER_BUSY};
+use super::{
+    AppState, BODY_READ_MIN_BYTES_PER_S, INGEST_REQUESTS_MAX, INGEST_REQUESTS_PER_PRINCIPAL_MAX,
+    RETRY_AFTER_BUSY,
+};
 use crate::dedup::{self, Key, Lookup, Receipt};
+use crate::slots::Busy;
 use auth::Principal;
 use event::{
     entry_template_sealed, format_time, parse_events, split_body_items, BodyFormat, FieldError,
@@ -81,30 +86,27 @@ async fn post_events_inner(
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let format = body_format(headers)?;
-    // Shed load before buffering the body: memory stays bounded by
-    // INGEST_REQUESTS_MAX bodies whatever the number of clients.
-    let _permit = st.ingest_permits.clone().try_acquire_owned().map_err(|_| {
-        ApiError::unavailable(
-            "busy",
-            format!("{INGEST_REQUESTS_MAX} ingest requests are in progress; retry later"),
-            RETRY_AFTER_BUSY.as_secs(),
-        )
-    })?;
-    let body = axum::body::to_bytes(body, BODY_BYTES_MAX)
-        .await
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("the request body is over the limit of {BODY_BYTES_MAX} bytes"),
-                )
-            } else {
-                ApiError::bad_request("bad_body", format!("reading the request body failed: {e}"))
-            }
+    // Shed load before buffering the body: memory stays bounded by INGEST_REQUESTS_MAX
+    // bodies whatever the number of clients, and one principal holds at most its share.
+    let _slot = st
+        .ingest_slots
+        .try_acquire(&principal.name)
+        .map_err(|busy| match busy {
+            Busy::All => ApiError::unavailable(
+                "busy",
+                format!("{INGEST_REQUESTS_MAX} ingest requests are in progress; retry later"),
+                RETRY_AFTER_BUSY.as_secs(),
+            ),
+            Busy::Principal => ApiError::unavailable(
+                "busy",
+                format!(
+                    "this principal already has {INGEST_REQUESTS_PER_PRINCIPAL_MAX} ingest \
+                     requests in progress (the most one principal may hold); retry later"
+                ),
+                RETRY_AFTER_BUSY.as_secs(),
+            ),
         })?;
+    let body = read_body(headers, body, st.timeouts.body_read).await?;
     let body = decode_body(headers, body)?;
     let outcome = ingest_as(
         st.clone(),
@@ -145,6 +147,69 @@ async fn post_events_inner(
         status,
         Json(json!({"accepted": receipts.len(), "duplicates": duplicates, "receipts": receipts})),
     ))
+}
+
+/// Reads a request body of at most `BODY_BYTES_MAX` bytes under a deadline that grows with
+/// what arrived: the body must be complete within `timeout` plus one second per
+/// [`BODY_READ_MIN_BYTES_PER_S`] bytes received so far (a 16 MiB body at the minimum rate
+/// of 64 KiB/s has 30 s + 256 s). Past it, 408 `body_timeout` and the connection is closed;
+/// the caller's ingest slot is released as the handler returns.
+async fn read_body(headers: &HeaderMap, body: Body, timeout: Duration) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is over the limit of {BODY_BYTES_MAX} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_BYTES_MAX as u64) {
+        return Err(too_large());
+    }
+    let start = tokio::time::Instant::now();
+    let mut body = body;
+    // Reserved up to 1 MiB: a declared length alone does not take memory.
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(1 << 20) as usize);
+    loop {
+        let allowance =
+            timeout + Duration::from_secs_f64(buf.len() as f64 / BODY_READ_MIN_BYTES_PER_S as f64);
+        let frame = match tokio::time::timeout_at(start + allowance, body.frame()).await {
+            Err(_) => {
+                let waited = start.elapsed().as_secs_f64();
+                return Err(ApiError {
+                    close_connection: true,
+                    ..ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "body_timeout",
+                        format!(
+                            "the request body did not arrive in time: {} bytes in {waited:.1} s; \
+                             a body may take {} s plus 1 s per {BODY_READ_MIN_BYTES_PER_S} bytes",
+                            buf.len(),
+                            timeout.as_secs_f64()
+                        ),
+                    )
+                });
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::bad_request(
+                    "bad_body",
+                    format!("reading the request body failed: {e}"),
+                ))
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > BODY_BYTES_MAX {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn b64(h: &[u8]) -> String {

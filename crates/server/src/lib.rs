@@ -13,6 +13,7 @@
 
 mod analysis;
 pub mod config;
+mod conn;
 pub mod dedup;
 mod error;
 pub mod guard;
@@ -22,6 +23,7 @@ pub mod metrics;
 mod read;
 pub mod recorder;
 pub mod retention;
+pub mod slots;
 mod subjects;
 mod tokens;
 pub mod verifier;
@@ -67,8 +69,11 @@ pub struct AppState {
     pub vkey: String,
     /// Events per ingest request.
     pub batch_events_max: usize,
-    /// Ingest requests allowed in progress at once (bodies in memory).
-    pub ingest_permits: Arc<tokio::sync::Semaphore>,
+    /// Ingest requests allowed in progress at once (bodies in memory), in all and per
+    /// principal.
+    pub ingest_slots: slots::IngestSlots,
+    /// Header and body read timeouts.
+    pub timeouts: config::Timeouts,
     /// Retention policies, legal holds, and the one-run-at-a-time lock.
     pub retention: retention::Retention,
     /// Privacy transforms, subject keys, clearance (`privacy/`).
@@ -182,7 +187,8 @@ impl Server {
                 origin,
                 vkey,
                 batch_events_max: cfg.batch_events_max,
-                ingest_permits: Arc::new(tokio::sync::Semaphore::new(INGEST_REQUESTS_MAX)),
+                ingest_slots: slots::IngestSlots::default(),
+                timeouts: cfg.timeouts,
                 retention: retention::Retention {
                     config: cfg.retention.clone(),
                     holds,
@@ -276,17 +282,21 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             // ring, not aws-lc-rs: no cmake, and the only provider compiled in. A second
             // install (tests starting servers in one process) keeps the first.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            Some(
-                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "loading the TLS certificate {} and key {}",
-                            cert.display(),
-                            key.display()
-                        )
-                    })?,
-            )
+            let loaded = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "loading the TLS certificate {} and key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            // HTTP/1.1 only (conn.rs): ALPN must not offer h2.
+            let mut config = (*loaded.get_inner()).clone();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(axum_server::tls_rustls::RustlsConfig::from_config(
+                Arc::new(config),
+            ))
         }
         None => None,
     };
@@ -320,27 +330,14 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     if let Some(s) = cfg.retention.run_interval_s.filter(|&s| s > 0) {
         retention::schedule(server.state.clone(), Duration::from_secs(s));
     }
-    let app =
-        router(server.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?
-        }
-        Some(tls) => {
-            let handle = axum_server::Handle::new();
-            let on_signal = handle.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                on_signal.graceful_shutdown(Some(TLS_SHUTDOWN_GRACE));
-            });
-            axum_server::from_tcp_rustls(listener.into_std()?, tls)
-                .handle(handle)
-                .serve(app)
-                .await?
-        }
-    }
+    conn::serve(
+        listener,
+        tls,
+        router(server.state.clone()),
+        cfg.timeouts,
+        shutdown_signal(),
+    )
+    .await;
     // Records of the last requests are appended before the final checkpoint.
     server.state.recorder.flush().await;
     tracing::info!("shutting down: writing the final checkpoint");
@@ -352,8 +349,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long in-flight HTTPS requests may take to finish after SIGTERM.
-pub const TLS_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+pub use conn::SHUTDOWN_GRACE;
 
 fn announce(data_dir: &Path, server: &Server, addr: std::net::SocketAddr, tls: bool) {
     let st = &server.state;
@@ -402,6 +398,25 @@ async fn shutdown_signal() {
 /// Ingest requests processed at once; more are answered 503 at once, before
 /// their bodies are read, so memory stays bounded under overload.
 pub const INGEST_REQUESTS_MAX: usize = 64;
+
+/// Ingest requests one principal may have in progress at once (a quarter of
+/// [`INGEST_REQUESTS_MAX`]); past it that principal is answered 503 `busy` while others are
+/// still served.
+pub const INGEST_REQUESTS_PER_PRINCIPAL_MAX: usize = 16;
+
+/// Default time a connection has to send a request's headers (from its start, or from the
+/// end of the previous response), and a TLS client its handshake; then it is closed.
+/// Configurable as `header_read_timeout_ms`.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default time an ingest body has before the minimum rate counts: a body must be complete
+/// within this plus one second per [`BODY_READ_MIN_BYTES_PER_S`] bytes received, else 408
+/// `body_timeout`. Configurable as `body_read_timeout_ms`.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The minimum average rate of an ingest body after [`BODY_READ_TIMEOUT`]: 64 KiB/s
+/// (512 kbit/s), so the largest body (16 MiB) may take 30 s + 256 s.
+pub const BODY_READ_MIN_BYTES_PER_S: usize = 64 << 10;
 
 /// How long clients are told to wait when the ledger queue is full.
 pub const RETRY_AFTER_BUSY: Duration = Duration::from_secs(1);
