@@ -1106,31 +1106,26 @@ fn percent_encoded_paths_get_the_plain_paths_decision() {
         assert!(got == 403 || got == 400, "{p}: {got}");
     }
 
-    // An encoded read of a bundle by an unlimited auditor is served and recorded.
-    let before = wait_events(&srv, "action=audit.query", 0)
-        .iter()
-        .filter(|e| e["event"]["parameters"]["endpoint"] == "/log/tile/entries/{*rest}")
-        .count();
-    let auditor = srv.token("auditor", &[]);
+    // An encoded read of a bundle by an unlimited auditor is served and recorded (bulk
+    // reads are one record per principal and window, written at the latest on shutdown).
+    let r = srv.http().post(
+        &srv.at("/v1/tokens"),
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&json!({"role": "auditor", "name": "enc-reader"})).unwrap(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let auditor = r.json()["token"].as_str().unwrap().to_string();
     assert_eq!(
         raw_status(&srv, "GET", "/log/tile/%65ntries/000.p/3", &auditor, b""),
         200
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let after = wait_events(&srv, "action=audit.query", 0)
-            .iter()
-            .filter(|e| e["event"]["parameters"]["endpoint"] == "/log/tile/entries/{*rest}")
-            .count();
-        if after > before {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the encoded bundle read was not recorded"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut srv = srv;
+    srv.stop();
+    srv.restart();
+    let q = wait_events(&srv, "action=audit.query&actor=enc-reader", 1);
+    let p = &q[0]["event"]["parameters"];
+    assert_eq!(p["endpoint"], "/log/tile/entries/{*rest}", "{p}");
+    assert_eq!(p["bulk"]["reads"], 1, "{p}");
 }
 
 #[test]
@@ -1350,4 +1345,60 @@ fn reads_that_cannot_be_recorded_are_refused_after_a_full_disk() {
     }
     // What the meta-audit does not record stays open: hashes and checkpoints.
     assert_eq!(http.get(&srv.at("/log/checkpoint")).status, 200);
+}
+
+/// Regression (issue 11.7): one `verify --url` of a large log appended one `audit.query`
+/// entry per bundle. Bulk reads are one record per principal and window; searches keep
+/// their own records.
+#[test]
+fn bulk_reads_of_the_log_are_one_record_per_window() {
+    let mut srv = TestServer::start_audited(&[]);
+    seed(&srv);
+    let r = srv.http().post(
+        &srv.at("/v1/tokens"),
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&json!({"role": "auditor", "name": "bulk-reader"})).unwrap(),
+    );
+    let auditor = srv.http_as(r.json()["token"].as_str().unwrap());
+    for _ in 0..5 {
+        assert_eq!(
+            auditor.get(&srv.at("/log/tile/entries/000.p/3")).status,
+            200
+        );
+    }
+    assert_eq!(
+        auditor
+            .get(&srv.at("/v1/events?action=dataset.read"))
+            .status,
+        200
+    );
+    let vkey = srv.http().get(&srv.at("/v1/info")).json()["vkey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log_url = srv.log_url();
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let out = srv.cli(
+        &["verify", "--quiet", "--url", &log_url, "--vkey", &vkey],
+        &[("MLAUDIT_TOKEN", &token)],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    srv.stop();
+    srv.restart();
+    let recorded = wait_events(&srv, "action=audit.query&actor=bulk-reader&order=asc", 2);
+    let bulk: Vec<&Value> = recorded
+        .iter()
+        .filter(|e| e["event"]["parameters"]["endpoint"] == "/log/tile/entries/{*rest}")
+        .collect();
+    assert_eq!(bulk.len(), 1, "{recorded:?}");
+    let p = &bulk[0]["event"]["parameters"];
+    assert_eq!(p["bulk"]["reads"], 6, "5 reads and the verifier's one: {p}");
+    assert!(
+        p["bulk"]["from"].is_string() && p["bulk"]["to"].is_string(),
+        "{p}"
+    );
+    assert!(recorded
+        .iter()
+        .any(|e| e["event"]["parameters"]["endpoint"] == "/v1/events"));
 }

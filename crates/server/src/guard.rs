@@ -34,6 +34,10 @@ use auth::{is_log_route, route_for, Access, Principal};
 pub const SOURCES_MAX: usize = 10_000;
 /// Longest query value copied into an `audit.query` record.
 pub const FILTER_VALUE_CHARS_MAX: usize = 256;
+/// The route whose reads are recorded per principal and window, not one by one (entry
+/// bundles: a `verify --url` reads every one of them).
+const BULK_ROUTE: &str = "/log/tile/entries/{*rest}";
+
 /// Longest path copied into an `auth.denied` record.
 pub const PATH_CHARS_MAX: usize = 512;
 
@@ -281,11 +285,14 @@ pub(super) async fn guard(
         if resp.status().is_success() {
             let results = resp.extensions().get::<ResultCount>().map(|c| c.0);
             let (path, filters) = pseudonymize_read(&st.privacy, route.path, &path, filters);
-            st.recorder
-                .record(audit_query(
-                    &principal, route.path, &path, &filters, results,
-                ))
-                .await;
+            let record = audit_query(&principal, route.path, &path, &filters, results);
+            if route.path == BULK_ROUTE {
+                st.recorder
+                    .record_bulk(&principal.name, record, &path, results.unwrap_or(0))
+                    .await;
+            } else {
+                st.recorder.record(record).await;
+            }
         }
     }
     resp

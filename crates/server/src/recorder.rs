@@ -29,6 +29,35 @@ pub const RECORDS_BATCH_MAX: usize = 256;
 pub const RECORDS_QUEUED_MAX: usize = 4096;
 /// Wait before the one retry of a batch that failed to append.
 pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Bulk reads of the log (entry bundles) by one principal within this window are one
+/// `audit.query` record, with their count and first and last path.
+pub const BULK_WINDOW: Duration = Duration::from_secs(60);
+
+/// The bulk reads of one principal in the current window.
+struct BulkReads {
+    /// The `audit.query` record of the first read; the counts are added when it closes.
+    record: Value,
+    reads: u64,
+    results: u64,
+    last_path: String,
+    started: std::time::Instant,
+    from: String,
+}
+
+impl BulkReads {
+    fn finish(mut self) -> Value {
+        let p = &mut self.record["parameters"];
+        p["bulk"] = serde_json::json!({
+            "reads": self.reads,
+            "first_path": p["path"].clone(),
+            "last_path": self.last_path,
+            "from": self.from,
+            "to": event::format_time(chrono::Utc::now()),
+        });
+        p["results"] = self.results.into();
+        self.record
+    }
+}
 
 enum Msg {
     Record(Value),
@@ -40,6 +69,7 @@ pub struct Recorder {
     tx: mpsc::Sender<Msg>,
     rx: Mutex<Option<mpsc::Receiver<Msg>>>,
     dropped: AtomicU64,
+    bulk: Mutex<std::collections::HashMap<String, BulkReads>>,
 }
 
 impl Default for Recorder {
@@ -56,7 +86,56 @@ impl Recorder {
             tx,
             rx: Mutex::new(Some(rx)),
             dropped: AtomicU64::new(0),
+            bulk: Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// Counts a bulk read (an entry bundle) of `principal`, whose own record would be
+    /// `record`, into the principal's current window; queues the record of the window it
+    /// closes, if any. A `verify --url` of a large log is then a few records, not one per
+    /// bundle, and still says who read what and when.
+    pub async fn record_bulk(&self, principal: &str, record: Value, path: &str, results: u64) {
+        let closed = {
+            let mut bulk = self.bulk.lock().unwrap();
+            match bulk.get_mut(principal) {
+                Some(b) if b.started.elapsed() < BULK_WINDOW => {
+                    b.reads += 1;
+                    b.results += results;
+                    b.last_path = path.to_string();
+                    None
+                }
+                _ => bulk
+                    .insert(
+                        principal.to_string(),
+                        BulkReads {
+                            record,
+                            reads: 1,
+                            results,
+                            last_path: path.to_string(),
+                            started: std::time::Instant::now(),
+                            from: event::format_time(chrono::Utc::now()),
+                        },
+                    )
+                    .map(BulkReads::finish),
+            }
+        };
+        if let Some(r) = closed {
+            self.record(r).await;
+        }
+    }
+
+    /// The records of the bulk windows that are over (all of them with `all`).
+    fn take_bulk(&self, all: bool) -> Vec<Value> {
+        let mut bulk = self.bulk.lock().unwrap();
+        let done: Vec<String> = bulk
+            .iter()
+            .filter(|(_, b)| all || b.started.elapsed() >= BULK_WINDOW)
+            .map(|(k, _)| k.clone())
+            .collect();
+        done.into_iter()
+            .filter_map(|k| bulk.remove(&k))
+            .map(BulkReads::finish)
+            .collect()
     }
 
     /// Records dropped or not appended since the start.
@@ -84,8 +163,12 @@ impl Recorder {
         ok
     }
 
-    /// Appends everything queued so far and waits until it is durable.
+    /// Appends everything queued so far (open bulk windows included) and waits until it is
+    /// durable.
     pub async fn flush(&self) {
+        for r in self.take_bulk(true) {
+            self.record(r).await;
+        }
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).await.is_ok() {
             let _ = rx.await;
@@ -106,12 +189,21 @@ impl Recorder {
             let mut deadline = tokio::time::Instant::now();
             loop {
                 let first = if batch.is_empty() {
-                    match rx.recv().await {
-                        Some(m) => {
+                    // Woken at least once a window, to close the bulk windows that are over.
+                    match tokio::time::timeout(BULK_WINDOW, rx.recv()).await {
+                        Ok(Some(m)) => {
                             deadline = tokio::time::Instant::now() + FLUSH_INTERVAL;
                             Some(m)
                         }
-                        None => return,
+                        Ok(None) => return,
+                        Err(_) => {
+                            let Some(st) = weak.upgrade() else { return };
+                            batch.extend(st.recorder.take_bulk(false));
+                            if batch.is_empty() {
+                                continue;
+                            }
+                            None
+                        }
                     }
                 } else {
                     match tokio::time::timeout_at(deadline, rx.recv()).await {
