@@ -1402,3 +1402,26 @@ fn bulk_reads_of_the_log_are_one_record_per_window() {
         .iter()
         .any(|e| e["event"]["parameters"]["endpoint"] == "/v1/events"));
 }
+
+/// Regression (issue 18.13): creating a token on a full disk answered 400, as if the
+/// request were wrong; it is the server's storage, and temporary: 503.
+#[test]
+fn a_token_store_that_cannot_write_answers_503() {
+    let srv = TestServer::start_audited_with_file_size_limit(256 << 10);
+    let admin = srv.http();
+    let mut last = None;
+    for i in 0..400 {
+        let r = admin.post(
+            &srv.at("/v1/tokens"),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&json!({"role": "producer", "name": format!("p{i}")})).unwrap(),
+        );
+        if r.status != 201 {
+            last = Some(r);
+            break;
+        }
+    }
+    let r = last.expect("the token store never filled up");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "storage_failure");
+}
