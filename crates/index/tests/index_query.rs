@@ -256,13 +256,26 @@ fn each_filter_and_combination_matches_the_reference() {
 }
 
 #[test]
-fn limits_are_capped_and_pages_are_full() {
+fn limits_over_the_cap_are_refused_and_pages_are_full() {
     let (log, index) = setup();
+    // Issue 11.10: a limit over the cap is an error, no longer silently capped.
+    let over = index.query(
+        log.store(),
+        &Filter {
+            limit: Some(LIMIT_MAX + 1),
+            ..Filter::default()
+        },
+    );
+    assert!(
+        matches!(&over, Err(QueryError::Invalid(m)) if m.contains("1000")),
+        "{:?}",
+        over.map(|p| p.hits.len())
+    );
     let page = index
         .query(
             log.store(),
             &Filter {
-                limit: Some(1_000_000),
+                limit: Some(LIMIT_MAX),
                 ..Filter::default()
             },
         )
