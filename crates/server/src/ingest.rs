@@ -166,9 +166,9 @@ async fn read_body(headers: &HeaderMap, body: Body, timeout: Duration) -> Result
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_BYTES_MAX as u64) {
-        return Err(too_large());
-    }
+    // A declared length over the limit is not refused before reading: answering at once
+    // closes the connection while the client is still sending, and the client then sees a
+    // broken connection instead of the 413. Reading stops at the limit.
     let start = tokio::time::Instant::now();
     let mut body = body;
     // Reserved up to 1 MiB: a declared length alone does not take memory.
