@@ -15,24 +15,10 @@ use serde_json::Value;
 /// Every result of a query (following `next`), as event ids; checks no id repeats.
 fn ids(srv: &TestServer, http: &Http, query: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = srv.at(&format!("/v1/events?{query}"));
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let r = http.get(&url);
-        assert_eq!(r.status, 200, "{url}: {}", r.text());
-        let v = r.json();
-        for e in v["events"].as_array().unwrap() {
-            assert!(e["seq"].is_u64() && e["leaf_hash"].is_string());
-            assert!(e["recorded_at"].is_string());
-            out.push(e["event"]["id"].as_str().unwrap().to_string());
-        }
-        match v["next"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
+    for e in common::all_hits(srv, http, query) {
+        assert!(e["seq"].is_u64() && e["leaf_hash"].is_string());
+        assert!(e["recorded_at"].is_string());
+        out.push(e["event"]["id"].as_str().unwrap().to_string());
     }
     let distinct: HashSet<&String> = out.iter().collect();
     assert_eq!(distinct.len(), out.len(), "{query}: an event came twice");

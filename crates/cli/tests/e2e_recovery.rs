@@ -11,24 +11,10 @@ use serde_json::Value;
 
 /// Every event id a query returns, following `next` cursors.
 fn search_ids(srv: &TestServer, http: &Http, query: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = srv.at(&format!("/v1/events?{query}"));
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let r = http.get(&url);
-        assert_eq!(r.status, 200, "{url}: {}", r.text());
-        let v = r.json();
-        for e in v["events"].as_array().unwrap() {
-            out.push(e["event"]["id"].as_str().unwrap().to_string());
-        }
-        match v["next"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return out,
-        }
-    }
+    common::all_hits(srv, http, query)
+        .iter()
+        .map(|e| e["event"]["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Checks each receipt's inclusion proof against the server's current checkpoint.

@@ -17,16 +17,25 @@ fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf
     (cert, key, cert_pem)
 }
 
-#[test]
-fn https_with_a_test_certificate() {
+/// A server on HTTPS with a fresh test certificate, and `extra` flags: the certificate's
+/// directory (keep it), its file, its PEM, the server.
+fn https_server(extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf, String, TestServer) {
     let tmp = tempfile::tempdir().unwrap();
     let (cert, key, cert_pem) = certificate(tmp.path());
-    let mut srv = TestServer::start_with(&[
+    let mut args = vec![
         "--tls-cert",
         cert.to_str().unwrap(),
         "--tls-key",
         key.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let srv = TestServer::start_with(&args);
+    (tmp, cert, cert_pem, srv)
+}
+
+#[test]
+fn https_with_a_test_certificate() {
+    let (_tmp, cert, cert_pem, mut srv) = https_server(&[]);
     assert_eq!(srv.scheme, "https", "{}", srv.stderr_text());
     assert!(srv.url().starts_with("https://127.0.0.1:"));
 
@@ -150,16 +159,7 @@ fn read_until_closed(s: &mut std::net::TcpStream, within: std::time::Duration) {
 fn unfinished_tls_handshakes_are_closed() {
     use std::io::Write;
     use std::time::{Duration, Instant};
-    let tmp = tempfile::tempdir().unwrap();
-    let (cert, key, cert_pem) = certificate(tmp.path());
-    let mut srv = TestServer::start_with(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--header-read-timeout-ms",
-        "1000",
-    ]);
+    let (_tmp, _cert, cert_pem, mut srv) = https_server(&["--header-read-timeout-ms", "1000"]);
     let opened = Instant::now();
     // Nothing at all, and the first bytes of a ClientHello.
     let mut silent = std::net::TcpStream::connect(srv.addr).unwrap();

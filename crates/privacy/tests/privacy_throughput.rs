@@ -16,17 +16,9 @@ use privacy::{Privacy, PrivacyConfig};
 const EVENTS: usize = 20_000;
 const ROUNDS: usize = 15;
 
-/// CPU time consumed by this thread so far.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
+#[path = "../../event/tests/support/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::thread_cpu_time;
 
 /// Cost of the privacy transforms (`Privacy::apply`: redaction, pseudonyms, sealing) on the
 /// same events, subject keys already made (the steady state: known people), default rules.

@@ -123,6 +123,18 @@ impl Default for Timeouts {
     }
 }
 
+/// `value` of the setting `name`, if it lies in `range`.
+fn in_range(name: &str, value: u64, range: std::ops::RangeInclusive<u64>) -> anyhow::Result<u64> {
+    if !range.contains(&value) {
+        bail!(
+            "{name} must be between {} and {}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(value)
+}
+
 /// Bounds of `header_read_timeout_ms`.
 pub const HEADER_READ_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=600_000;
 /// Bounds of `body_read_timeout_ms`.
@@ -196,28 +208,22 @@ impl ServeConfig {
         if checkpoint_interval_ms > 60_000 {
             bail!("checkpoint_interval_ms must be at most 60000");
         }
-        let header_read_ms = flags
-            .header_read_timeout_ms
-            .or(from_file.header_read_timeout_ms)
-            .unwrap_or(crate::HEADER_READ_TIMEOUT.as_millis() as u64);
-        if !HEADER_READ_TIMEOUT_MS_RANGE.contains(&header_read_ms) {
-            bail!(
-                "header_read_timeout_ms must be between {} and {}",
-                HEADER_READ_TIMEOUT_MS_RANGE.start(),
-                HEADER_READ_TIMEOUT_MS_RANGE.end()
-            );
-        }
-        let body_read_ms = flags
-            .body_read_timeout_ms
-            .or(from_file.body_read_timeout_ms)
-            .unwrap_or(crate::BODY_READ_TIMEOUT.as_millis() as u64);
-        if !BODY_READ_TIMEOUT_MS_RANGE.contains(&body_read_ms) {
-            bail!(
-                "body_read_timeout_ms must be between {} and {}",
-                BODY_READ_TIMEOUT_MS_RANGE.start(),
-                BODY_READ_TIMEOUT_MS_RANGE.end()
-            );
-        }
+        let header_read_ms = in_range(
+            "header_read_timeout_ms",
+            flags
+                .header_read_timeout_ms
+                .or(from_file.header_read_timeout_ms)
+                .unwrap_or(crate::HEADER_READ_TIMEOUT.as_millis() as u64),
+            HEADER_READ_TIMEOUT_MS_RANGE,
+        )?;
+        let body_read_ms = in_range(
+            "body_read_timeout_ms",
+            flags
+                .body_read_timeout_ms
+                .or(from_file.body_read_timeout_ms)
+                .unwrap_or(crate::BODY_READ_TIMEOUT.as_millis() as u64),
+            BODY_READ_TIMEOUT_MS_RANGE,
+        )?;
         let retention = flags.retention.or(from_file.retention).unwrap_or_default();
         retention.check()?;
         // Flags set single keys of [privacy]; the rest comes from the file.

@@ -106,6 +106,17 @@ impl TestServer {
     /// [`TestServer::start_audited`] with environment variables for the server (e.g.
     /// `MLAUDIT_LOG=debug`).
     pub fn start_audited_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
+        Self::spawned(extra, env, None)
+    }
+
+    /// [`TestServer::start_audited`] in a process whose files cannot grow past `bytes`: a
+    /// full disk, for the ledger's segment files, without privileges or a small filesystem.
+    pub fn start_audited_with_file_size_limit(bytes: u64) -> TestServer {
+        Self::spawned(&[], &[], Some(bytes))
+    }
+
+    /// A server on a fresh temporary data directory, started.
+    fn spawned(extra: &[&str], env: &[(&str, &str)], file_size_limit: Option<u64>) -> TestServer {
         let tmp = tempfile::tempdir().expect("creating a temp dir");
         // A directory that does not exist yet: the server creates it.
         let data_dir = tmp.path().join("data");
@@ -124,30 +135,7 @@ impl TestServer {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            file_size_limit: None,
-        };
-        s.spawn();
-        s
-    }
-
-    /// [`TestServer::start_audited`] in a process whose files cannot grow past `bytes`: a
-    /// full disk, for the ledger's segment files, without privileges or a small filesystem.
-    pub fn start_audited_with_file_size_limit(bytes: u64) -> TestServer {
-        let tmp = tempfile::tempdir().expect("creating a temp dir");
-        let data_dir = tmp.path().join("data");
-        let mut s = TestServer {
-            child: None,
-            data_dir,
-            _tmp: Some(tmp),
-            addr: "127.0.0.1:0".parse().unwrap(),
-            vkey: String::new(),
-            origin: String::new(),
-            admin_token: String::new(),
-            scheme: "http".into(),
-            log: Arc::new(Mutex::new(Vec::new())),
-            extra: Vec::new(),
-            env: Vec::new(),
-            file_size_limit: Some(bytes),
+            file_size_limit,
         };
         s.spawn();
         s
@@ -709,6 +697,26 @@ pub fn gen_events(n: usize, seed: u64) -> String {
         ..Default::default()
     };
     sample::ndjson(n as u64, &opts)
+}
+
+/// Every hit of `GET /v1/events?{query}`, following `next` cursors.
+pub fn all_hits(srv: &TestServer, http: &Http, query: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = srv.at(&format!("/v1/events?{query}"));
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let r = http.get(&url);
+        assert_eq!(r.status, 200, "{url}: {}", r.text());
+        let v = r.json();
+        out.extend(v["events"].as_array().unwrap().iter().cloned());
+        match v["next"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
 }
 
 /// The `id` of every line of an NDJSON text.
