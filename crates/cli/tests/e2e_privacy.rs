@@ -201,6 +201,48 @@ fn no_cleartext_identifier_of_the_generated_events_reaches_the_data_dir() {
     assert_eq!(seen, ids, "the scanner finds stored strings");
 }
 
+/// Issue 11.9: auditors saw only `hmac:…` for everyone, service accounts included. By
+/// default a service stays in cleartext (search, stats and the stored entry), a person is
+/// pseudonymized, and a search by a cleartext id finds either.
+#[test]
+fn services_are_named_in_cleartext_persons_pseudonymized_by_default() {
+    let srv = TestServer::start();
+    let http = srv.http();
+    for (i, actor) in [
+        json!({"id": "svc-feature-store", "type": "service", "ip": "10.3.3.3"}),
+        json!({"id": "carol@example.com", "type": "user", "ip": "10.4.4.4"}),
+        json!({"id": "dan"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ev = json!({"id": format!("svc-{i}"), "action": "dataset.read", "actor": actor,
+                        "resource": {"type": "dataset", "id": "ds-1"}});
+        assert_eq!(srv.post_json(&http, &ev).status, 201);
+    }
+    srv.wait_indexed(&http, 3);
+    let auditor = srv.http_as(&srv.token("auditor", &[]));
+    let all = query(&srv, &auditor, "resource_id=ds-1&order=asc");
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0]["event"]["actor"]["id"], "svc-feature-store");
+    assert_eq!(all[0]["event"]["actor"]["ip"], "10.3.3.3");
+    assert!(all[0]["event"].get("sealed").is_none(), "{}", all[0]);
+    assert!(is_pseudonym(&all[1]["event"]["actor"]["id"]), "{}", all[1]);
+    assert!(is_pseudonym(&all[1]["event"]["actor"]["ip"]), "{}", all[1]);
+    assert!(
+        is_pseudonym(&all[2]["event"]["actor"]["id"]),
+        "no type: a person"
+    );
+    for id in ["svc-feature-store", "carol@example.com", "dan"] {
+        let found = query(&srv, &auditor, &format!("actor={id}"));
+        assert_eq!(found.len(), 1, "actor={id}: {found:?}");
+    }
+    let r = auditor.get(&srv.at("/v1/stats?by=actor"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("svc-feature-store"), "{}", r.text());
+    assert!(!r.text().contains("carol@example.com"), "{}", r.text());
+}
+
 #[test]
 fn pseudonyms_by_default_cleartext_on_request_and_lookup_by_cleartext() {
     let srv = TestServer::start();

@@ -47,6 +47,10 @@ pub struct Filter {
     pub category: Option<String>,
     /// `actor.id`.
     pub actor: Option<String>,
+    /// A second form `actor` may be stored under, matched as well: the cleartext id of an
+    /// actor whose type exempts it from pseudonymization (a service), when `actor` is the
+    /// pseudonym of the same id.
+    pub actor_alt: Option<String>,
     /// `resource.type`.
     pub resource_type: Option<String>,
     /// `resource.id`.
@@ -360,8 +364,21 @@ pub(super) fn conditions(
             cond(&mut w, &mut p, "outcome = ?", vec![id!(o)]);
         }
     }
+    if let Some(a) = &f.actor {
+        // The stored forms of this actor that the index has seen; none: nothing matches.
+        let mut ids = Vec::new();
+        for v in [Some(a), f.actor_alt.as_ref()].into_iter().flatten() {
+            if let Some(id) = lookup(conn, v)? {
+                ids.push(Sql::Integer(id));
+            }
+        }
+        match ids.len() {
+            0 => return Ok(None),
+            1 => cond(&mut w, &mut p, "actor = ?", ids),
+            _ => cond(&mut w, &mut p, "actor IN (?, ?)", ids),
+        }
+    }
     for (col, v) in [
-        ("actor", &f.actor),
         ("resource_type", &f.resource_type),
         ("resource_id", &f.resource_id),
         ("resource_version", &f.resource_version),
@@ -453,10 +470,20 @@ pub(super) fn rollup_conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), Q
             Some(_) => cond(&mut w, &mut p, "action GLOB ?", vec![a.clone()]),
         }
     }
+    if let Some(a) = &f.actor {
+        match &f.actor_alt {
+            None => cond(&mut w, &mut p, "actor = ?", vec![a.clone()]),
+            Some(b) => cond(
+                &mut w,
+                &mut p,
+                "actor IN (?, ?)",
+                vec![a.clone(), b.clone()],
+            ),
+        }
+    }
     for (col, v) in [
         ("category", &f.category),
         ("outcome", &f.outcome),
-        ("actor", &f.actor),
         ("resource_type", &f.resource_type),
         ("project", &f.project),
     ] {

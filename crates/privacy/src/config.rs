@@ -44,6 +44,9 @@ pub struct FieldRuleFile {
     pub path: String,
     /// `KEY=VALUE`: only when the sibling member `KEY` of the same object equals `VALUE`.
     pub when: Option<String>,
+    /// `KEY=V1|V2|…`: not when the sibling member `KEY` equals one of the values (the
+    /// default rules on `actor.*` skip actors whose `type` says they are not a person).
+    pub unless: Option<String>,
     /// Sibling member whose value is the data subject these values belong to (default: the
     /// value itself). `actor.ip` belongs to the subject named by `actor.id`.
     pub subject: Option<String>,
@@ -81,6 +84,8 @@ pub struct FieldRule {
     pub path: FieldPath,
     /// `(sibling key, value)` condition.
     pub when: Option<(String, String)>,
+    /// `(sibling key, values)`: the rule does not apply when the sibling is one of them.
+    pub unless: Option<(String, Vec<String>)>,
     /// Sibling key naming the subject.
     pub subject: Option<String>,
 }
@@ -124,17 +129,34 @@ impl Default for PrivacyConfig {
     }
 }
 
+/// Actor types that name software, not a person: the default rules leave their `actor.*`
+/// identifiers in cleartext, so "which service did it" needs no clearance. An actor with
+/// any other type, or with none, is treated as a person.
+pub const NON_PERSON_ACTOR_TYPES_DEFAULT: &[&str] = &[
+    "service",
+    "service_account",
+    "job",
+    "pipeline",
+    "system",
+    "bot",
+];
+
 fn default_rules() -> Vec<FieldRuleFile> {
     let rule = |path: &str, when: Option<&str>, subject: Option<&str>| FieldRuleFile {
         path: path.into(),
         when: when.map(Into::into),
+        unless: None,
         subject: subject.map(Into::into),
     };
+    let person = |r: FieldRuleFile| FieldRuleFile {
+        unless: Some(format!("type={}", NON_PERSON_ACTOR_TYPES_DEFAULT.join("|"))),
+        ..r
+    };
     vec![
-        rule("actor.id", None, None),
-        rule("actor.ip", None, Some("id")),
+        person(rule("actor.id", None, None)),
+        person(rule("actor.ip", None, Some("id"))),
         // A browser's user agent narrows a person down as well as an address does.
-        rule("actor.user_agent", None, Some("id")),
+        person(rule("actor.user_agent", None, Some("id"))),
         rule("resource.id", Some("type=user"), None),
         rule("parameters.with", None, None),
         // A link to a person is as identifying as the person as the resource.
@@ -165,10 +187,21 @@ impl PrivacyConfig {
                     _ => bail!("privacy.pseudonymize_fields: when = {w:?} is not KEY=VALUE"),
                 },
             };
+            let unless = match r.unless {
+                None => None,
+                Some(u) => match u.split_once('=') {
+                    Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => Some((
+                        k.trim().to_string(),
+                        v.split('|').map(|x| x.trim().to_string()).collect(),
+                    )),
+                    _ => bail!("privacy.pseudonymize_fields: unless = {u:?} is not KEY=V1|V2|…"),
+                },
+            };
             fields.push(FieldRule {
                 text: r.path,
                 path,
                 when,
+                unless,
                 subject: r.subject,
             });
         }

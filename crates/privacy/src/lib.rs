@@ -167,20 +167,48 @@ impl Privacy {
         value: &str,
         sibling: &dyn Fn(&str) -> Option<String>,
     ) -> String {
+        self.query_values(path, value, sibling).0
+    }
+
+    /// [`Privacy::query_value`], plus the cleartext `value` as a second form to look for
+    /// when the rule that pseudonymizes the field has an `unless` condition the filter
+    /// cannot decide: `actor=svc-trainer` matches a service stored in cleartext (its actor
+    /// type is exempt) as well as a person pseudonymized under that id.
+    pub fn query_values(
+        &self,
+        path: &str,
+        value: &str,
+        sibling: &dyn Fn(&str) -> Option<String>,
+    ) -> (String, Option<String>) {
         if !self.cfg.pseudonymize || is_pseudonym(value) {
-            return value.to_string();
+            return (value.to_string(), None);
         }
-        let applies = self.cfg.fields.iter().any(|r| {
-            r.text == path
-                && match &r.when {
-                    None => true,
-                    Some((k, v)) => sibling(k).as_deref() == Some(v.as_str()),
-                }
-        });
-        if applies {
-            self.pseudonym(value)
-        } else {
-            value.to_string()
+        let mut applies = false;
+        let mut maybe_exempt = false;
+        for r in self.cfg.fields.iter().filter(|r| r.text == path) {
+            let when = match &r.when {
+                None => true,
+                Some((k, v)) => sibling(k).as_deref() == Some(v.as_str()),
+            };
+            if !when {
+                continue;
+            }
+            match &r.unless {
+                None => applies = true,
+                Some((k, skip)) => match sibling(k) {
+                    Some(v) if skip.contains(&v) => maybe_exempt = true,
+                    Some(_) => applies = true,
+                    None => {
+                        applies = true;
+                        maybe_exempt = true;
+                    }
+                },
+            }
+        }
+        match (applies, maybe_exempt) {
+            (true, true) => (self.pseudonym(value), Some(value.to_string())),
+            (true, false) => (self.pseudonym(value), None),
+            (false, _) => (value.to_string(), None),
         }
     }
 
@@ -264,6 +292,13 @@ impl Privacy {
                     if let Some((k, want)) = &rule.when {
                         if m.get(k).and_then(Value::as_str) != Some(want.as_str()) {
                             return;
+                        }
+                    }
+                    if let Some((k, skip)) = &rule.unless {
+                        if let Some(v) = m.get(k).and_then(Value::as_str) {
+                            if skip.iter().any(|s| s == v) {
+                                return;
+                            }
                         }
                     }
                     // The subject is the sibling's pseudonym: made above in this event, or
@@ -761,6 +796,67 @@ mod tests {
         p.unseal(&mut view, Some(sealed), Some(&subject)).unwrap();
         assert_eq!(view["actor"]["id"], shaped);
         assert_eq!(view["actor"]["ip"], "10.9.8.7");
+    }
+
+    /// Issue 11.9: auditors saw only `hmac:…` for everyone, services included. By default
+    /// an actor whose type names software keeps its identifiers in cleartext; a person (type
+    /// `user`, or no type at all) is pseudonymized and sealed as before.
+    #[test]
+    fn services_stay_in_cleartext_persons_are_pseudonymized_by_default() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = engine(tmp.path(), PrivacyFile::default());
+        let mut evs = vec![
+            event(json!({"action": "model.train",
+                "actor": {"id": "svc-trainer", "type": "service", "ip": "10.0.0.9"}})),
+            event(json!({"action": "model.train",
+                "actor": {"id": "alice@example.com", "type": "user", "ip": "10.0.0.8"}})),
+            event(json!({"action": "model.train", "actor": {"id": "bob"}})),
+        ];
+        let sealed = p.apply(&mut evs).unwrap();
+        let service = evs[0].as_value();
+        assert_eq!(service["actor"]["id"], "svc-trainer");
+        assert_eq!(service["actor"]["ip"], "10.0.0.9");
+        assert!(sealed[0].is_none(), "nothing of a service is sealed");
+        assert_eq!(
+            evs[1].as_value()["actor"]["id"],
+            json!(p.pseudonym("alice@example.com"))
+        );
+        assert_eq!(
+            evs[2].as_value()["actor"]["id"],
+            json!(p.pseudonym("bob")),
+            "no type: a person"
+        );
+        // A filter by cleartext id looks for both forms, since it cannot know the type.
+        let none = |_: &str| None;
+        assert_eq!(
+            p.query_values("actor.id", "svc-trainer", &none),
+            (p.pseudonym("svc-trainer"), Some("svc-trainer".to_string()))
+        );
+        assert_eq!(
+            p.query_values("resource.id", "ds-1", &none),
+            ("ds-1".to_string(), None)
+        );
+        // Configurable per field and actor type: a rule without `unless` covers everyone.
+        let tmp2 = tempfile::tempdir().unwrap();
+        let all = engine(
+            tmp2.path(),
+            PrivacyFile {
+                pseudonymize_fields: Some(vec![FieldRuleFile {
+                    path: "actor.id".into(),
+                    when: None,
+                    unless: Some("type=robot".into()),
+                    subject: None,
+                }]),
+                ..PrivacyFile::default()
+            },
+        );
+        let mut evs = vec![event(json!({"action": "a.b",
+            "actor": {"id": "svc-trainer", "type": "service"}}))];
+        all.apply(&mut evs).unwrap();
+        assert_eq!(
+            evs[0].as_value()["actor"]["id"],
+            json!(all.pseudonym("svc-trainer"))
+        );
     }
 
     #[test]

@@ -348,7 +348,13 @@ pub(super) fn query_filter(
     }
     let s = |name: &str| q.get(name).map(str::to_string);
     let rtype = s("resource_type");
-    let actor = s("actor").map(|a| privacy.query_value("actor.id", &a, &|_| None));
+    let (actor, actor_alt) = match s("actor") {
+        Some(a) => {
+            let (a, alt) = privacy.query_values("actor.id", &a, &|_| None);
+            (Some(a), alt)
+        }
+        None => (None, None),
+    };
     let resource_id = s("resource_id").map(|id| {
         privacy.query_value("resource.id", &id, &|k| {
             (k == "type").then(|| rtype.clone()).flatten()
@@ -382,6 +388,7 @@ pub(super) fn query_filter(
         action: s("action"),
         category: s("category"),
         actor,
+        actor_alt,
         resource_type: rtype,
         resource_id,
         resource_version: s("resource_version"),
