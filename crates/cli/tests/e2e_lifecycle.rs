@@ -168,6 +168,15 @@ fn restart_keeps_entries_checkpoint_and_idempotency() {
     let vkey = srv.vkey.clone();
 
     srv.stop();
+    // Issue 11.12: the server prints its final checkpoint on shutdown (the stderr reader
+    // may take a moment to drain the pipe after the exit).
+    let root = note_a.lines().nth(2).unwrap();
+    let want = format!("mlaudit: stopped; final checkpoint size 40 root {root}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !srv.stderr_text().contains(&want) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(srv.stderr_text().contains(&want), "{}", srv.stderr_text());
     srv.restart();
     assert_eq!(srv.vkey, vkey, "the key survives a restart");
     assert!(

@@ -345,6 +345,13 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || server.close()).await?;
     if let Some(cp) = state.ledger.store().checkpoint() {
         tracing::info!(size = cp.checkpoint.size, "final checkpoint written");
+        // The third line of the note is the root hash: with the size, what an operator
+        // keeps to prove later that the log still holds this history.
+        let root = cp.note.lines().nth(2).unwrap_or_default();
+        eprintln!(
+            "mlaudit: stopped; final checkpoint size {} root {root}",
+            cp.checkpoint.size
+        );
     }
     Ok(())
 }
