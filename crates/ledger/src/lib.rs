@@ -148,6 +148,54 @@ impl OpenError {
     }
 }
 
+/// A storage failure: what the ledger was doing, and the operating system's error, kept as
+/// an [`std::io::Error`] (shared: one failure answers every request of a commit group) so
+/// that callers can tell a full disk from a broken one.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct StorageError {
+    /// What was being done, e.g. `fdatasync of a segment`.
+    pub what: String,
+    /// The error the operating system (or the [`fs::Fs`] layer) returned.
+    #[source]
+    pub source: std::sync::Arc<std::io::Error>,
+}
+
+impl StorageError {
+    /// `what` failed with `source`.
+    pub fn new(what: impl Into<String>, source: std::io::Error) -> StorageError {
+        StorageError {
+            what: what.into(),
+            source: std::sync::Arc::new(source),
+        }
+    }
+
+    /// The kind of the underlying error.
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.source.kind()
+    }
+
+    /// Whether the disk (or a quota, or a file-size limit) is full: space freed, the same
+    /// write can succeed.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self.kind(),
+            std::io::ErrorKind::StorageFull
+                | std::io::ErrorKind::QuotaExceeded
+                | std::io::ErrorKind::FileTooLarge
+        )
+    }
+}
+
+/// Equal when they say the same: the same step and the same kind of error.
+impl PartialEq for StorageError {
+    fn eq(&self, other: &StorageError) -> bool {
+        self.what == other.what && self.kind() == other.kind()
+    }
+}
+
+impl Eq for StorageError {}
+
 /// Why an append failed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -171,10 +219,10 @@ pub enum AppendError {
     Empty,
     /// Writing failed and was undone; nothing of this batch is stored.
     #[error("write failed, batch not stored: {0}")]
-    Failed(String),
+    Failed(StorageError),
     /// A failure with unknown outcome happened; no more appends until restart.
     #[error("ledger writer stopped after a storage failure (restart to recover): {0}")]
-    Poisoned(String),
+    Poisoned(StorageError),
     /// The ledger is shutting down.
     #[error("ledger is closed")]
     Closed,
@@ -207,7 +255,7 @@ pub enum PruneError {
     /// A failure with unknown outcome (rename or directory sync); the writer
     /// is poisoned until restart, and recovery finds either version.
     #[error("ledger writer stopped after a storage failure (restart to recover): {0}")]
-    Poisoned(String),
+    Poisoned(StorageError),
     /// The ledger is shutting down.
     #[error("ledger is closed")]
     Closed,

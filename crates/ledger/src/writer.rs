@@ -28,7 +28,8 @@ use crate::store::{
 };
 use crate::tiles::TILE_LEVELS_MAX;
 use crate::{
-    AppendError, Config, OpenError, PruneError, ENTRY_BYTES_MAX, GROUP_ENTRIES_MAX, SEGMENT_ENTRIES,
+    AppendError, Config, OpenError, PruneError, StorageError, ENTRY_BYTES_MAX, GROUP_ENTRIES_MAX,
+    SEGMENT_ENTRIES,
 };
 
 /// One entry to append.
@@ -131,7 +132,7 @@ pub struct Ledger {
     store: Arc<Store>,
     tx: Mutex<Option<Sender<Msg>>>,
     queued: Arc<AtomicUsize>,
-    poisoned: Arc<Mutex<Option<String>>>,
+    poisoned: Arc<Mutex<Option<StorageError>>>,
     queue_entries_max: usize,
     thread: Mutex<Option<JoinHandle<()>>>,
     missing_checkpoint: Option<u64>,
@@ -230,7 +231,7 @@ impl Ledger {
     }
 
     /// Why the writer stopped, if it did.
-    pub fn poisoned(&self) -> Option<String> {
+    pub fn poisoned(&self) -> Option<StorageError> {
         self.poisoned.lock().unwrap().clone()
     }
 
@@ -371,7 +372,7 @@ struct Writer {
     frame_entries: u64,
     last_checkpoint_size: u64,
     last_checkpoint_at: Instant,
-    poisoned: Arc<Mutex<Option<String>>>,
+    poisoned: Arc<Mutex<Option<StorageError>>>,
     queued: Arc<AtomicUsize>,
 }
 
@@ -474,7 +475,7 @@ impl Writer {
                 && self.last_checkpoint_at.elapsed() >= self.interval
             {
                 if let Err(e) = self.publish_checkpoint() {
-                    self.poison(format!("publishing a checkpoint failed: {e}"));
+                    self.poison(e);
                 }
             }
         }
@@ -494,8 +495,7 @@ impl Writer {
             return Err(AppendError::Poisoned(why));
         }
         if self.compact.size() > self.last_checkpoint_size || self.store.checkpoint().is_none() {
-            if let Err(e) = self.publish_checkpoint() {
-                let why = format!("publishing a checkpoint failed: {e}");
+            if let Err(why) = self.publish_checkpoint() {
                 self.poison(why.clone());
                 return Err(AppendError::Poisoned(why));
             }
@@ -503,11 +503,11 @@ impl Writer {
         Ok(self.store.checkpoint().expect("published above"))
     }
 
-    fn is_poisoned(&self) -> Option<String> {
+    fn is_poisoned(&self) -> Option<StorageError> {
         self.poisoned.lock().unwrap().clone()
     }
 
-    fn poison(&self, why: String) {
+    fn poison(&self, why: StorageError) {
         tracing::error!(reason = %why, "ledger writer poisoned: no more appends until restart");
         let mut p = self.poisoned.lock().unwrap();
         if p.is_none() {
@@ -704,19 +704,20 @@ impl Writer {
         let mut rotated = false;
         // Lengths to return to if a write fails before anything is synced.
         let seg_len = match &self.active {
-            Some(f) => Some(f.len().map_err(|e| Failure::Undone(e.to_string()))?),
+            Some(f) => Some(f.len().map_err(|e| {
+                Failure::Undone(StorageError::new("reading the segment length", e))
+            })?),
             None => None,
         };
         let mut tile_lens = Vec::with_capacity(TILE_LEVELS_MAX);
         for level in 0..TILE_LEVELS_MAX {
             tile_lens.push(
-                self.store
-                    .tiles
-                    .stored(level)
-                    .map_err(|e| Failure::Undone(e.to_string()))?,
+                self.store.tiles.stored(level).map_err(|e| {
+                    Failure::Undone(StorageError::new("reading the tile lengths", e))
+                })?,
             );
         }
-        let undo = |this: &Writer, e: io::Error| -> Failure {
+        let undo = |this: &Writer, what: &str, e: io::Error| -> Failure {
             let mut ok = true;
             if let (Some(f), Some(len)) = (&this.active, seg_len) {
                 // Synced, so that the undone frames cannot come back after a power cut.
@@ -726,9 +727,12 @@ impl Writer {
                 ok &= this.store.tiles.truncate(level, n).is_ok();
             }
             if ok {
-                Failure::Undone(e.to_string())
+                Failure::Undone(StorageError::new(what, e))
             } else {
-                Failure::Unknown(format!("{e}, and undoing the partial write failed too"))
+                Failure::Unknown(StorageError::new(
+                    format!("{what} (and undoing the partial write failed too)"),
+                    e,
+                ))
             }
         };
 
@@ -742,26 +746,30 @@ impl Writer {
                     // The full segment must be durable before its successor
                     // exists: recovery only repairs the tail of the last one.
                     prev.sync_data().map_err(|e| {
-                        Failure::Unknown(format!("fdatasync of a full segment failed: {e}"))
+                        Failure::Unknown(StorageError::new("fdatasync of a full segment", e))
                     })?;
                     synced.retain(|f| !Arc::ptr_eq(f, &prev));
                 }
                 let path = seg_dir.join(segment::segment_name(w.segment));
-                let file: Arc<dyn FsFile> = fs
-                    .create(&path)
-                    .map(Arc::from)
-                    .map_err(|e| Failure::Unknown(format!("creating {}: {e}", path.display())))?;
+                let file: Arc<dyn FsFile> = fs.create(&path).map(Arc::from).map_err(|e| {
+                    Failure::Unknown(StorageError::new(format!("creating {}", path.display()), e))
+                })?;
                 file.append(&segment::segment_header(w.segment * SEGMENT_ENTRIES))
-                    .map_err(|e| Failure::Unknown(format!("writing {}: {e}", path.display())))?;
+                    .map_err(|e| {
+                        Failure::Unknown(StorageError::new(
+                            format!("writing {}", path.display()),
+                            e,
+                        ))
+                    })?;
                 self.active = Some(file);
                 self.active_segment = w.segment;
             }
             let file = self.active.clone().expect("set above");
             if let Err(e) = file.append(&w.bytes) {
                 return Err(if rotated {
-                    Failure::Unknown(format!("writing a segment: {e}"))
+                    Failure::Unknown(StorageError::new("writing a segment", e))
                 } else {
-                    undo(self, e)
+                    undo(self, "writing a segment", e)
                 });
             }
             if !synced.iter().any(|f| Arc::ptr_eq(f, &file)) {
@@ -772,9 +780,9 @@ impl Writer {
             if !buf.is_empty() {
                 if let Err(e) = self.store.tiles.append(level, buf) {
                     return Err(if rotated {
-                        Failure::Unknown(format!("writing tiles: {e}"))
+                        Failure::Unknown(StorageError::new("writing tiles", e))
                     } else {
-                        undo(self, e)
+                        undo(self, "writing tiles", e)
                     });
                 }
             }
@@ -783,11 +791,11 @@ impl Writer {
         // what reached the disk, so the writer is poisoned (see docs/storage.md).
         for f in &synced {
             f.sync_data()
-                .map_err(|e| Failure::Unknown(format!("fdatasync of a segment failed: {e}")))?;
+                .map_err(|e| Failure::Unknown(StorageError::new("fdatasync of a segment", e)))?;
         }
         if rotated {
             fs.sync_dir(&seg_dir).map_err(|e| {
-                Failure::Unknown(format!("fsync of the segments directory failed: {e}"))
+                Failure::Unknown(StorageError::new("fsync of the segments directory", e))
             })?;
         }
         Ok(())
@@ -795,25 +803,26 @@ impl Writer {
 
     /// Signs and durably writes a checkpoint of the current tree. Tiles are
     /// synced first, so a checkpoint never covers tiles a crash could lose.
-    fn publish_checkpoint(&mut self) -> Result<(), String> {
+    fn publish_checkpoint(&mut self) -> Result<(), StorageError> {
         self.store
             .tiles
             .sync()
-            .map_err(|e| format!("syncing tiles: {e}"))?;
+            .map_err(|e| StorageError::new("publishing a checkpoint: syncing tiles", e))?;
         let checkpoint = tlog::Checkpoint {
             origin: self.origin.clone(),
             size: self.compact.size(),
             root: self.compact.root(),
             extensions: Vec::new(),
         };
-        let note =
-            tlog::sign_note(&checkpoint.to_text(), &[&self.signer]).map_err(|e| e.to_string())?;
+        let note = tlog::sign_note(&checkpoint.to_text(), &[&self.signer]).map_err(|e| {
+            StorageError::new("publishing a checkpoint: signing", io::Error::other(e))
+        })?;
         write_durably(
             self.store.fs.as_ref(),
             &checkpoint_path(&self.store.dir),
             note.as_bytes(),
         )
-        .map_err(|e| format!("writing the checkpoint: {e}"))?;
+        .map_err(|e| StorageError::new("publishing a checkpoint: writing it", e))?;
         self.last_checkpoint_size = checkpoint.size;
         self.last_checkpoint_at = Instant::now();
         *self.store.checkpoint.write().unwrap() = Some(Arc::new(SignedCheckpoint {
@@ -827,7 +836,7 @@ impl Writer {
 
 enum Failure {
     /// Nothing of the group is stored; only the group fails.
-    Undone(String),
+    Undone(StorageError),
     /// The outcome is unknown; the writer must stop.
-    Unknown(String),
+    Unknown(StorageError),
 }

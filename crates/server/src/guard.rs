@@ -23,7 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use super::error::{ApiError, DenyReason};
+use super::error::{ApiError, DenyReason, RETRY_AFTER_META_AUDIT_S};
 use super::AppState;
 use crate::config::AuthConfig;
 use auth::tokens::{now_ms, Refusal};
@@ -249,12 +249,12 @@ pub(super) async fn guard(
                     "reads are refused while the log cannot record them ({why}); \
                      see /healthz for what the operator must do"
                 ),
-                30,
+                RETRY_AFTER_META_AUDIT_S,
             )
             .into_response()
         };
         if let Some(why) = st.ledger.poisoned() {
-            return unavailable(why);
+            return unavailable(why.to_string());
         }
         // The latest append failed (a full disk fails batches without stopping the
         // writer): record this read first, durably, and serve it only if that worked.
@@ -265,7 +265,7 @@ pub(super) async fn guard(
             let (p, f) = pseudonymize_read(&st.privacy, route.path, &path, f.clone());
             let record = audit_query(&principal, route.path, &p, &f, None);
             if let Err(e) = super::record_system(&st, &[record]).await {
-                return unavailable(e.message);
+                return unavailable(e.to_string());
             }
             filters = None; // recorded already
         }

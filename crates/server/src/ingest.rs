@@ -12,11 +12,10 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, IngestError};
 use super::metrics::Reason;
 use super::{
     AppState, BODY_READ_MIN_BYTES_PER_S, INGEST_REQUESTS_MAX, INGEST_REQUESTS_PER_PRINCIPAL_MAX,
-    RETRY_AFTER_BUSY,
 };
 use crate::dedup::{self, Key, Lookup, Receipt};
 use crate::slots::Busy;
@@ -39,11 +38,14 @@ pub use auth::tokens::SYSTEM_PRINCIPAL;
 /// Appends records that mlaudit writes itself (the reserved `audit.*` namespace is
 /// allowed here and only here) and returns once they are durable, with their receipts.
 /// Events with an `id` are idempotent under [`SYSTEM_PRINCIPAL`] like any producer's.
-pub async fn record_system(st: &Arc<AppState>, events: &[Value]) -> Result<Vec<Receipt>, ApiError> {
+pub async fn record_system(
+    st: &Arc<AppState>,
+    events: &[Value],
+) -> Result<Vec<Receipt>, IngestError> {
     let mut body = Vec::new();
     for e in events {
         serde_json::to_writer(&mut body, e)
-            .map_err(|e| ApiError::internal(format!("serializing a system record: {e}")))?;
+            .map_err(|e| IngestError::Internal(format!("serializing a system record: {e}")))?;
         body.push(b'\n');
     }
     let outcome = ingest_as(
@@ -64,7 +66,9 @@ pub(super) async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let result = post_events_inner(&st, &principal, &headers, body).await;
+    let result = post_events_inner(&st, &principal, &headers, body)
+        .await
+        .map_err(ApiError::from);
     match &result {
         Ok((_, _)) => {}
         Err(e) => {
@@ -84,7 +88,7 @@ async fn post_events_inner(
     principal: &Principal,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), IngestError> {
     let format = body_format(headers)?;
     // Shed load before buffering the body: memory stays bounded by INGEST_REQUESTS_MAX
     // bodies whatever the number of clients, and one principal holds at most its share.
@@ -92,19 +96,13 @@ async fn post_events_inner(
         .ingest_slots
         .try_acquire(&principal.name)
         .map_err(|busy| match busy {
-            Busy::All => ApiError::unavailable(
-                "busy",
-                format!("{INGEST_REQUESTS_MAX} ingest requests are in progress; retry later"),
-                RETRY_AFTER_BUSY.as_secs(),
-            ),
-            Busy::Principal => ApiError::unavailable(
-                "busy",
-                format!(
-                    "this principal already has {INGEST_REQUESTS_PER_PRINCIPAL_MAX} ingest \
-                     requests in progress (the most one principal may hold); retry later"
-                ),
-                RETRY_AFTER_BUSY.as_secs(),
-            ),
+            Busy::All => IngestError::Busy(format!(
+                "{INGEST_REQUESTS_MAX} ingest requests are in progress; retry later"
+            )),
+            Busy::Principal => IngestError::Busy(format!(
+                "this principal already has {INGEST_REQUESTS_PER_PRINCIPAL_MAX} ingest \
+                 requests in progress (the most one principal may hold); retry later"
+            )),
         })?;
     let body = read_body(headers, body, st.timeouts.body_read).await?;
     let body = decode_body(headers, body)?;
@@ -154,13 +152,15 @@ async fn post_events_inner(
 /// [`BODY_READ_MIN_BYTES_PER_S`] bytes received so far (a 16 MiB body at the minimum rate
 /// of 64 KiB/s has 30 s + 256 s). Past it, 408 `body_timeout` and the connection is closed;
 /// the caller's ingest slot is released as the handler returns.
-async fn read_body(headers: &HeaderMap, body: Body, timeout: Duration) -> Result<Bytes, ApiError> {
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    timeout: Duration,
+) -> Result<Bytes, IngestError> {
     let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body is over the limit of {BODY_BYTES_MAX} bytes"),
-        )
+        IngestError::BodyTooLarge(format!(
+            "the request body is over the limit of {BODY_BYTES_MAX} bytes"
+        ))
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -179,27 +179,15 @@ async fn read_body(headers: &HeaderMap, body: Body, timeout: Duration) -> Result
         let frame = match tokio::time::timeout_at(start + allowance, body.frame()).await {
             Err(_) => {
                 let waited = start.elapsed().as_secs_f64();
-                return Err(ApiError {
-                    close_connection: true,
-                    ..ApiError::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "body_timeout",
-                        format!(
-                            "the request body did not arrive in time: {} bytes in {waited:.1} s; \
-                             a body may take {} s plus 1 s per {BODY_READ_MIN_BYTES_PER_S} bytes",
-                            buf.len(),
-                            timeout.as_secs_f64()
-                        ),
-                    )
-                });
+                return Err(IngestError::BodyTimeout(format!(
+                    "the request body did not arrive in time: {} bytes in {waited:.1} s; \
+                     a body may take {} s plus 1 s per {BODY_READ_MIN_BYTES_PER_S} bytes",
+                    buf.len(),
+                    timeout.as_secs_f64()
+                )));
             }
             Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(ApiError::bad_request(
-                    "bad_body",
-                    format!("reading the request body failed: {e}"),
-                ))
-            }
+            Ok(Some(Err(e))) => return Err(IngestError::BodyRead(e.to_string())),
             Ok(Some(Ok(frame))) => frame,
         };
         if let Ok(data) = frame.into_data() {
@@ -217,7 +205,7 @@ fn b64(h: &[u8]) -> String {
 }
 
 /// JSON (object or array) or NDJSON, from `Content-Type`; anything else is 415.
-fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
+fn body_format(headers: &HeaderMap) -> Result<BodyFormat, IngestError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -231,21 +219,17 @@ fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
     match mime.as_str() {
         "application/json" => Ok(BodyFormat::Json),
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(BodyFormat::Ndjson),
-        "" => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Content-Type is missing: send application/json (an object or an array) or application/x-ndjson",
+        "" => Err(IngestError::MediaType(
+            "Content-Type is missing: send application/json (an object or an array) or application/x-ndjson".into(),
         )),
-        other => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("Content-Type {other:?} is not accepted: send application/json or application/x-ndjson"),
-        )),
+        other => Err(IngestError::MediaType(format!(
+            "Content-Type {other:?} is not accepted: send application/json or application/x-ndjson"
+        ))),
     }
 }
 
 /// Undoes `Content-Encoding: gzip`, refusing output past `BODY_BYTES_MAX`.
-fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
+fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, IngestError> {
     let enc = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -261,26 +245,18 @@ fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
             // member are an error, not ignored.
             let mut dec =
                 flate2::read::MultiGzDecoder::new(&body[..]).take(BODY_BYTES_MAX as u64 + 1);
-            dec.read_to_end(&mut out).map_err(|e| {
-                ApiError::bad_request(
-                    "bad_encoding",
-                    format!("the gzip body does not decompress: {e}"),
-                )
-            })?;
+            dec.read_to_end(&mut out)
+                .map_err(IngestError::BadEncoding)?;
             if out.len() > BODY_BYTES_MAX {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("the decompressed body is over the limit of {BODY_BYTES_MAX} bytes"),
-                ));
+                return Err(IngestError::BodyTooLarge(format!(
+                    "the decompressed body is over the limit of {BODY_BYTES_MAX} bytes"
+                )));
             }
             Ok(out.into())
         }
-        other => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_encoding",
-            format!("Content-Encoding {other:?} is not accepted: use gzip or none"),
-        )),
+        other => Err(IngestError::Encoding(format!(
+            "Content-Encoding {other:?} is not accepted: use gzip or none"
+        ))),
     }
 }
 
@@ -321,7 +297,7 @@ pub async fn ingest(
     body: Bytes,
     format: BodyFormat,
     principal: String,
-) -> Result<IngestOutcome, ApiError> {
+) -> Result<IngestOutcome, IngestError> {
     ingest_as(st, body, format, principal, false, None).await
 }
 
@@ -333,7 +309,7 @@ async fn ingest_as(
     principal: String,
     allow_reserved: bool,
     projects: Option<Vec<String>>,
-) -> Result<IngestOutcome, ApiError> {
+) -> Result<IngestOutcome, IngestError> {
     // Preparing looks ids up in SQLite and may create subject keys (durable writes): it
     // runs on the blocking pool, never on an async worker, whatever the body's size, so
     // that no request (`/healthz` included) waits behind an fsync.
@@ -350,7 +326,7 @@ async fn ingest_as(
     };
     let (prepared, mut reservation) = tokio::task::spawn_blocking(run)
         .await
-        .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??;
+        .map_err(|e| IngestError::Internal(format!("ingest task failed: {e}")))??;
     let lookups = reservation.lookups.clone();
     let new: Vec<usize> = (0..prepared.len())
         .filter(|&i| matches!(lookups[i], Lookup::New))
@@ -414,7 +390,7 @@ async fn ingest_as(
         );
         st.appends_failing
             .store(failing, std::sync::atomic::Ordering::Relaxed);
-        let committed = committed.map_err(append_error)?;
+        let committed = committed?;
         st.metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -436,38 +412,9 @@ async fn ingest_as(
     })
 }
 
-fn append_error(e: AppendError) -> ApiError {
-    match e {
-        AppendError::QueueFull(_) => {
-            ApiError::unavailable("busy", format!("{e}"), RETRY_AFTER_BUSY.as_secs())
-        }
-        AppendError::TooLarge { index, bytes } => ApiError {
-            details: vec![FieldError {
-                index,
-                field: String::new(),
-                message: format!("the stored entry would be {bytes} bytes"),
-            }],
-            ..ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "event_too_large",
-                e.to_string(),
-            )
-        },
-        AppendError::TooManyEntries(_) => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_events",
-            e.to_string(),
-        ),
-        AppendError::Closed => {
-            ApiError::unavailable("shutting_down", "the server is shutting down", 1)
-        }
-        other => ApiError::unavailable("storage_failure", other.to_string(), 5),
-    }
-}
-
 /// Refuses the whole batch (403, nothing stored) unless every event's `context.project` is
 /// one of `allowed` (a token limited to projects).
-fn check_projects(events: &[event::Event], allowed: &[String]) -> Result<(), ApiError> {
+fn check_projects(events: &[event::Event], allowed: &[String]) -> Result<(), IngestError> {
     let details: Vec<FieldError> = events
         .iter()
         .enumerate()
@@ -491,14 +438,7 @@ fn check_projects(events: &[event::Event], allowed: &[String]) -> Result<(), Api
     if details.is_empty() {
         return Ok(());
     }
-    Err(ApiError {
-        details,
-        ..ApiError::new(
-            StatusCode::FORBIDDEN,
-            "project_forbidden",
-            "the batch was rejected: this token may only write events of its projects; no event of it was stored",
-        )
-    })
+    Err(IngestError::ProjectForbidden(details))
 }
 
 /// Parses, validates, builds entry templates and reserves ids.
@@ -509,16 +449,10 @@ fn prepare(
     principal: &str,
     allow_reserved: bool,
     projects: Option<&[String]>,
-) -> Result<(Vec<Prepared>, Reservation), ApiError> {
+) -> Result<(Vec<Prepared>, Reservation), IngestError> {
     let items = split_body_items(body, format, st.batch_events_max)?;
     let now = chrono::Utc::now();
-    let mut events = parse_events(items, now, allow_reserved).map_err(|details| ApiError {
-        details,
-        ..ApiError::bad_request(
-            "invalid_event",
-            "the batch was rejected: no event of it was stored",
-        )
-    })?;
+    let mut events = parse_events(items, now, allow_reserved).map_err(IngestError::Invalid)?;
     if let Some(allowed) = projects {
         check_projects(&events, allowed)?;
     }
@@ -542,30 +476,18 @@ fn prepare(
         }
     }
     if !repeated.is_empty() {
-        return Err(ApiError {
-            details: repeated,
-            ..ApiError::bad_request(
-                "duplicate_id_in_batch",
-                "an event id appears twice in the batch",
-            )
-        });
+        return Err(IngestError::DuplicateIdInBatch(repeated));
     }
     let lookups = st.dedup.reserve(&keys).map_err(|e| match e {
-        dedup::ReserveError::Storage(why) => {
-            ApiError::unavailable("storage_failure", format!("idempotency lookup failed: {why}"), 1)
-        }
-        dedup::ReserveError::InFlight(f) => ApiError {
-        details: vec![FieldError {
+        dedup::ReserveError::Storage(why) => IngestError::Store {
+            what: "idempotency lookup",
+            why: why.to_string(),
+        },
+        dedup::ReserveError::InFlight(f) => IngestError::IdInFlight(FieldError {
             index: f.index,
             field: "id".into(),
             message: "an earlier request with this id is still being stored".into(),
-        }],
-        ..ApiError::new(
-            StatusCode::CONFLICT,
-            "id_in_flight",
-            "an event with the same id is being stored by another request; retry to get its receipt",
-        )
-        },
+        }),
     })?;
     // Released on every return below unless ingest disarms it.
     let reservation = Reservation {
@@ -590,27 +512,22 @@ fn prepare(
                      dedup.sqlite (with its -wal and -shm files) and start again to rebuild \
                      it from the ledger"
                 );
-                return Err(ApiError {
-                    details: vec![FieldError {
-                        index,
-                        field: "id".into(),
-                        message: "the stored receipt of this id does not match the ledger".into(),
-                    }],
-                    ..ApiError::internal(
-                        "the idempotency store disagrees with the ledger; nothing was stored",
-                    )
-                });
+                return Err(IngestError::ReceiptMismatch(FieldError {
+                    index,
+                    field: "id".into(),
+                    message: "the stored receipt of this id does not match the ledger".into(),
+                }));
             }
         }
     }
     // Privacy transforms (redaction, pseudonyms, sealing) before anything is written.
-    let sealed = st.privacy.apply(&mut events).map_err(|e| {
-        ApiError::unavailable(
-            "storage_failure",
-            format!("privacy transforms failed: {e}"),
-            1,
-        )
-    })?;
+    let sealed = st
+        .privacy
+        .apply(&mut events)
+        .map_err(|e| IngestError::Store {
+            what: "privacy transforms",
+            why: e.to_string(),
+        })?;
     let recorded_at = format_time(now);
     let mut prepared = Vec::with_capacity(events.len());
     let mut too_large = Vec::new();
@@ -631,17 +548,7 @@ fn prepare(
         }
     }
     if !too_large.is_empty() {
-        return Err(ApiError {
-            details: too_large,
-            ..ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "event_too_large",
-                format!(
-                    "an event is over the stored entry limit of {} bytes; the batch was rejected",
-                    event::ENTRY_BYTES_MAX
-                ),
-            )
-        });
+        return Err(IngestError::EventTooLarge(too_large));
     }
     Ok((prepared, reservation))
 }

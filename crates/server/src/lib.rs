@@ -322,7 +322,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         });
         record_system(&server.state, &[event])
             .await
-            .map_err(|e| anyhow::anyhow!("recording the audit.recovery event: {}", e.message))?;
+            .map_err(|e| anyhow::anyhow!("recording the audit.recovery event: {}", e))?;
     }
     recorder::Recorder::start(&server.state);
     verifier::start(&server.state, Duration::from_secs(cfg.verify_interval_s));
@@ -424,6 +424,3 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The minimum average rate of an ingest body after [`BODY_READ_TIMEOUT`]: 64 KiB/s
 /// (512 kbit/s), so the largest body (16 MiB) may take 30 s + 256 s.
 pub const BODY_READ_MIN_BYTES_PER_S: usize = 64 << 10;
-
-/// How long clients are told to wait when the ledger queue is full.
-pub const RETRY_AFTER_BUSY: Duration = Duration::from_secs(1);

@@ -241,7 +241,7 @@ impl Recorder {
                     if let Err(e) = record_system(&st, part).await {
                         tracing::warn!(
                             records = part.len(),
-                            error = %e.message,
+                            error = %e,
                             "appending system records failed; retrying once"
                         );
                         tokio::time::sleep(RETRY_DELAY).await;
@@ -254,7 +254,7 @@ impl Recorder {
                             tracing::error!(
                                 records = part.len(),
                                 lost = n,
-                                error = %e.message,
+                                error = %e,
                                 "appending system records failed again: they are lost"
                             );
                         }

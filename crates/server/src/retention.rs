@@ -92,7 +92,7 @@ pub(super) async fn create_hold(
         // Unrecorded, the hold must not exist.
         let (st2, id) = (st.clone(), hold.id);
         blocking(move || st2.retention.holds.forget(id).map_err(storage)).await?;
-        return Err(e);
+        return Err(e.into());
     }
     Ok((StatusCode::CREATED, Json(json!({ "hold": hold }))))
 }

@@ -11,7 +11,7 @@ use axum::Json;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, RETRY_AFTER_STORAGE_S};
 use super::ingest::record_system;
 use super::AppState;
 use auth::Principal;
@@ -59,7 +59,10 @@ pub(super) async fn record_cleartext_view(
         "actor": {"id": caller.name, "roles": [caller.role.as_str()]},
         "parameters": parameters,
     });
-    record_system(st, &[event]).await.map(|_| ())
+    record_system(st, &[event])
+        .await
+        .map(|_| ())
+        .map_err(ApiError::from)
 }
 
 /// Query parameters of `GET /v1/subjects/{id}/events`.
@@ -201,7 +204,9 @@ pub(super) async fn erase(
     let destroyed = tokio::task::spawn_blocking(move || privacy.erase(&s2))
         .await
         .map_err(|e| ApiError::internal(format!("erase task failed: {e}")))?
-        .map_err(|e| ApiError::unavailable("storage_failure", e.to_string(), 5))?;
+        .map_err(|e| {
+            ApiError::unavailable("storage_failure", e.to_string(), RETRY_AFTER_STORAGE_S)
+        })?;
     let event = json!({
         "action": "audit.erase",
         "actor": {"id": caller.name, "roles": [caller.role.as_str()]},

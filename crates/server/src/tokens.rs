@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, RETRY_AFTER_STORAGE_S};
 use super::{record_system, AppState};
 use auth::tokens::{now_ms, parse_lifetime_ms, NewToken};
 use auth::{Principal, Role};
@@ -75,7 +75,7 @@ pub(super) async fn create(
                 .chain()
                 .any(|c| c.is::<rusqlite::Error>() || c.is::<std::io::Error>());
             if storage {
-                ApiError::unavailable("storage_failure", format!("{e:#}"), 5)
+                ApiError::unavailable("storage_failure", format!("{e:#}"), RETRY_AFTER_STORAGE_S)
             } else {
                 ApiError::bad_request("bad_token_request", format!("{e:#}"))
             }
@@ -122,7 +122,7 @@ pub(super) fn start_last_used_flusher(st: &Arc<AppState>) {
                                 .await;
                         }
                         Err(e) => {
-                            tracing::error!(error = %e.message, "recording offline token changes failed")
+                            tracing::error!(error = %e, "recording offline token changes failed")
                         }
                     }
                 }

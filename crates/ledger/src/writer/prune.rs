@@ -16,12 +16,12 @@ use super::{PruneReport, Writer};
 use crate::fs::{read_exact_at, FsFile};
 use crate::segment::{self, BundleIndex, SEGMENT_HEADER_BYTES};
 use crate::store::segments_dir;
-use crate::{PruneError, SEGMENT_ENTRIES};
+use crate::{PruneError, StorageError, SEGMENT_ENTRIES};
 
 /// A failure that leaves the ledger as it was vs one whose outcome is unknown.
 enum Outcome {
     Unchanged(PruneError),
-    Poison(String),
+    Poison(StorageError),
 }
 
 impl Writer {
@@ -41,8 +41,7 @@ impl Writer {
         // Only entries under the latest checkpoint are pruned: its tiles are
         // synced, so the leaf hashes that stand in for the payloads are durable.
         if size > self.last_checkpoint_size {
-            if let Err(e) = self.publish_checkpoint() {
-                let why = format!("publishing a checkpoint failed: {e}");
+            if let Err(why) = self.publish_checkpoint() {
                 self.poison(why.clone());
                 return Err(PruneError::Poisoned(why));
             }
@@ -264,20 +263,20 @@ impl Writer {
         {
             let _gate = self.store.rewrite.write().unwrap();
             fs.rename(&tmp, &path)
-                .map_err(|e| Outcome::Poison(format!("renaming a pruned segment: {e}")))?;
+                .map_err(|e| Outcome::Poison(StorageError::new("renaming a pruned segment", e)))?;
             if seg == self.active_segment && self.active.is_some() {
-                let file: Arc<dyn FsFile> = fs
-                    .open(&path)
-                    .map(Arc::from)
-                    .map_err(|e| Outcome::Poison(format!("reopening a pruned segment: {e}")))?;
+                let file: Arc<dyn FsFile> = fs.open(&path).map(Arc::from).map_err(|e| {
+                    Outcome::Poison(StorageError::new("reopening a pruned segment", e))
+                })?;
                 self.active = Some(file);
                 self.store.state.write().unwrap().active = index;
             } else {
                 self.store.forget_sealed_index(seg);
             }
         }
-        fs.sync_dir(&seg_dir)
-            .map_err(|e| Outcome::Poison(format!("fsync of the segments directory failed: {e}")))?;
+        fs.sync_dir(&seg_dir).map_err(|e| {
+            Outcome::Poison(StorageError::new("fsync of the segments directory", e))
+        })?;
         tracing::info!(segment = seg, pruned, "pruned entry payloads");
         Ok((pruned, already))
     }
