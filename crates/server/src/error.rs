@@ -341,7 +341,12 @@ mod tests {
                 "unsupported_encoding",
                 None,
             ),
-            (IngestError::BadEncoding(io()), 400, "bad_encoding", None),
+            (
+                IngestError::BadEncoding(std::io::ErrorKind::InvalidData.into()),
+                400,
+                "bad_encoding",
+                None,
+            ),
             (IngestError::Busy("m".into()), 503, "busy", Some(1)),
             (
                 IngestError::BodyTimeout("m".into()),
