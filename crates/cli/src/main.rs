@@ -137,6 +137,14 @@ struct ServeArgs {
     /// body_timeout [default: 30000].
     #[arg(long, env = "MLAUDIT_BODY_READ_TIMEOUT_MS")]
     body_read_timeout_ms: Option<u64>,
+    /// Milliseconds one index query (search, stats, lineage, history) may run before it
+    /// is stopped with 503 query_timeout [default: 10000].
+    #[arg(long, env = "MLAUDIT_QUERY_TIMEOUT_MS")]
+    query_timeout_ms: Option<u64>,
+    /// Client connections served at once; more wait in the listen backlog until one
+    /// closes [default: 512].
+    #[arg(long, env = "MLAUDIT_CONNECTIONS_MAX")]
+    connections_max: Option<usize>,
 }
 
 fn main() {
@@ -200,6 +208,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         tls_key: a.tls_key,
         header_read_timeout_ms: a.header_read_timeout_ms,
         body_read_timeout_ms: a.body_read_timeout_ms,
+        query_timeout_ms: a.query_timeout_ms,
+        connections_max: a.connections_max,
         ..FileConfig::default()
     };
     // Read here, not by clap, so the key never shows in --help or an error message.

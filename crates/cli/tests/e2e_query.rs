@@ -276,3 +276,20 @@ fn a_limit_over_the_cap_is_an_error_not_a_silent_cap() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("1..=1000"), "{}", out.stderr);
 }
+
+/// Issue 19.5: queries had no time limit. With `--query-timeout-ms 1`, a query that scans
+/// thousands of index rows is stopped: 503 `query_timeout` with `Retry-After` and a message
+/// that says what to do, and the server goes on serving.
+#[test]
+fn a_query_past_the_time_limit_is_stopped() {
+    let srv = TestServer::start_with(&["--query-timeout-ms", "1"]);
+    let http = srv.http();
+    let sent = srv.send_in_order(&http, &common::gen_events(10_000, 5));
+    srv.wait_indexed(&http, sent.len() as u64);
+    let r = http.get(&srv.at("/v1/stats?by=actor&interval=hour"));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "query_timeout", "{}", r.text());
+    assert!(r.text().contains("query_timeout_ms"), "{}", r.text());
+    assert!(r.headers.get("retry-after").is_some());
+    srv.assert_healthy(&http);
+}

@@ -210,3 +210,49 @@ fn half_sent_headers_are_closed() {
     // The server still serves complete requests.
     srv.assert_healthy(&srv.http());
 }
+
+/// A `GET /healthz` on a new connection; the response, or `None` if none came within
+/// `within` (the connection was not served).
+fn healthz_within(addr: SocketAddr, within: Duration) -> Option<String> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(within)).unwrap();
+    write!(
+        s,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = [0u8; 512];
+    match s.read(&mut buf) {
+        Ok(n) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Ok(_) => None,
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+        Err(e) => panic!("reading /healthz: {e}"),
+    }
+}
+
+/// Issue 19.5: there was no cap on open HTTP connections (each one a task, buffers and a
+/// file descriptor). With `--connections-max 2`, two open connections make the third wait
+/// in the listen backlog; it is served as soon as one of them closes.
+#[test]
+fn open_connections_are_capped() {
+    let srv = TestServer::start_with(&["--connections-max", "2"]);
+    // The server answers while under the cap.
+    assert!(healthz_within(srv.addr, SLACK).unwrap().contains("200 OK"));
+    let a = TcpStream::connect(srv.addr).unwrap();
+    let b = TcpStream::connect(srv.addr).unwrap();
+    // Accepted by the server (one request each, kept alive), so both hold a slot.
+    for mut s in [&a, &b] {
+        write!(s, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 256];
+        assert!(s.read(&mut buf).unwrap() > 0);
+    }
+    assert_eq!(
+        healthz_within(srv.addr, Duration::from_millis(700)),
+        None,
+        "a third connection is not served while two are open"
+    );
+    drop(a);
+    let served = healthz_within(srv.addr, SLACK).expect("served once a slot is free");
+    assert!(served.contains("200 OK"), "{served}");
+    drop(b);
+}

@@ -24,7 +24,8 @@ mod summary;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -40,8 +41,22 @@ pub use state::{DeploymentState, ServedModel, DEPLOYMENT_ACTIONS, EVALUATIONS_MA
 pub use stats::{parse_interval, Stats, StatsBucket, StatsBy, StatsSource, STATS_BUCKETS_MAX};
 pub use summary::{rfc3339, Summary, SUMMARY_ACTORS_MAX};
 
-/// SQLite read connections kept for queries.
-const READERS_MAX: usize = 8;
+/// SQLite read connections open at once, for queries. A query that finds them all busy
+/// waits up to [`READER_WAIT`] for one, then fails with [`QueryError::Busy`] (HTTP 503 +
+/// `Retry-After`): memory and file handles stay bounded however many requests arrive.
+pub const READERS_MAX: usize = 8;
+
+/// How long a query waits for a free read connection before it is refused as busy.
+pub const READER_WAIT: Duration = Duration::from_secs(5);
+
+/// Default longest time one query may run in SQLite (`Index::set_query_time_max`); past
+/// it SQLite interrupts the statement and the query fails with [`QueryError::TimedOut`]
+/// (HTTP 503 `query_timeout`), freeing the connection for others.
+pub const QUERY_TIME_MAX_DEFAULT: Duration = Duration::from_secs(10);
+
+/// SQLite virtual-machine steps between two checks of the query deadline (about a
+/// millisecond of work or less).
+const DEADLINE_CHECK_STEPS: i32 = 10_000;
 
 /// The outcome stored as NULL in `events.outcome` (see `docs/index.md`).
 pub(crate) const OUTCOME_SUCCESS: &str = "success";
@@ -73,7 +88,32 @@ const STRING_CACHE_MAX: usize = 200_000;
 pub struct Index {
     path: PathBuf,
     writer: Mutex<Writer>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    /// Signalled when a read connection is returned.
+    reader_free: Condvar,
+    /// Longest time one query may run.
+    query_time_max: Mutex<Duration>,
+}
+
+/// A read connection in use; back to the pool when dropped, also when a query panics.
+struct Lease<'a> {
+    index: &'a Index,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.index.readers.lock().unwrap().idle.push(c);
+            self.index.reader_free.notify_one();
+        }
+    }
+}
+
+/// The read connections: idle ones, and how many are open in all (idle or in use).
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
 }
 
 /// The one write connection, and the ids of strings it has seen (`strings` table).
@@ -125,7 +165,12 @@ impl Index {
                 conn,
                 ids: HashMap::new(),
             }),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::new(Readers {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            reader_free: Condvar::new(),
+            query_time_max: Mutex::new(QUERY_TIME_MAX_DEFAULT),
         })
     }
 
@@ -254,21 +299,67 @@ impl Index {
         })
     }
 
-    /// Runs `f` on a pooled read connection.
+    /// Sets the longest time one query may run (default [`QUERY_TIME_MAX_DEFAULT`]).
+    pub fn set_query_time_max(&self, max: Duration) {
+        *self.query_time_max.lock().unwrap() = max;
+    }
+
+    /// Runs `f` on a pooled read connection (one of at most [`READERS_MAX`]), interrupted
+    /// by SQLite if it runs past the query time limit.
     fn with_reader<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, QueryError>,
     ) -> Result<T, QueryError> {
-        let conn = match self.readers.lock().unwrap().pop() {
-            Some(c) => c,
-            None => open_db(&self.path).map_err(|e| QueryError::Storage(format!("{e:#}")))?,
+        let lease = Lease {
+            index: self,
+            conn: Some(self.checkout()?),
         };
-        let result = f(&conn);
-        let mut pool = self.readers.lock().unwrap();
-        if pool.len() < READERS_MAX {
-            pool.push(conn);
-        }
+        let conn = lease.conn.as_ref().expect("set above");
+        let max = *self.query_time_max.lock().unwrap();
+        let deadline = Instant::now() + max;
+        conn.progress_handler(
+            DEADLINE_CHECK_STEPS,
+            Some(move || Instant::now() >= deadline),
+        );
+        let result = f(conn).map_err(|e| match e {
+            QueryError::Storage(_) if Instant::now() >= deadline => QueryError::TimedOut(format!(
+                "the query ran longer than the limit of {} ms and was stopped: narrow it \
+                 (a shorter time range, more filters) or raise query_timeout_ms",
+                max.as_millis()
+            )),
+            other => other,
+        });
+        conn.progress_handler(0, None::<fn() -> bool>);
         result
+    }
+
+    /// An idle read connection, a new one while fewer than [`READERS_MAX`] are open, or
+    /// the first one returned within [`READER_WAIT`].
+    fn checkout(&self) -> Result<Connection, QueryError> {
+        let until = Instant::now() + READER_WAIT;
+        let mut pool = self.readers.lock().unwrap();
+        loop {
+            if let Some(c) = pool.idle.pop() {
+                return Ok(c);
+            }
+            if pool.open < READERS_MAX {
+                pool.open += 1;
+                drop(pool);
+                return open_db(&self.path).map_err(|e| {
+                    self.readers.lock().unwrap().open -= 1;
+                    self.reader_free.notify_one();
+                    QueryError::Storage(format!("{e:#}"))
+                });
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Err(QueryError::Busy(format!(
+                    "all {READERS_MAX} index read connections stayed busy for {} s",
+                    READER_WAIT.as_secs()
+                )));
+            }
+            pool = self.reader_free.wait_timeout(pool, until - now).unwrap().0;
+        }
     }
 }
 
@@ -501,4 +592,58 @@ fn insert_rows(
         up.execute(params![bucket, actor, outcome, n])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod limits_tests {
+    use super::*;
+
+    const RUNAWAY: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                           SELECT count(*) FROM c";
+
+    /// Issue 19.5: queries had no time limit. A statement that would run forever is
+    /// interrupted at the limit, the error says so, and the connection serves the next
+    /// query.
+    #[test]
+    fn a_runaway_query_is_stopped_at_the_time_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = Index::open(&tmp.path().join("index.sqlite")).unwrap();
+        index.set_query_time_max(Duration::from_millis(100));
+        let started = Instant::now();
+        let r = index.with_reader(|c| Ok(c.query_row(RUNAWAY, [], |r| r.get::<_, i64>(0))?));
+        let took = started.elapsed();
+        match r {
+            Err(QueryError::TimedOut(m)) => assert!(m.contains("100 ms"), "{m}"),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+        let one: i64 = index
+            .with_reader(|c| Ok(c.query_row("SELECT 1", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(one, 1);
+    }
+
+    /// Issue 19.5: read connections were opened without bound. With every connection busy,
+    /// more queries wait for one instead of opening more.
+    #[test]
+    fn read_connections_are_capped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = Index::open(&tmp.path().join("index.sqlite")).unwrap();
+        index.set_query_time_max(Duration::from_millis(300));
+        std::thread::scope(|s| {
+            for _ in 0..READERS_MAX * 2 {
+                s.spawn(|| {
+                    let r = index.with_reader(|c| {
+                        let open = index.readers.lock().unwrap().open;
+                        assert!(open <= READERS_MAX, "{open} read connections open");
+                        Ok(c.query_row(RUNAWAY, [], |r| r.get::<_, i64>(0))?)
+                    });
+                    assert!(matches!(r, Err(QueryError::TimedOut(_))), "{r:?}");
+                });
+            }
+        });
+        let pool = index.readers.lock().unwrap();
+        assert_eq!(pool.open, READERS_MAX);
+        assert_eq!(pool.idle.len(), READERS_MAX);
+    }
 }

@@ -189,6 +189,12 @@ pub enum QueryError {
     /// The index or the ledger could not be read.
     #[error("reading the index: {0}")]
     Storage(String),
+    /// Every read connection stayed busy ([`crate::READERS_MAX`]); retry (HTTP 503).
+    #[error("{0}")]
+    Busy(String),
+    /// The query ran past the query time limit and was interrupted (HTTP 503).
+    #[error("{0}")]
+    TimedOut(String),
 }
 
 impl From<rusqlite::Error> for QueryError {

@@ -481,18 +481,22 @@ pub struct RunReport {
     pub resumed: u64,
 }
 
-/// Decides which indexed entries expired at `now_ms` and are not held.
+/// Decides which indexed entries expired at `now_ms` and are not held, and calls
+/// `expired(seq)` for each, in seq order, while it reads the index page by page
+/// (`PLAN_PAGE_ROWS` rows at a time): no list of every expired entry is ever held, so a run
+/// over millions of entries takes memory for one page and one segment's chunk
+/// (issue 19.5). `report` gets the counts and the first `REPORT_RANGES_MAX` ranges.
 pub fn plan(
     index: &Index,
     cfg: &RetentionConfig,
     holds: &[Hold],
     now_ms: i64,
     report: &mut RunReport,
-) -> anyhow::Result<Vec<u64>> {
+    expired: &mut dyn FnMut(u64) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let Some(min_days) = cfg.keep_days_min() else {
-        return Ok(Vec::new());
+        return Ok(());
     };
-    let mut expired = Vec::new();
     let mut after = None;
     loop {
         let rows =
@@ -518,24 +522,28 @@ pub fn plan(
                 continue;
             }
             *report.by_policy.entry(policy.to_string()).or_default() += 1;
-            expired.push(row.seq);
+            report.expired += 1;
+            let s = row.seq;
+            let full = report.ranges.len() == REPORT_RANGES_MAX;
+            match report.ranges.last_mut() {
+                Some(r) if r[1] + 1 == s => r[1] = s,
+                _ if full => report.ranges_truncated = true,
+                _ => report.ranges.push([s, s]),
+            }
+            expired(s)?;
         }
     }
-    report.expired = expired.len() as u64;
-    for &s in &expired {
-        let full = report.ranges.len() == REPORT_RANGES_MAX;
-        match report.ranges.last_mut() {
-            Some(r) if r[1] + 1 == s => r[1] = s,
-            _ if full => report.ranges_truncated = true,
-            _ => report.ranges.push([s, s]),
-        }
-    }
-    Ok(expired)
+    Ok(())
 }
 
 /// Runs retention: finishes an interrupted chunk, plans, and (unless
 /// `dry_run`) drops the expired entries from the index and prunes them in the
 /// ledger, one segment at a time. `progress(done, total)` after each chunk.
+///
+/// Two passes over the index: the first counts (the report, and the total for progress),
+/// the second prunes each segment's chunk as soon as the plan moves past it. Both use the
+/// same `now`, so they agree, except for entries ingested in between with an old `time`:
+/// those are pruned too, and counted in `pruned`.
 pub fn run(
     ledger: &ledger::Ledger,
     index: &Index,
@@ -562,18 +570,42 @@ pub fn run(
         }
     }
     let active = holds.list(false)?;
-    let expired = plan(index, cfg, &active, now.timestamp_millis(), &mut report)?;
+    let now_ms = now.timestamp_millis();
+    plan(index, cfg, &active, now_ms, &mut report, &mut |_| Ok(()))?;
     if dry_run {
         return Ok(report);
     }
-    let total = expired.len() as u64;
-    let mut done = 0;
-    for chunk in expired.chunk_by(|a, b| a / ledger::SEGMENT_ENTRIES == b / ledger::SEGMENT_ENTRIES)
-    {
-        report.pruned += prune_chunk(ledger, index, holds, chunk)?;
-        done += chunk.len() as u64;
-        progress(done, total);
-    }
+    let total = report.expired;
+    let (mut done, mut pruned) = (0u64, 0u64);
+    let mut chunk: Vec<u64> = Vec::new();
+    let mut flush = |chunk: &mut Vec<u64>| -> anyhow::Result<()> {
+        if !chunk.is_empty() {
+            pruned += prune_chunk(ledger, index, holds, chunk)?;
+            done += chunk.len() as u64;
+            progress(done, total.max(done));
+            chunk.clear();
+        }
+        Ok(())
+    };
+    plan(
+        index,
+        cfg,
+        &active,
+        now_ms,
+        &mut RunReport::default(),
+        &mut |seq| {
+            if chunk
+                .last()
+                .is_some_and(|&l| l / ledger::SEGMENT_ENTRIES != seq / ledger::SEGMENT_ENTRIES)
+            {
+                flush(&mut chunk)?;
+            }
+            chunk.push(seq);
+            Ok(())
+        },
+    )?;
+    flush(&mut chunk)?;
+    report.pruned = pruned;
     if report.pruned > 0 || report.resumed > 0 {
         index.purge_dropped()?;
     }

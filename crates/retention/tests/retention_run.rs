@@ -70,16 +70,39 @@ fn an_interrupted_run_is_finished_by_the_next_run() {
     // What the run will prune: even seqs (100 days old), except every tenth (held).
     let want: Vec<u64> = (0..600u64).filter(|s| s % 2 == 0 && s % 10 != 0).collect();
     let mut report = retention::RunReport::default();
-    let planned = retention::plan(
+    let mut planned = Vec::new();
+    retention::plan(
         &index,
         &cfg,
-        &[held],
+        &[held.clone()],
         Utc::now().timestamp_millis(),
         &mut report,
+        &mut |seq| {
+            planned.push(seq);
+            Ok(())
+        },
     )
     .unwrap();
     assert_eq!(planned, want);
     assert_eq!(report.held, 60);
+    assert_eq!(report.expired, want.len() as u64);
+    // Issue 19.5: the plan held every expired entry in one list. It streams them now, and
+    // an error from the consumer stops it at once.
+    let mut seen = 0;
+    let stopped = retention::plan(
+        &index,
+        &cfg,
+        &[held],
+        Utc::now().timestamp_millis(),
+        &mut retention::RunReport::default(),
+        &mut |_| {
+            seen += 1;
+            anyhow::ensure!(seen < 5, "stop");
+            Ok(())
+        },
+    );
+    assert!(stopped.is_err());
+    assert_eq!(seen, 5, "no seq after the consumer failed");
 
     // A crash in the middle of a chunk: pending recorded, index rows dropped,
     // ledger not pruned yet.

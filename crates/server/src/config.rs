@@ -65,6 +65,10 @@ pub struct FileConfig {
     pub header_read_timeout_ms: Option<u64>,
     /// Milliseconds an ingest body has before its minimum-rate allowance starts counting.
     pub body_read_timeout_ms: Option<u64>,
+    /// Milliseconds one index query may run before it is stopped (503 `query_timeout`).
+    pub query_timeout_ms: Option<u64>,
+    /// Client connections open at once; more wait in the listen backlog.
+    pub connections_max: Option<usize>,
 }
 
 /// The resolved configuration of `mlaudit serve`.
@@ -98,8 +102,10 @@ pub struct ServeConfig {
     /// (`--recover-missing-checkpoint`; flag or environment only, never the file: it is a
     /// recovery step for one start, not a setting).
     pub recover_missing_checkpoint: bool,
-    /// Connection and body-read timeouts (slow clients).
+    /// Connection and body-read timeouts (slow clients), and the query time limit.
     pub timeouts: Timeouts,
+    /// Client connections served at once (`connections_max`).
+    pub connections_max: usize,
 }
 
 /// How long slow clients may take (`docs/security.md`, "Resource limits and slow clients").
@@ -112,6 +118,9 @@ pub struct Timeouts {
     /// An ingest body must arrive within this plus one second per
     /// [`crate::BODY_READ_MIN_BYTES_PER_S`] bytes received; else 408 `body_timeout`.
     pub body_read: Duration,
+    /// One index query may run this long; then SQLite stops it and the request is
+    /// answered 503 `query_timeout`.
+    pub query: Duration,
 }
 
 impl Default for Timeouts {
@@ -119,6 +128,7 @@ impl Default for Timeouts {
         Timeouts {
             header_read: crate::HEADER_READ_TIMEOUT,
             body_read: crate::BODY_READ_TIMEOUT,
+            query: index::QUERY_TIME_MAX_DEFAULT,
         }
     }
 }
@@ -139,6 +149,13 @@ fn in_range(name: &str, value: u64, range: std::ops::RangeInclusive<u64>) -> any
 pub const HEADER_READ_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=600_000;
 /// Bounds of `body_read_timeout_ms`.
 pub const BODY_READ_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=3_600_000;
+/// Bounds of `query_timeout_ms`.
+pub const QUERY_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=600_000;
+/// Default of `connections_max`: well under the usual 1024 open files of a process, with
+/// room for the data directory's files.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 512;
+/// Bounds of `connections_max`.
+pub const CONNECTIONS_MAX_RANGE: std::ops::RangeInclusive<u64> = 1..=65_536;
 
 /// Default for [`AuthConfig::auth_failures_max`].
 pub const AUTH_FAILURES_MAX_DEFAULT: u32 = 30;
@@ -224,6 +241,22 @@ impl ServeConfig {
                 .unwrap_or(crate::BODY_READ_TIMEOUT.as_millis() as u64),
             BODY_READ_TIMEOUT_MS_RANGE,
         )?;
+        let query_ms = in_range(
+            "query_timeout_ms",
+            flags
+                .query_timeout_ms
+                .or(from_file.query_timeout_ms)
+                .unwrap_or(index::QUERY_TIME_MAX_DEFAULT.as_millis() as u64),
+            QUERY_TIMEOUT_MS_RANGE,
+        )?;
+        let connections_max = in_range(
+            "connections_max",
+            flags
+                .connections_max
+                .or(from_file.connections_max)
+                .unwrap_or(CONNECTIONS_MAX_DEFAULT) as u64,
+            CONNECTIONS_MAX_RANGE,
+        )? as usize;
         let retention = flags.retention.or(from_file.retention).unwrap_or_default();
         retention.check()?;
         // Flags set single keys of [privacy]; the rest comes from the file.
@@ -289,7 +322,9 @@ impl ServeConfig {
             timeouts: Timeouts {
                 header_read: Duration::from_millis(header_read_ms),
                 body_read: Duration::from_millis(body_read_ms),
+                query: Duration::from_millis(query_ms),
             },
+            connections_max,
         })
     }
 }

@@ -18,6 +18,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -31,7 +32,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::Timeouts;
@@ -45,13 +46,20 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// Serves `app` on `listener` (over TLS with `tls`) until `shutdown` completes; then stops
 /// accepting, lets in-flight requests finish (at most [`SHUTDOWN_GRACE`]) and returns.
+///
+/// At most `connections_max` connections are open at once (as in tokio's mini-redis): the
+/// next one is accepted only when one closes, and the kernel's listen backlog holds the
+/// rest meanwhile. Idle connections are closed after the header-read timeout, so the
+/// slots come back.
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<RustlsConfig>,
     app: Router,
     timeouts: Timeouts,
+    connections_max: usize,
     shutdown: impl Future<Output = ()>,
 ) {
+    let slots = Arc::new(Semaphore::new(connections_max));
     let app = app.with_state(());
     let tls = tls.map(|c| RustlsAcceptor::new(c).handshake_timeout(timeouts.header_read));
     let mut http = http1::Builder::new();
@@ -62,6 +70,11 @@ pub(crate) async fn serve(
     let mut conns = JoinSet::new();
     let mut shutdown = pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
         let (tcp, peer) = tokio::select! {
             biased;
             _ = &mut shutdown => break,
@@ -77,14 +90,18 @@ pub(crate) async fn serve(
         // Reap finished connections so the set holds only open ones.
         while conns.try_join_next().is_some() {}
         let _ = tcp.set_nodelay(true);
-        conns.spawn(serve_one(
+        let one = serve_one(
             tcp,
             peer,
             tls.clone(),
             http.clone(),
             app.clone(),
             stop_rx.clone(),
-        ));
+        );
+        conns.spawn(async move {
+            one.await;
+            drop(slot);
+        });
     }
     // New connections are refused from here on.
     drop(listener);

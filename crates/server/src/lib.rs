@@ -163,6 +163,7 @@ impl Server {
         let dedup = Dedup::open(&dir.join("dedup.sqlite"), ledger.store())?;
         let index_path = dir.join("index.sqlite");
         let index = Arc::new(Index::open(&index_path)?);
+        index.set_query_time_max(cfg.timeouts.query);
         index
             .reconcile(ledger.store())
             .with_context(|| format!("rebuilding the index {}", index_path.display()))?;
@@ -335,6 +336,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         tls,
         router(server.state.clone()),
         cfg.timeouts,
+        cfg.connections_max,
         shutdown_signal(),
     )
     .await;

@@ -409,6 +409,10 @@ pub(super) fn query_error(e: QueryError) -> ApiError {
     match e {
         QueryError::Invalid(m) => ApiError::bad_request("bad_parameter", m),
         QueryError::Storage(m) => ApiError::internal(m),
+        QueryError::Busy(m) => ApiError::unavailable("busy", m, crate::error::RETRY_AFTER_BUSY_S),
+        QueryError::TimedOut(m) => {
+            ApiError::unavailable("query_timeout", m, crate::error::RETRY_AFTER_BUSY_S)
+        }
     }
 }
 
