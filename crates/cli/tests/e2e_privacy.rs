@@ -527,17 +527,35 @@ fn erasure_destroys_the_key_and_every_proof_still_verifies() {
         .iter()
         .filter(|e| e["event"]["action"] == "audit.erase")
         .count();
-    assert_eq!(erase_records, 2, "the subject's export shows its erasures");
+    assert_eq!(
+        erase_records, 4,
+        "the subject's export shows both erasures, each requested and done"
+    );
     assert!(
         !after_text.contains("alice@") && !after_text.contains("10.0.0.1\""),
         "{after_text}"
     );
 
-    // The erasure is on the record, by pseudonym.
+    // The erasure is on the record, by pseudonym. Issue 19.4: an irreversible act was
+    // recorded only after the fact; now "requested" is durable before the key is touched,
+    // and "done" after, pointing back at the request.
     let erasures = audit_records(&srv, &http, "audit.erase");
-    assert_eq!(erasures.len(), 2);
-    assert_eq!(erasures[0]["event"]["resource"]["id"], subject.as_str());
-    assert_eq!(erasures[0]["event"]["parameters"]["key_destroyed"], true);
+    assert_eq!(erasures.len(), 4);
+    let phases: Vec<&str> = erasures
+        .iter()
+        .map(|e| e["event"]["parameters"]["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["requested", "done", "requested", "done"]);
+    for e in &erasures {
+        assert_eq!(e["event"]["resource"]["id"], subject.as_str());
+    }
+    assert_eq!(erasures[1]["event"]["parameters"]["key_destroyed"], true);
+    assert_eq!(
+        erasures[1]["event"]["parameters"]["requested_seq"],
+        erasures[0]["seq"]
+    );
+    assert!(erasures[0]["seq"].as_u64() < erasures[1]["seq"].as_u64());
+    assert_eq!(erasures[3]["event"]["parameters"]["key_destroyed"], false);
 
     // A proof of one of alice's entries still verifies against the checkpoint.
     let seq = clear[0]["seq"].as_u64().unwrap().to_string();

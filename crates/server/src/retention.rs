@@ -169,12 +169,30 @@ pub(super) async fn run_now(
     Ok(Json(json!({ "report": report, "record": record })))
 }
 
-/// Runs retention and, unless it is a dry run, records it as an
-/// `audit.retention` event (its seq is returned). The caller holds `running`.
+/// Runs retention and, unless it is a dry run, records it: an `audit.retention` event with
+/// `phase: requested` before anything is pruned (a run that cannot be recorded does not
+/// start), then one with `phase: done` and the report (its seq is returned), or with
+/// `phase: failed` and the error if the run stopped part-way. The caller holds `running`.
 pub async fn run_retention(
     st: &Arc<AppState>,
     dry_run: bool,
 ) -> Result<(RunReport, Option<u64>), ApiError> {
+    let now = chrono::Utc::now();
+    let as_of = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let record = |parameters: Value| {
+        json!({
+            "action": "audit.retention",
+            "actor": {"id": super::SYSTEM_PRINCIPAL, "type": "service"},
+            "resource": {"type": "log", "id": st.origin},
+            "parameters": parameters,
+        })
+    };
+    let requested_seq = if dry_run {
+        None
+    } else {
+        let r = record_system(st, &[record(json!({"phase": "requested", "as_of": as_of}))]).await?;
+        r.first().map(|r| r.seq)
+    };
     let st2 = st.clone();
     let report = blocking(move || {
         retention::run(
@@ -182,32 +200,44 @@ pub async fn run_retention(
             &st2.index,
             &st2.retention.holds,
             &st2.retention.config,
-            chrono::Utc::now(),
+            now,
             dry_run,
             &mut |_, _| {},
         )
         .map_err(storage)
     })
-    .await?;
+    .await;
     if dry_run {
-        return Ok((report, None));
+        return Ok((report?, None));
     }
-    let event = json!({
-        "action": "audit.retention",
-        "actor": {"id": super::SYSTEM_PRINCIPAL, "type": "service"},
-        "resource": {"type": "log", "id": st.origin},
-        "parameters": {
-            "pruned": report.pruned,
-            "expired": report.expired,
-            "held": report.held,
-            "resumed": report.resumed,
-            "by_policy": report.by_policy,
-            "by_hold": report.by_hold.iter().map(|(k, v)| (k.to_string(), *v)).collect::<HashMap<_, _>>(),
-            "ranges": report.ranges,
-            "ranges_truncated": report.ranges_truncated,
-            "as_of": report.now,
-        },
-    });
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            let failed = record(json!({
+                "phase": "failed",
+                "as_of": as_of,
+                "requested_seq": requested_seq,
+                "error": e.message,
+            }));
+            if let Err(re) = record_system(st, &[failed]).await {
+                tracing::error!(error = %re, "recording a failed retention run failed");
+            }
+            return Err(e);
+        }
+    };
+    let event = record(json!({
+        "phase": "done",
+        "requested_seq": requested_seq,
+        "pruned": report.pruned,
+        "expired": report.expired,
+        "held": report.held,
+        "resumed": report.resumed,
+        "by_policy": report.by_policy,
+        "by_hold": report.by_hold.iter().map(|(k, v)| (k.to_string(), *v)).collect::<HashMap<_, _>>(),
+        "ranges": report.ranges,
+        "ranges_truncated": report.ranges_truncated,
+        "as_of": report.now,
+    }));
     let receipts = record_system(st, &[event]).await?;
     Ok((report, receipts.first().map(|r| r.seq)))
 }

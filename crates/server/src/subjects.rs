@@ -189,9 +189,13 @@ fn scan_subject(st: &AppState, subject: &str, from: u64, limit: usize) -> Result
     }
 }
 
-/// `POST /v1/subjects/{id}/erase`: destroys the subject's key, then records `audit.erase`
-/// (with the pseudonym only). Afterwards no cleartext of the subject can be recovered
-/// from the data directory; entries, checkpoints and proofs are untouched.
+/// `POST /v1/subjects/{id}/erase`: records `audit.erase` with `phase: requested`, destroys
+/// the subject's key, then records `audit.erase` with `phase: done` (both with the
+/// pseudonym only). An irreversible act is never done unrecorded: if the request cannot be
+/// recorded, nothing is erased; if the key is destroyed and the second record fails, the
+/// first one stands in the log and the answer is an error saying so. Afterwards no
+/// cleartext of the subject can be recovered from the data directory; entries,
+/// checkpoints and proofs are untouched.
 pub(super) async fn erase(
     State(st): State<Arc<AppState>>,
     Extension(caller): Extension<Principal>,
@@ -199,6 +203,23 @@ pub(super) async fn erase(
 ) -> Result<Json<Value>, ApiError> {
     require_cleartext(&st, &caller)?;
     let subject = st.privacy.subject_id(&id);
+    let record = |phase: &str, parameters: Value| {
+        let mut p = json!({ "phase": phase });
+        if let (Value::Object(p), Value::Object(more)) = (&mut p, parameters) {
+            p.extend(more);
+        }
+        json!({
+            "action": "audit.erase",
+            "actor": {"id": caller.name, "roles": [caller.role.as_str()]},
+            "resource": {"type": "subject", "id": subject},
+            "parameters": p,
+        })
+    };
+    let requested = record_system(&st, &[record("requested", json!({}))]).await?;
+    let requested_seq = requested
+        .first()
+        .ok_or_else(|| ApiError::internal("no receipt for the audit.erase request record"))?
+        .seq;
     let privacy = st.privacy.clone();
     let s2 = subject.clone();
     let destroyed = tokio::task::spawn_blocking(move || privacy.erase(&s2))
@@ -207,19 +228,28 @@ pub(super) async fn erase(
         .map_err(|e| {
             ApiError::unavailable("storage_failure", e.to_string(), RETRY_AFTER_STORAGE_S)
         })?;
-    let event = json!({
-        "action": "audit.erase",
-        "actor": {"id": caller.name, "roles": [caller.role.as_str()]},
-        "resource": {"type": "subject", "id": subject},
-        "parameters": {"key_destroyed": destroyed},
-    });
-    let receipts = record_system(&st, &[event]).await?;
+    let done = record(
+        "done",
+        json!({"key_destroyed": destroyed, "requested_seq": requested_seq}),
+    );
+    let receipts = record_system(&st, &[done]).await.map_err(|e| {
+        ApiError::internal(format!(
+            "the key was {}, but recording that failed ({e}); the request is recorded at \
+             seq {requested_seq}",
+            if destroyed {
+                "destroyed"
+            } else {
+                "already gone"
+            }
+        ))
+    })?;
     let r = receipts
         .first()
         .ok_or_else(|| ApiError::internal("no receipt for the audit.erase record"))?;
     Ok(Json(json!({
         "subject": subject,
         "key_destroyed": destroyed,
+        "requested_seq": requested_seq,
         "receipt": {"seq": r.seq, "leaf_hash": b64(&r.leaf_hash)},
     })))
 }
