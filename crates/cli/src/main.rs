@@ -11,8 +11,10 @@
 
 #[macro_use]
 mod output;
+mod args;
 mod commands;
 mod http;
+mod resource;
 
 use std::path::PathBuf;
 

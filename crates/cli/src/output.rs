@@ -163,3 +163,40 @@ pub(crate) fn print_aligned(rows: &[Vec<String>]) {
 pub(crate) fn s(v: &Value) -> String {
     v.as_str().unwrap_or("").to_string()
 }
+
+/// `--json` / `--csv`, shared by every command that prints a list: the default is an
+/// aligned table with a header row.
+#[derive(clap::Args, Debug, Default, Clone, Copy)]
+pub(crate) struct FormatArgs {
+    /// Print JSON (the server's answer, pretty-printed).
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV (a header row, then one row per item).
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// Prints `rows` (the first one the header) as an aligned table or CSV, or `json` when
+/// `--json` was given.
+pub(crate) fn print_list(f: FormatArgs, rows: &[Vec<String>], json: &Value) -> anyhow::Result<()> {
+    if f.json {
+        outln!("{}", serde_json::to_string_pretty(json)?);
+    } else if f.csv {
+        let mut w = csv::Writer::from_writer(Stdout);
+        for r in rows {
+            w.write_record(r)?;
+        }
+        w.flush()?;
+    } else {
+        print_aligned(rows);
+    }
+    Ok(())
+}
+
+/// A time in milliseconds since the Unix epoch as RFC 3339 at millisecond precision, the
+/// one precision every command prints; `-` for none.
+pub(crate) fn time_ms(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| "-".into())
+}

@@ -770,14 +770,46 @@ fn token_cli_online_and_offline_and_no_secret_leaks() {
     );
     assert_eq!(r.status, 201, "{}", r.text());
 
+    // Issue 11.12: `token list` printed key=value lines; it is an aligned table with a
+    // header, or --csv / --json like `query`.
     let out = srv.cli(&["token", "list"], &[], None);
     out.assert_ok("token list");
-    assert!(
-        out.stdout.contains("name=ci") && out.stdout.contains("projects=p1"),
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("ID"), "{}", out.stdout);
+    let col = |name: &str| lines[0].find(name).unwrap();
+    let ci = lines
+        .iter()
+        .find(|l| l.contains(" ci "))
+        .expect("a row for ci");
+    assert_eq!(
+        &ci[col("PROJECTS")..col("PROJECTS") + 2],
+        "p1",
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("name=admin"), "{}", out.stdout);
+    assert_eq!(
+        &ci[col("ROLE")..col("ROLE") + 8],
+        "producer",
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(" admin "), "{}", out.stdout);
+    let csv = srv.cli(&["token", "list", "--csv"], &[], None);
+    csv.assert_ok("token list --csv");
+    assert!(
+        csv.stdout.starts_with("ID,NAME,ROLE,PROJECTS,"),
+        "{}",
+        csv.stdout
+    );
+    assert!(csv.stdout.contains(",ci,producer,p1,"), "{}", csv.stdout);
+    let json = srv.cli(&["token", "list", "--json"], &[], None);
+    json.assert_ok("token list --json");
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(v
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "ci" && t["projects"][0] == "p1"));
     // Not as a producer.
     let out = srv.cli(&["token", "list"], &[("MLAUDIT_TOKEN", &producer)], None);
     assert_ne!(out.code, 0);

@@ -278,7 +278,7 @@ fn stats_match_a_reference_and_survive_reindex() {
     for q in [
         "",
         "by=color",
-        "by=action&interval=week",
+        "by=action&interval=year",
         "by=action&limit=5",
         "by=action&cursor=x",
         "by=action&from=yesterday",
@@ -298,7 +298,12 @@ fn stats_match_a_reference_and_survive_reindex() {
         None,
     );
     out.assert_ok("mlaudit stats");
-    let mut lines = out.stdout.lines();
+    let mut lines: Vec<&str> = out.stdout.lines().collect();
+    // Issue 11.10: a total row closes the table.
+    let total: Vec<&str> = lines.pop().unwrap().split_whitespace().collect();
+    let want_total: u64 = want.iter().map(|b| b.2).sum();
+    assert_eq!(total, ["TOTAL", &want_total.to_string()], "{}", out.stdout);
+    let mut lines = lines.into_iter();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["START", "OUTCOME", "COUNT"]);
     let rows: Buckets = lines
@@ -344,6 +349,59 @@ fn stats_match_a_reference_and_survive_reindex() {
     out.assert_ok("mlaudit stats --json");
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v, answers["everything by actor per day"]);
+    // Issue 11.10: week and month buckets (UTC; weeks from Monday) hold the day counts.
+    let days = http.get(&srv.at("/v1/stats?by=action&interval=day")).json();
+    for interval in ["week", "month"] {
+        let r = http.get(&srv.at(&format!("/v1/stats?by=action&interval={interval}")));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        assert_eq!(v["interval"], interval);
+        let mut by_key: std::collections::BTreeMap<String, u64> = Default::default();
+        for b in v["buckets"].as_array().unwrap() {
+            let start = chrono::DateTime::parse_from_rfc3339(b["start"].as_str().unwrap()).unwrap();
+            use chrono::{Datelike, Timelike};
+            assert_eq!(start.hour(), 0);
+            match interval {
+                "week" => assert_eq!(start.weekday(), chrono::Weekday::Mon, "{b}"),
+                _ => assert_eq!(start.day(), 1, "{b}"),
+            }
+            *by_key.entry(b["key"].to_string()).or_default() += b["count"].as_u64().unwrap();
+        }
+        let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+        for b in days["buckets"].as_array().unwrap() {
+            *want.entry(b["key"].to_string()).or_default() += b["count"].as_u64().unwrap();
+        }
+        assert_eq!(by_key, want, "{interval}");
+    }
+    // --top N keeps the N biggest keys and sums the rest as (other); relative times work.
+    let out = srv.cli(
+        &[
+            "stats",
+            "--by",
+            "action",
+            "--interval",
+            "month",
+            "--top",
+            "2",
+            "--from",
+            "3650d",
+            "--csv",
+        ],
+        &[],
+        None,
+    );
+    out.assert_ok("mlaudit stats --top");
+    let keys: std::collections::BTreeSet<&str> = out
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert!(
+        keys.len() <= 3 && keys.contains("(other)"),
+        "{}",
+        out.stdout
+    );
     let out = srv.cli(&["stats", "--by", "colour"], &[], None);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(

@@ -38,7 +38,9 @@ pub use lineage::{
 pub use prune::RetentionRow;
 pub use query::{Cursor, Filter, Hit, Order, Page, QueryError, LIMIT_DEFAULT, LIMIT_MAX};
 pub use state::{DeploymentState, ServedModel, DEPLOYMENT_ACTIONS, EVALUATIONS_MAX};
-pub use stats::{parse_interval, Stats, StatsBucket, StatsBy, StatsSource, STATS_BUCKETS_MAX};
+pub use stats::{
+    parse_interval, Calendar, Stats, StatsBucket, StatsBy, StatsSource, STATS_BUCKETS_MAX,
+};
 pub use summary::{rfc3339, Summary, SUMMARY_ACTORS_MAX};
 
 /// SQLite read connections open at once, for queries. A query that finds them all busy

@@ -65,14 +65,76 @@ impl StatsBy {
     }
 }
 
-/// Reads `hour` or `day` as a bucket width in milliseconds.
-pub fn parse_interval(s: &str) -> Result<i64, QueryError> {
+/// Reads `hour`, `day`, `week` or `month`: the width in milliseconds of the buckets to
+/// count in (`week` and `month` count by day), and the calendar buckets to merge days into.
+pub fn parse_interval(s: &str) -> Result<(i64, Option<Calendar>), QueryError> {
     match s {
-        "hour" => Ok(HOUR_MS),
-        "day" => Ok(DAY_MS),
+        "hour" => Ok((HOUR_MS, None)),
+        "day" => Ok((DAY_MS, None)),
+        "week" => Ok((DAY_MS, Some(Calendar::Week))),
+        "month" => Ok((DAY_MS, Some(Calendar::Month))),
         _ => Err(QueryError::Invalid(format!(
-            "interval={s:?} is not one of hour, day"
+            "interval={s:?} is not one of hour, day, week, month"
         ))),
+    }
+}
+
+/// Calendar buckets coarser than a day, made from day buckets (UTC): a week starts on
+/// Monday 00:00, a month on its first day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calendar {
+    /// ISO weeks.
+    Week,
+    /// Calendar months.
+    Month,
+}
+
+impl Calendar {
+    /// `week` or `month`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Calendar::Week => "week",
+            Calendar::Month => "month",
+        }
+    }
+
+    /// The start of the bucket holding `ms`.
+    pub fn floor(self, ms: i64) -> i64 {
+        use chrono::{Datelike, NaiveDate};
+        let day = ms.div_euclid(DAY_MS);
+        let date = chrono::DateTime::from_timestamp(day * 86_400, 0)
+            .expect("a day of the index is a valid date")
+            .date_naive();
+        let start = match self {
+            Calendar::Week => {
+                date - chrono::Duration::days(i64::from(date.weekday().num_days_from_monday()))
+            }
+            Calendar::Month => NaiveDate::from_ymd_opt(date.year(), date.month(), 1)
+                .expect("the first of a month exists"),
+        };
+        start
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc()
+            .timestamp_millis()
+    }
+}
+
+impl Stats {
+    /// Day buckets merged into `calendar` buckets, sorted by start then key.
+    pub fn regroup(self, calendar: Calendar) -> Stats {
+        let mut merged: std::collections::BTreeMap<(i64, Option<String>), u64> =
+            std::collections::BTreeMap::new();
+        for b in self.buckets {
+            *merged.entry((calendar.floor(b.start), b.key)).or_default() += b.count;
+        }
+        Stats {
+            buckets: merged
+                .into_iter()
+                .map(|((start, key), count)| StatsBucket { start, key, count })
+                .collect(),
+            source: self.source,
+        }
     }
 }
 
@@ -364,5 +426,61 @@ impl Index {
                 .collect(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod calendar_tests {
+    use super::*;
+
+    fn ms(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    /// Issue 11.10: `stats` had hour and day buckets only.
+    #[test]
+    fn weeks_start_on_monday_and_months_on_the_first() {
+        // 2026-01-07 is a Wednesday.
+        let wed = ms("2026-01-07T00:00:00Z");
+        assert_eq!(Calendar::Week.floor(wed), ms("2026-01-05T00:00:00Z"));
+        let monday = ms("2026-01-05T00:00:00Z");
+        assert_eq!(Calendar::Week.floor(monday), monday);
+        assert_eq!(Calendar::Month.floor(wed), ms("2026-01-01T00:00:00Z"));
+        let new_year = ms("2026-01-01T00:00:00Z");
+        assert_eq!(Calendar::Week.floor(new_year), ms("2025-12-29T00:00:00Z"));
+        let day = |d: &str, k: &str, n: u64| StatsBucket {
+            start: ms(d),
+            key: Some(k.into()),
+            count: n,
+        };
+        let s = Stats {
+            buckets: vec![
+                day("2026-01-30T00:00:00Z", "a", 1),
+                day("2026-01-31T00:00:00Z", "a", 2),
+                day("2026-02-01T00:00:00Z", "a", 4),
+                day("2026-02-01T00:00:00Z", "b", 8),
+            ],
+            source: StatsSource::Rollup,
+        };
+        let m = s.clone().regroup(Calendar::Month);
+        assert_eq!(
+            m.buckets,
+            vec![
+                day("2026-01-01T00:00:00Z", "a", 3),
+                day("2026-02-01T00:00:00Z", "a", 4),
+                day("2026-02-01T00:00:00Z", "b", 8),
+            ]
+        );
+        // 2026-01-30 (Fri) to 2026-02-01 (Sun): one week, from Monday 2026-01-26.
+        let w = s.regroup(Calendar::Week);
+        assert_eq!(
+            w.buckets,
+            vec![
+                day("2026-01-26T00:00:00Z", "a", 7),
+                day("2026-01-26T00:00:00Z", "b", 8),
+            ]
+        );
     }
 }

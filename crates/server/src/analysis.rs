@@ -19,8 +19,8 @@ use super::read::{blocking, query_error, query_filter, HitOut, Params, QUERY_PAR
 use super::AppState;
 use auth::Principal;
 use index::{
-    parse_interval, rfc3339, Hit, NodeRef, StatsBy, StatsSource, DAY_MS, HOUR_MS,
-    LINEAGE_DEPTH_DEFAULT, LINEAGE_DEPTH_MAX,
+    parse_interval, rfc3339, Hit, NodeRef, StatsBy, StatsSource, HOUR_MS, LINEAGE_DEPTH_DEFAULT,
+    LINEAGE_DEPTH_MAX,
 };
 
 /// A result as in `GET /v1/events`: `{"seq","recorded_at","leaf_hash","event"}`.
@@ -199,10 +199,20 @@ pub(super) async fn stats(
 ) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let q = Params::new(q, &stats_params())?;
     let by = StatsBy::parse(required(&q, "by")?).map_err(query_error)?;
-    let width = parse_interval(q.get("interval").unwrap_or("day")).map_err(query_error)?;
+    let (width, calendar) =
+        parse_interval(q.get("interval").unwrap_or("day")).map_err(query_error)?;
     let filter = query_filter(&q, &st.privacy, &caller)?;
     let index = st.index.clone();
     let stats = blocking(move || index.stats(&filter, by, width).map_err(query_error)).await?;
+    let stats = match calendar {
+        Some(c) => stats.regroup(c),
+        None => stats,
+    };
+    let interval = match (calendar, width) {
+        (Some(c), _) => c.as_str(),
+        (None, HOUR_MS) => "hour",
+        (None, _) => "day",
+    };
     let buckets: Vec<Value> = stats
         .buckets
         .into_iter()
@@ -213,7 +223,7 @@ pub(super) async fn stats(
         count,
         Json(json!({
             "by": by.as_str(),
-            "interval": match width { HOUR_MS => "hour", DAY_MS => "day", _ => "?" },
+            "interval": interval,
             "source": match stats.source {
                 StatsSource::Rollup => "rollup",
                 StatsSource::Events => "events",

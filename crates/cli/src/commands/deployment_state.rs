@@ -13,8 +13,8 @@ pub struct DeploymentStateArgs {
     server: ServerArgs,
     /// The deployment's id (its resource.id).
     id: String,
-    /// The time to ask about (RFC 3339); default now.
-    #[arg(long)]
+    /// The time to ask about (RFC 3339, a date, now, or a time before now: 7d, now-24h); default now.
+    #[arg(long, value_parser = crate::args::time)]
     at: Option<String>,
     /// Print the server's JSON answer.
     #[arg(long)]

@@ -5,6 +5,8 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use crate::http::{call_json, ServerArgs};
+use crate::output::{print_list, s, FormatArgs};
+use crate::resource::ResourceRef;
 
 /// `mlaudit hold`.
 #[derive(Args)]
@@ -30,7 +32,8 @@ pub(crate) struct CreateArgs {
     /// Why the hold exists (required; recorded in the audit.hold event).
     #[arg(long)]
     reason: String,
-    /// Entries about this resource, as TYPE/ID (e.g. model/churn).
+    /// Entries about this resource, as TYPE:ID (e.g. model:churn), the resource syntax of
+    /// every command.
     #[arg(long)]
     resource: Option<String>,
     /// Entries whose actor.id is this (as stored).
@@ -39,11 +42,11 @@ pub(crate) struct CreateArgs {
     /// Entries of this project (context.project).
     #[arg(long)]
     project: Option<String>,
-    /// Entries whose event time is at or after this (RFC 3339).
-    #[arg(long)]
+    /// Entries whose event time is at or after this (RFC 3339, a date, now, or a time before now: 7d, now-24h).
+    #[arg(long, value_parser = crate::args::time)]
     from: Option<String>,
-    /// Entries whose event time is before this (RFC 3339).
-    #[arg(long)]
+    /// Entries whose event time is before this (RFC 3339, a date, now, or a time before now: 7d, now-24h).
+    #[arg(long, value_parser = crate::args::time)]
     to: Option<String>,
     /// Print the hold as JSON.
     #[arg(long)]
@@ -57,9 +60,8 @@ pub(crate) struct ListArgs {
     /// Released holds too.
     #[arg(long)]
     all: bool,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatArgs,
 }
 
 #[derive(Args)]
@@ -74,7 +76,7 @@ pub(crate) fn scope_text(s: &Value) -> String {
     let mut parts = Vec::new();
     if let Some(r) = s.get("resource").filter(|r| !r.is_null()) {
         parts.push(format!(
-            "resource {}/{}",
+            "resource {}:{}",
             r["type"].as_str().unwrap_or(""),
             r["id"].as_str().unwrap_or("")
         ));
@@ -92,31 +94,18 @@ pub(crate) fn scope_text(s: &Value) -> String {
     parts.join(", ")
 }
 
-pub(crate) fn print_hold(h: &Value) {
-    let state = match h["released_at"].as_str() {
-        Some(t) => format!("released {t}"),
-        None => "active".to_string(),
-    };
-    outln!(
-        "{:>5}  {:<30}  {}  created {}  reason: {}",
-        h["id"],
-        scope_text(&h["scope"]),
-        state,
-        h["created_at"].as_str().unwrap_or(""),
-        h["reason"].as_str().unwrap_or("")
-    );
-}
-
 /// `mlaudit hold create|list|release`.
 pub fn hold(a: HoldArgs) -> anyhow::Result<i32> {
     match a.command {
         HoldCommand::Create(c) => {
             let resource = match &c.resource {
                 Some(r) => {
-                    let (t, id) = r
-                        .split_once('/')
-                        .with_context(|| format!("--resource {r:?} must be TYPE/ID"))?;
-                    json!({"type": t, "id": id})
+                    let r = ResourceRef::parse(r).context("--resource")?;
+                    anyhow::ensure!(
+                        r.version.is_none(),
+                        "--resource: a hold covers every version of a resource; give TYPE:ID"
+                    );
+                    json!({"type": r.r#type, "id": r.id})
                 }
                 None => Value::Null,
             };
@@ -144,17 +133,29 @@ pub fn hold(a: HoldArgs) -> anyhow::Result<i32> {
                 "/v1/holds"
             };
             let v = call_json(&l.server, reqwest::Method::GET, path, None)?;
-            if l.json {
-                outln!("{}", serde_json::to_string_pretty(&v["holds"])?);
-            } else {
-                let holds = v["holds"].as_array().cloned().unwrap_or_default();
-                if holds.is_empty() {
-                    outln!("no legal holds");
-                }
-                for h in &holds {
-                    print_hold(h);
-                }
+            let holds = v["holds"].as_array().cloned().unwrap_or_default();
+            if holds.is_empty() && !l.format.json && !l.format.csv {
+                eprintln!("no legal holds");
+                return Ok(0);
             }
+            let mut rows = vec![["ID", "SCOPE", "STATE", "CREATED", "BY", "REASON"]
+                .map(String::from)
+                .to_vec()];
+            for h in &holds {
+                let state = match h["released_at"].as_str() {
+                    Some(t) => format!("released {t}"),
+                    None => "active".to_string(),
+                };
+                rows.push(vec![
+                    h["id"].to_string(),
+                    scope_text(&h["scope"]),
+                    state,
+                    s(&h["created_at"]),
+                    s(&h["created_by"]),
+                    s(&h["reason"]),
+                ]);
+            }
+            print_list(l.format, &rows, &v["holds"])?;
         }
         HoldCommand::Release(r) => {
             call_json(

@@ -5,6 +5,7 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 
 use crate::http::{check, http, runtime, ServerArgs};
+use crate::resource::{Link, ResourceRef};
 
 /// `mlaudit log`.
 #[derive(Args)]
@@ -46,8 +47,8 @@ pub struct LogArgs {
     /// Idempotency key: retrying with the same id appends nothing.
     #[arg(long)]
     id: Option<String>,
-    /// When it happened (RFC 3339); default now.
-    #[arg(long)]
+    /// When it happened (RFC 3339, a date, now, or a time before now: 7d, now-24h); default now.
+    #[arg(long, value_parser = crate::args::time)]
     time: Option<String>,
     /// Print the server's JSON answer instead of one line.
     #[arg(long)]
@@ -64,25 +65,6 @@ pub(crate) fn split_kv(s: &str, what: &str) -> anyhow::Result<(String, String)> 
     Ok((k.to_string(), v.to_string()))
 }
 
-/// TYPE:ID[@VERSION] into a JSON object.
-pub(crate) fn parse_ref(s: &str) -> anyhow::Result<Map<String, Value>> {
-    let (ty, rest) = s
-        .split_once(':')
-        .ok_or_else(|| anyhow!("{s:?} is not TYPE:ID or TYPE:ID@VERSION"))?;
-    let mut m = Map::new();
-    m.insert("type".into(), json!(ty));
-    match rest.rsplit_once('@') {
-        Some((id, version)) if !version.is_empty() => {
-            m.insert("id".into(), json!(id));
-            m.insert("version".into(), json!(version));
-        }
-        _ => {
-            m.insert("id".into(), json!(rest));
-        }
-    }
-    Ok(m)
-}
-
 /// Builds the event of `mlaudit log`.
 pub(crate) fn build_event(a: &LogArgs) -> anyhow::Result<Value> {
     let mut ev = Map::new();
@@ -94,7 +76,10 @@ pub(crate) fn build_event(a: &LogArgs) -> anyhow::Result<Value> {
     }
     ev.insert("actor".into(), Value::Object(actor));
     if let Some(r) = &a.resource {
-        ev.insert("resource".into(), Value::Object(parse_ref(r)?));
+        ev.insert(
+            "resource".into(),
+            Value::Object(ResourceRef::parse(r).context("--resource")?.to_json()),
+        );
     }
     if !a.params.is_empty() {
         let mut p = Map::new();
@@ -119,12 +104,9 @@ pub(crate) fn build_event(a: &LogArgs) -> anyhow::Result<Value> {
     if !a.related.is_empty() {
         let mut rel = Vec::new();
         for r in &a.related {
-            let (reference, relation) = r
-                .rsplit_once(':')
-                .filter(|(x, _)| x.contains(':'))
-                .ok_or_else(|| anyhow!("--related {r:?} is not TYPE:ID:RELATION"))?;
-            let mut m = parse_ref(reference)?;
-            m.insert("relation".into(), json!(relation));
+            let link = Link::parse(r, true).context("--related")?;
+            let mut m = link.resource.to_json();
+            m.insert("relation".into(), json!(link.relation));
             rel.push(Value::Object(m));
         }
         ev.insert("related".into(), Value::Array(rel));

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::http::{for_each_page, runtime, ServerArgs};
 use crate::output::{print_csv, print_table};
+use crate::resource::ResourceRef;
 
 /// The event filters of `GET /v1/events`, shared by `mlaudit query` and `mlaudit stats`.
 #[derive(Args)]
@@ -20,6 +21,11 @@ pub struct FilterArgs {
     /// actor.id.
     #[arg(long)]
     actor: Option<String>,
+    /// The resource, TYPE:ID[@VERSION] (sets resource.type, resource.id and, if given,
+    /// resource.version).
+    #[arg(long, value_parser = crate::args::resource,
+          conflicts_with_all = ["resource_type", "resource_id", "resource_version"])]
+    resource: Option<ResourceRef>,
     /// resource.type.
     #[arg(long)]
     resource_type: Option<String>,
@@ -44,17 +50,17 @@ pub struct FilterArgs {
     /// A related resource, TYPE:ID.
     #[arg(long)]
     related: Option<String>,
-    /// Event time at or after (RFC 3339).
-    #[arg(long)]
+    /// Event time at or after (RFC 3339, a date, now, or a time before now: 7d, now-24h).
+    #[arg(long, value_parser = crate::args::time)]
     from: Option<String>,
-    /// Event time before (RFC 3339).
-    #[arg(long)]
+    /// Event time before (RFC 3339, a date, now, or a time before now: 7d, now-24h).
+    #[arg(long, value_parser = crate::args::time)]
     to: Option<String>,
-    /// Recorded at or after (RFC 3339).
-    #[arg(long)]
+    /// Recorded at or after (RFC 3339, a date, now, or a time before now: 7d, now-24h).
+    #[arg(long, value_parser = crate::args::time)]
     recorded_from: Option<String>,
-    /// Recorded before (RFC 3339).
-    #[arg(long)]
+    /// Recorded before (RFC 3339, a date, now, or a time before now: 7d, now-24h).
+    #[arg(long, value_parser = crate::args::time)]
     recorded_to: Option<String>,
     /// Full-text query (SQLite FTS5) over reason, parameters and resource name.
     #[arg(long)]
@@ -64,13 +70,19 @@ pub struct FilterArgs {
 impl FilterArgs {
     /// The filters that are set, as query parameters.
     pub(crate) fn params(&self) -> Vec<(&'static str, String)> {
+        let r = self.resource.as_ref();
+        let rtype = r.map(|r| r.r#type.clone()).or(self.resource_type.clone());
+        let rid = r.map(|r| r.id.clone()).or(self.resource_id.clone());
+        let rversion = r
+            .and_then(|r| r.version.clone())
+            .or(self.resource_version.clone());
         [
             ("action", &self.action),
             ("category", &self.category),
             ("actor", &self.actor),
-            ("resource_type", &self.resource_type),
-            ("resource_id", &self.resource_id),
-            ("resource_version", &self.resource_version),
+            ("resource_type", &rtype),
+            ("resource_id", &rid),
+            ("resource_version", &rversion),
             ("outcome", &self.outcome),
             ("project", &self.project),
             ("environment", &self.environment),

@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
 use crate::http::{call_json, ServerArgs};
+use crate::output::{print_list, time_ms, FormatArgs};
 use auth::tokens::{now_ms, parse_lifetime_ms, NewToken, TokenInfo, TokenStore};
 
 /// `mlaudit token …`.
@@ -20,8 +21,8 @@ use auth::tokens::{now_ms, parse_lifetime_ms, NewToken, TokenInfo, TokenStore};
 pub enum TokenCommand {
     /// Create a token: prints the token alone on stdout (shown once), details on stderr.
     Create(CreateArgs),
-    /// List tokens (never their secrets).
-    List(Target),
+    /// List tokens (never their secrets): a table, or --json / --csv.
+    List(ListArgs),
     /// Revoke a token by id or name; effective for the next request.
     Revoke(RevokeArgs),
 }
@@ -34,6 +35,15 @@ pub struct Target {
     /// Work offline on this data directory (the server must be stopped).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+}
+
+/// `mlaudit token list`.
+#[derive(Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    format: FormatArgs,
 }
 
 /// `mlaudit token create`.
@@ -141,7 +151,8 @@ fn create(a: CreateArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn list(t: Target) -> anyhow::Result<i32> {
+fn list(a: ListArgs) -> anyhow::Result<i32> {
+    let t = a.target;
     let infos: Vec<TokenInfo> = match &t.data_dir {
         Some(dir) => offline_store(dir)?.1.list(),
         None => {
@@ -149,9 +160,31 @@ fn list(t: Target) -> anyhow::Result<i32> {
             serde_json::from_value(v["tokens"].clone()).context("the server's token list")?
         }
     };
+    let mut rows = vec![[
+        "ID",
+        "NAME",
+        "ROLE",
+        "PROJECTS",
+        "CREATED",
+        "EXPIRES",
+        "LAST_USED",
+        "REVOKED",
+    ]
+    .map(String::from)
+    .to_vec()];
     for i in &infos {
-        outln!("{}", describe(i));
+        rows.push(vec![
+            i.id.clone(),
+            i.name.clone(),
+            i.role.to_string(),
+            projects(i),
+            time_ms(Some(i.created_at_ms)),
+            time_ms(i.expires_at_ms),
+            time_ms(i.last_used_at_ms),
+            time_ms(i.revoked_at_ms),
+        ]);
     }
+    print_list(a.format, &rows, &serde_json::to_value(&infos)?)?;
     Ok(0)
 }
 
@@ -187,28 +220,25 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-fn time(ms: Option<i64>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| "-".into())
+/// The projects a token is limited to, or `*` for all.
+fn projects(i: &TokenInfo) -> String {
+    i.projects
+        .as_ref()
+        .map(|p| p.join(","))
+        .unwrap_or_else(|| "*".into())
 }
 
 /// One line per token: id, name, role, projects, created, expires, last used, revoked.
 fn describe(i: &TokenInfo) -> String {
-    let projects = i
-        .projects
-        .as_ref()
-        .map(|p| p.join(","))
-        .unwrap_or_else(|| "*".into());
     format!(
         "id={} name={} role={} projects={} created={} expires={} last_used={} revoked={}",
         i.id,
         i.name,
         i.role,
-        projects,
-        time(Some(i.created_at_ms)),
-        time(i.expires_at_ms),
-        time(i.last_used_at_ms),
-        time(i.revoked_at_ms),
+        projects(i),
+        time_ms(Some(i.created_at_ms)),
+        time_ms(i.expires_at_ms),
+        time_ms(i.last_used_at_ms),
+        time_ms(i.revoked_at_ms),
     )
 }
