@@ -119,9 +119,27 @@ pub(crate) fn print_csv(hits: &[Value]) -> anyhow::Result<()> {
         "project",
         "environment",
         "leaf_hash",
+        "reason",
+        "tags",
+        "related",
+        "parameters",
     ])?;
     for h in hits {
         let e = &h["event"];
+        // Lists joined with `;`, objects as compact JSON (RFC 8785 order is not needed
+        // here: this is for people and spreadsheets; `--json` is the exact form).
+        let tags: Vec<String> = e["resource"]["tags"]
+            .as_array()
+            .map(|a| a.iter().map(s).collect())
+            .unwrap_or_default();
+        let related: Vec<String> = e["related"]
+            .as_array()
+            .map(|a| a.iter().map(link_text).collect())
+            .unwrap_or_default();
+        let parameters = match &e["parameters"] {
+            Value::Null => String::new(),
+            v => v.to_string(),
+        };
         w.write_record([
             h["seq"].to_string(),
             s(&h["recorded_at"]),
@@ -135,6 +153,10 @@ pub(crate) fn print_csv(hits: &[Value]) -> anyhow::Result<()> {
             s(&e["context"]["project"]),
             s(&e["context"]["environment"]),
             s(&h["leaf_hash"]),
+            s(&e["reason"]),
+            tags.join(";"),
+            related.join(";"),
+            parameters,
         ])?;
     }
     w.flush()?;
@@ -199,4 +221,18 @@ pub(crate) fn time_ms(ms: Option<i64>) -> String {
     ms.and_then(chrono::DateTime::from_timestamp_millis)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| "-".into())
+}
+
+/// A `related[]` item as `TYPE:ID[@VERSION][:RELATION]`, the link syntax of the CLI.
+pub(crate) fn link_text(l: &Value) -> String {
+    let mut t = format!("{}:{}", s(&l["type"]), s(&l["id"]));
+    if let Some(v) = l["version"].as_str() {
+        t.push('@');
+        t.push_str(v);
+    }
+    if let Some(r) = l["relation"].as_str() {
+        t.push(':');
+        t.push_str(r);
+    }
+    t
 }

@@ -201,11 +201,36 @@ fn filters_and_pagination_match_a_reference() {
     let header: Vec<String> = rd.headers().unwrap().iter().map(str::to_string).collect();
     assert_eq!(header[0], "seq");
     assert_eq!(header[5], "actor");
+    // Issue 11.12: the CSV lacked what an auditor reads: reason, tags, related, parameters.
+    assert_eq!(
+        &header[12..],
+        ["reason", "tags", "related", "parameters"],
+        "{header:?}"
+    );
     let records: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
     assert_eq!(records.len(), want.len(), "{}", out.stdout);
     for r in &records {
         assert_eq!(&r[5], actor.as_str());
     }
+    let by_id: HashMap<&str, &Value> = events
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e))
+        .collect();
+    let mut seen_related = 0;
+    for (r, id) in records.iter().zip(&want) {
+        let e = by_id[id.as_str()];
+        assert_eq!(&r[12], e["reason"].as_str().unwrap_or(""), "{id}");
+        if let Some(p) = e.get("parameters") {
+            let got: Value = serde_json::from_str(&r[15]).unwrap();
+            assert_eq!(&got, p, "{id}");
+        }
+        if let Some(links) = e["related"].as_array() {
+            seen_related += 1;
+            assert_eq!(r[14].split(';').count(), links.len(), "{id}: {}", &r[14]);
+            assert!(r[14].contains(links[0]["id"].as_str().unwrap()), "{id}");
+        }
+    }
+    assert!(seen_related > 0, "the sample has related links");
     let out = srv.cli(&["query", "--actor", &actor], &[], None);
     out.assert_ok("mlaudit query (table)");
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -292,4 +317,53 @@ fn a_query_past_the_time_limit_is_stopped() {
     assert!(r.text().contains("query_timeout_ms"), "{}", r.text());
     assert!(r.headers.get("retry-after").is_some());
     srv.assert_healthy(&http);
+}
+
+/// Issue 11.11: one resource syntax (`TYPE:ID[@VERSION]`) and one link syntax
+/// (`TYPE:ID[@VERSION][:RELATION]`, the relation optional where it filters) in every
+/// command: `query --resource`, `query --related` narrowed by version and relation.
+#[test]
+fn one_resource_and_link_syntax_across_commands() {
+    let srv = TestServer::start();
+    let http = srv.http();
+    let link = |v: &str, rel: &str| serde_json::json!({"type": "dataset", "id": "ds-9", "version": v, "relation": rel});
+    let events = [
+        ("e1", "model:m1@3", link("v1", "training_data")),
+        ("e2", "model:m1@4", link("v2", "training_data")),
+        ("e3", "evaluation:ev1@1", link("v2", "evaluation_data")),
+    ];
+    for (id, res, rel) in &events {
+        let (t, rest) = res.split_once(':').unwrap();
+        let (rid, v) = rest.split_once('@').unwrap();
+        let ev = serde_json::json!({"id": id, "action": "model.train", "actor": {"id": "svc", "type": "service"},
+            "resource": {"type": t, "id": rid, "version": v}, "related": [rel]});
+        assert_eq!(srv.post_json(&http, &ev).status, 201);
+    }
+    srv.wait_indexed(&http, 3);
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["query", "--json", "--order", "asc"];
+        all.extend_from_slice(args);
+        let out = srv.cli(&all, &[], None);
+        out.assert_ok("query");
+        let v: Value = serde_json::from_str(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["event"]["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&["--related", "dataset:ds-9"]), ["e1", "e2", "e3"]);
+    assert_eq!(
+        ids(&["--related", "dataset:ds-9:training_data"]),
+        ["e1", "e2"]
+    );
+    assert_eq!(ids(&["--related", "dataset:ds-9@v2:training_data"]), ["e2"]);
+    assert_eq!(ids(&["--related", "dataset:ds-9@v2"]), ["e2", "e3"]);
+    assert_eq!(ids(&["--resource", "model:m1"]), ["e1", "e2"]);
+    assert_eq!(ids(&["--resource", "model:m1@4"]), ["e2"]);
+    let out = srv.cli(&["query", "--resource", "model/m1"], &[], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("TYPE:ID"), "{}", out.stderr);
+    let r = http.get(&srv.at("/v1/events?related_relation=training_data"));
+    assert_eq!(r.status, 400, "{}", r.text());
 }

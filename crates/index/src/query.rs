@@ -67,6 +67,10 @@ pub struct Filter {
     pub tag: Option<String>,
     /// `(type, id)` of one of the event's `related` links; see [`Filter::parse_related`].
     pub related: Option<(String, String)>,
+    /// With `related`: the link's `version`.
+    pub related_version: Option<String>,
+    /// With `related`: the link's `relation` (e.g. `training_data`).
+    pub related_relation: Option<String>,
     /// An SQLite FTS5 query over reason, parameters and resource name.
     pub q: Option<String>,
     /// The project scope of the caller: only events whose `context.project` is one of
@@ -403,11 +407,27 @@ pub(super) fn conditions(
         cond(&mut w, &mut p, sql, vec![id!(t)]);
     }
     if let Some((t, id)) = &f.related {
+        // The link's version and relation narrow it when given.
+        let mut sql = String::from("type = ? AND id = ?");
+        let mut vals = vec![id!(t), id!(id)];
+        for (col, v) in [
+            ("version", &f.related_version),
+            ("relation", &f.related_relation),
+        ] {
+            if let Some(v) = v {
+                sql.push_str(&format!(" AND {col} = ?"));
+                vals.push(id!(v));
+            }
+        }
         let sql = match drive {
-            Drive::Related => "d.type = ? AND d.id = ?",
-            _ => "events.seq IN (SELECT seq FROM related WHERE type = ? AND id = ?)",
+            Drive::Related => sql
+                .split(" AND ")
+                .map(|c| format!("d.{c}"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+            _ => format!("events.seq IN (SELECT seq FROM related WHERE {sql})"),
         };
-        cond(&mut w, &mut p, sql, vec![id!(t), id!(id)]);
+        cond(&mut w, &mut p, &sql, vals);
     }
     if let Some(projects) = &f.projects_allowed {
         let marks = vec!["?"; projects.len()].join(", ");

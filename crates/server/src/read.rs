@@ -322,6 +322,8 @@ pub(super) const QUERY_PARAMS: &[&str] = &[
     "environment",
     "tag",
     "related",
+    "related_version",
+    "related_relation",
     "from",
     "to",
     "recorded_from",
@@ -380,6 +382,14 @@ pub(super) fn query_filter(
                 privacy.query_value("related[].id", &id, &|k| (k == "type").then(|| t.clone()));
             (t, id)
         });
+    if related.is_none()
+        && (q.get("related_version").is_some() || q.get("related_relation").is_some())
+    {
+        return Err(ApiError::bad_request(
+            "bad_parameter",
+            "related_version and related_relation narrow a related=TYPE:ID filter; give it too",
+        ));
+    }
     Ok(Filter {
         from: q.time_ms("from")?,
         to: q.time_ms("to")?,
@@ -397,6 +407,8 @@ pub(super) fn query_filter(
         environment: s("environment"),
         tag: s("tag"),
         related,
+        related_version: s("related_version"),
+        related_relation: s("related_relation"),
         q: s("q"),
         limit: q.u64("limit")?.map(|n| n.min(usize::MAX as u64) as usize),
         order,

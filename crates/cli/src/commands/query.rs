@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::http::{for_each_page, runtime, ServerArgs};
 use crate::output::{print_csv, print_table};
-use crate::resource::ResourceRef;
+use crate::resource::{Link, ResourceRef};
 
 /// The event filters of `GET /v1/events`, shared by `mlaudit query` and `mlaudit stats`.
 #[derive(Args)]
@@ -47,9 +47,10 @@ pub struct FilterArgs {
     /// One of resource.tags.
     #[arg(long)]
     tag: Option<String>,
-    /// A related resource, TYPE:ID.
-    #[arg(long)]
-    related: Option<String>,
+    /// A related resource, TYPE:ID[@VERSION][:RELATION] (version and relation narrow it
+    /// when given), e.g. dataset:customers:training_data.
+    #[arg(long, value_parser = crate::args::link_filter)]
+    related: Option<Link>,
     /// Event time at or after (RFC 3339, a date, now, or a time before now: 7d, now-24h).
     #[arg(long, value_parser = crate::args::time)]
     from: Option<String>,
@@ -76,6 +77,10 @@ impl FilterArgs {
         let rversion = r
             .and_then(|r| r.version.clone())
             .or(self.resource_version.clone());
+        let l = self.related.as_ref();
+        let related = l.map(|l| format!("{}:{}", l.resource.r#type, l.resource.id));
+        let related_version = l.and_then(|l| l.resource.version.clone());
+        let related_relation = l.and_then(|l| l.relation.clone());
         [
             ("action", &self.action),
             ("category", &self.category),
@@ -87,7 +92,9 @@ impl FilterArgs {
             ("project", &self.project),
             ("environment", &self.environment),
             ("tag", &self.tag),
-            ("related", &self.related),
+            ("related", &related),
+            ("related_version", &related_version),
+            ("related_relation", &related_relation),
             ("from", &self.from),
             ("to", &self.to),
             ("recorded_from", &self.recorded_from),
