@@ -366,4 +366,14 @@ fn one_resource_and_link_syntax_across_commands() {
     assert!(out.stderr.contains("TYPE:ID"), "{}", out.stderr);
     let r = http.get(&srv.at("/v1/events?related_relation=training_data"));
     assert_eq!(r.status, 400, "{}", r.text());
+    // Issue 11.12: a lookup by the event's own id, and FTS syntax errors in user terms.
+    assert_eq!(ids(&["--id", "e2"]), ["e2"]);
+    assert!(ids(&["--id", "e4"]).is_empty());
+    let out = srv.cli(&["query", "--q", "\"unbalanced"], &[], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not a valid full-text query") && out.stderr.contains("double quotes"),
+        "{}",
+        out.stderr
+    );
 }

@@ -60,6 +60,18 @@ pub struct IndexedEvent {
     pub parameters: Option<String>,
     /// `resource.name`, for full-text search.
     pub name: Option<String>,
+    /// [`id_hash`] of the event's own `id`, if it has one (lookups by id).
+    pub id_hash: Option<i64>,
+}
+
+/// The first 8 bytes of SHA-256 of an event `id`, as the integer the index keeps for
+/// lookups by id: 8 bytes a row instead of the id itself (ids are unique, so interning them
+/// in `strings` would cost a row each). A match is checked against the stored event, so a
+/// collision cannot return a wrong event.
+pub fn id_hash(id: &str) -> i64 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(id.as_bytes());
+    i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
 /// Parses an RFC 3339 time into milliseconds since the Unix epoch.
@@ -132,6 +144,7 @@ pub fn extract(entry: &StoredEntry) -> IndexedEvent {
         reason: string(e, &["reason"]),
         parameters: e.get("parameters").map(Value::to_string),
         name: string(e, &["resource", "name"]),
+        id_hash: e.get("id").and_then(Value::as_str).map(id_hash),
         action,
     }
 }
@@ -283,6 +296,8 @@ struct FastSource<'a> {
 #[derive(Deserialize)]
 struct FastEvent<'a> {
     #[serde(default, borrow)]
+    id: Str<'a>,
+    #[serde(default, borrow)]
     time: Str<'a>,
     #[serde(default, borrow)]
     action: Str<'a>,
@@ -417,6 +432,7 @@ fn fast(entry: FastEntry<'_>) -> IndexedEvent {
         reason: e.reason.owned(),
         parameters: e.parameters.0.as_ref().map(Value::to_string),
         name,
+        id_hash: e.id.0.as_deref().map(id_hash),
         action,
     }
 }

@@ -510,8 +510,8 @@ fn insert_rows(
 ) -> rusqlite::Result<()> {
     let mut ev = tx.prepare_cached(
         "INSERT INTO events (seq, time, recorded_at, action, category, actor, outcome,
-             resource_type, resource_id, resource_version, project, environment)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             resource_type, resource_id, resource_version, project, environment, id_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     let mut tag = tx.prepare_cached("INSERT OR IGNORE INTO tags (tag, seq) VALUES (?1, ?2)")?;
     let mut rel = tx.prepare_cached(
@@ -543,6 +543,7 @@ fn insert_rows(
             opt_id(tx, ids, r.resource_version.as_deref())?,
             opt_id(tx, ids, r.project.as_deref())?,
             opt_id(tx, ids, r.environment.as_deref())?,
+            r.id_hash,
         ])?;
         for t in &r.tags {
             tag.execute(params![string_id(tx, ids, t)?, seq])?;

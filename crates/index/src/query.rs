@@ -47,6 +47,8 @@ pub struct Filter {
     pub category: Option<String>,
     /// `actor.id`.
     pub actor: Option<String>,
+    /// The event's own `id` (looked up by [`crate::extract::id_hash`], then checked).
+    pub event_id: Option<String>,
     /// A second form `actor` may be stored under, matched as well: the cleartext id of an
     /// actor whose type exempts it from pseudonymization (a service), when `actor` is the
     /// pseudonym of the same id.
@@ -374,6 +376,10 @@ pub(super) fn conditions(
             cond(&mut w, &mut p, "outcome = ?", vec![id!(o)]);
         }
     }
+    if let Some(id) = &f.event_id {
+        let h = crate::extract::id_hash(id);
+        cond(&mut w, &mut p, "id_hash = ?", vec![Sql::Integer(h)]);
+    }
     if let Some(a) = &f.actor {
         // The stored forms of this actor that the index has seen; none: nothing matches.
         let mut ids = Vec::new();
@@ -594,7 +600,11 @@ impl Index {
         })?;
         let more = seqs.len() > limit;
         seqs.truncate(limit);
-        let hits = read_hits(store, &seqs)?;
+        let mut hits = read_hits(store, &seqs)?;
+        if let Some(id) = &f.event_id {
+            // The index matched a hash of the id: keep only the events that have it.
+            hits.retain(|h| h.event_value()["id"].as_str() == Some(id.as_str()));
+        }
         let next_cursor = seqs
             .last()
             .map(|&seq| {
@@ -621,7 +631,10 @@ pub(super) fn fts_error(f: &Filter, e: rusqlite::Error) -> QueryError {
             if err.code == rusqlite::ErrorCode::Unknown =>
         {
             QueryError::Invalid(format!(
-                "q {q:?} is not a valid full-text query: {}",
+                "q {q:?} is not a valid full-text query ({}). Search words match whole \
+                 words anywhere in reason, parameters and resource name; write \
+                 \"two words\" for a phrase, churn* for a prefix, AND / OR / NOT (in capitals) \
+                 to combine, and put a word with punctuation (- : . @ /) in double quotes",
                 msg.as_deref().unwrap_or("syntax error")
             ))
         }

@@ -3,7 +3,7 @@
 
 /// Version of [`SCHEMA`], kept in `PRAGMA user_version`. An index file with another version
 /// (an older layout) is dropped and rebuilt from the ledger when it is opened.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// Creates every table and index that does not exist yet.
 ///
@@ -25,13 +25,15 @@ CREATE TABLE IF NOT EXISTS events (
     resource_id INTEGER,
     resource_version INTEGER,
     project INTEGER,
-    environment INTEGER
+    environment INTEGER,
+    id_hash INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 CREATE INDEX IF NOT EXISTS events_actor_time ON events (actor, time);
 CREATE INDEX IF NOT EXISTS events_resource ON events (resource_type, resource_id);
 CREATE INDEX IF NOT EXISTS events_action ON events (action);
 CREATE INDEX IF NOT EXISTS events_outcome_time ON events (outcome, time) WHERE outcome IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_id_hash ON events (id_hash) WHERE id_hash IS NOT NULL;
 CREATE TABLE IF NOT EXISTS tags (
     tag INTEGER NOT NULL,
     seq INTEGER NOT NULL,

@@ -202,6 +202,8 @@ fn filtered_columns(f: &Filter) -> Vec<&'static str> {
         ("action", f.action.is_some()),
         ("category", f.category.is_some()),
         ("actor", f.actor.is_some()),
+        // No rollup holds event ids: a lookup by id counts from the events.
+        ("event_id", f.event_id.is_some()),
         ("resource_type", f.resource_type.is_some()),
         ("resource_id", f.resource_id.is_some()),
         ("resource_version", f.resource_version.is_some()),

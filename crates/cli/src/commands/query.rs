@@ -21,6 +21,9 @@ pub struct FilterArgs {
     /// actor.id.
     #[arg(long)]
     actor: Option<String>,
+    /// The event's own id (the `id` its producer gave it).
+    #[arg(long)]
+    id: Option<String>,
     /// The resource, TYPE:ID[@VERSION] (sets resource.type, resource.id and, if given,
     /// resource.version).
     #[arg(long, value_parser = crate::args::resource,
@@ -85,6 +88,7 @@ impl FilterArgs {
             ("action", &self.action),
             ("category", &self.category),
             ("actor", &self.actor),
+            ("id", &self.id),
             ("resource_type", &rtype),
             ("resource_id", &rid),
             ("resource_version", &rversion),
