@@ -195,7 +195,7 @@ fn retention_prunes_expired_entries_keeps_holds_and_proofs() {
             "--reason",
             "litigation 42",
             "--resource",
-            "dataset/customers",
+            "dataset:customers",
         ],
         &[],
         None,
@@ -230,6 +230,44 @@ fn retention_prunes_expired_entries_keeps_holds_and_proofs() {
     )
     .unwrap();
     assert_eq!(all.as_array().unwrap().len(), 2);
+    // Issue 11.12: the list is an aligned table (or CSV) like every other list.
+    let out = srv.cli(&["hold", "list", "--all"], &[], None);
+    out.assert_ok("hold list");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("SCOPE"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("resource dataset:customers"),
+        "{}",
+        out.stdout
+    );
+    let out = srv.cli(&["hold", "list", "--csv"], &[], None);
+    out.assert_ok("hold list --csv");
+    assert!(
+        out.stdout.starts_with("ID,SCOPE,STATE,CREATED,BY,REASON\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("litigation 42"), "{}", out.stdout);
+    // Issue 11.11: one resource syntax; the old TYPE/ID is refused with the right form.
+    let out = srv.cli(
+        &[
+            "hold",
+            "create",
+            "--reason",
+            "x",
+            "--resource",
+            "dataset/customers",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("TYPE:ID"), "{}", out.stderr);
     // Bad holds are refused: no scope, no reason.
     let r = http.post(
         &srv.at("/v1/holds"),
