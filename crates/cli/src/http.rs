@@ -96,6 +96,10 @@ pub(crate) async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Re
     ))
 }
 
+/// Most `details` lines printed for one error (the server's `FIELD_ERRORS_MAX` per event
+/// bounds what one event gives; a batch of 1,000 bad events would print thousands).
+pub(crate) const DETAIL_LINES_MAX: usize = 20;
+
 /// The server's JSON error as readable lines, items named "item N".
 pub(crate) fn describe_error(body: &str) -> String {
     describe_error_items(body, |index, message| format!("item {index}: {message}"))
@@ -113,7 +117,18 @@ pub(crate) fn describe_error_items(body: &str, item: impl Fn(usize, &str) -> Str
         e["message"].as_str().unwrap_or(body),
         e["code"].as_str().unwrap_or("?")
     );
-    for d in e["details"].as_array().into_iter().flatten() {
+    let details = e["details"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (shown, d) in details.iter().enumerate() {
+        if shown == DETAIL_LINES_MAX {
+            out.push_str(&format!(
+                "\n  … and {} more problems",
+                details.len() - shown
+            ));
+            break;
+        }
         let index = d["index"].as_u64().unwrap_or(0) as usize;
         let field = d["field"].as_str().filter(|f| !f.is_empty());
         let message = format!(

@@ -236,3 +236,97 @@ pub(crate) fn link_text(l: &Value) -> String {
     }
     t
 }
+
+/// The one style of every progress display (stderr, on a terminal only): elapsed time, a
+/// bar when the total is known, `done/total UNIT`, a rate without decimals and the time
+/// left. `{per_sec}` printed rates like `1234.5678/s`.
+pub(crate) fn progress_style(unit: &str, known_total: bool) -> indicatif::ProgressStyle {
+    let template = if known_total {
+        format!("{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit} {{rate}}, {{eta}} left {{msg}}")
+    } else {
+        format!("{{spinner}} [{{elapsed_precise}}] {{pos}} {unit} {{rate}} {{msg}}")
+    };
+    indicatif::ProgressStyle::with_template(&template)
+        .expect("a valid progress template")
+        .with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", s.per_sec());
+            },
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    /// A terminal that keeps what is written to it.
+    #[derive(Debug, Default, Clone)]
+    struct Screen(Arc<Mutex<String>>);
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            120
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            let mut t = self.0.lock().unwrap();
+            t.push_str(s);
+            t.push('\n');
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Issue 11.12: progress rates printed decimals (`1234.5678/s`) and no time left.
+    #[test]
+    fn progress_shows_a_whole_rate_and_the_time_left() {
+        let screen = Screen::default();
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(1000),
+            indicatif::ProgressDrawTarget::term_like(Box::new(screen.clone())),
+        );
+        bar.set_style(super::progress_style("events", true));
+        for _ in 0..10 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            bar.inc(37);
+        }
+        bar.tick();
+        let all = screen.0.lock().unwrap().clone();
+        // The last frame drawn.
+        let shown = all
+            .lines()
+            .rfind(|l| l.contains("events"))
+            .unwrap_or_default();
+        assert!(shown.contains("370/1000 events"), "{shown}");
+        assert!(shown.contains(" left"), "{shown}");
+        let rate = shown
+            .split_whitespace()
+            .find(|w| w.contains("/s"))
+            .unwrap_or_else(|| panic!("a rate: {shown}"));
+        let number = rate.trim_end_matches(',').trim_end_matches("/s");
+        assert!(
+            number.parse::<u64>().is_ok(),
+            "a whole rate: {rate} in {shown}"
+        );
+    }
+}

@@ -404,3 +404,29 @@ fn demo_events_are_seeded_and_accepted() {
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("RFC 3339"), "{}", bad.stderr);
 }
+
+/// Issue 11.12: a batch of many invalid events printed every problem; like the server's
+/// `FIELD_ERRORS_MAX` per event, the client prints at most 20 lines and says how many more.
+#[test]
+fn send_prints_at_most_twenty_problems() {
+    let srv = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.ndjson");
+    let bad: Vec<String> = (0..50)
+        .map(|i| format!(r#"{{"id":"bad-{i}","action":"Not An Action","actor":{{"id":"a"}}}}"#))
+        .collect();
+    std::fs::write(&file, bad.join("\n") + "\n").unwrap();
+    let out = srv.cli(&["send", file.to_str().unwrap(), "--quiet"], &[], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let problems = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.contains("bad.ndjson:"))
+        .count();
+    assert_eq!(problems, 20, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("… and 30 more problems"),
+        "{}",
+        out.stderr
+    );
+}

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde_json::Value;
 
 use crate::http::{for_each_page, runtime, ServerArgs};
@@ -170,7 +170,7 @@ pub fn query(a: QueryArgs) -> anyhow::Result<i32> {
     } else {
         ProgressBar::hidden()
     };
-    bar.set_style(ProgressStyle::with_template("{spinner} {pos} events {per_sec}").unwrap());
+    bar.set_style(crate::output::progress_style("events", false));
     let hits: Vec<Value> = rt.block_on(async {
         let base = a.params();
         let mut hits = Vec::new();

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 /// `mlaudit reindex`.
 #[derive(Args)]
@@ -32,10 +32,7 @@ pub fn reindex(a: ReindexArgs) -> anyhow::Result<i32> {
     } else {
         ProgressBar::new(store.size())
     };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} entries ({per_sec}, eta {eta})")
-            .expect("valid template"),
-    );
+    bar.set_style(crate::output::progress_style("entries", true));
     let started = Instant::now();
     let n = index.rebuild(&store, |done, total| {
         bar.set_length(total);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde_json::Value;
 
 use crate::http::{describe_error, describe_error_items, http, ServerArgs};
@@ -100,12 +100,7 @@ pub fn send(a: SendArgs) -> anyhow::Result<i32> {
             None => ProgressBar::new_spinner(),
         }
     };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} events {per_sec} {msg}",
-        )
-        .unwrap(),
-    );
+    bar.set_style(crate::output::progress_style("events", total.is_some()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

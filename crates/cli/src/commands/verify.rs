@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use base64::Engine;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use ledger::verify::{verify_log, LogSource, SourceSlot};
 
 use crate::http::{http, runtime};
@@ -190,12 +190,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
     } else {
         ProgressBar::new(0)
     };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} entries {per_sec}",
-        )
-        .unwrap(),
-    );
+    bar.set_style(crate::output::progress_style("entries", true));
     let result = verify_log(
         source.as_ref(),
         &verifier,
