@@ -216,7 +216,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
             }
             if let Some(stored) = extra.filter(|s| *s > r.size) {
                 line.push_str(&format!(
-                    "; {} newer entries are not covered by a checkpoint yet (the server covers them when it next starts)",
+                    "; {} newer entries are not covered by a checkpoint yet (a running server signs a checkpoint over them within its checkpoint interval, a stopped one when it next starts)",
                     stored - r.size
                 ));
             }
