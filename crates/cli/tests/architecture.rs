@@ -292,3 +292,83 @@ fn deploy_files_name_real_settings() {
     );
     assert!(docker.contains("VOLUME"), "the data directory is a volume");
 }
+
+fn doc(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The help text of `mlaudit ARGS… --help`.
+fn help(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mlaudit"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("running mlaudit --help");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Issue 19.8 (docs that are not true) and 11.14 (docs and README match the code): the
+/// lists a reader relies on are checked against the code they describe, so they cannot go
+/// stale silently: every route of the access table is in docs/api.md's endpoint table,
+/// every command is in docs/api.md and the README, and every `serve` flag and variable is
+/// in the README's configuration table.
+#[test]
+fn docs_list_every_endpoint_command_and_setting() {
+    let api = doc("docs/api.md");
+    let endpoints = api
+        .split("## 1. Endpoints")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("docs/api.md has an endpoint table");
+    for route in auth::ROUTES {
+        let prefix = route.path.split('{').next().unwrap();
+        let want = format!("{} {prefix}", route.method);
+        assert!(
+            endpoints.contains(&want),
+            "docs/api.md section 1 does not list {} {}",
+            route.method,
+            route.path
+        );
+    }
+    let readme = doc("README.md");
+    let top = help(&[]);
+    let commands: Vec<&str> = top
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .split("Options:")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() > 15, "{top}");
+    for c in &commands {
+        let name = format!("mlaudit {c}");
+        assert!(
+            api.contains(&format!("`{name}")),
+            "docs/api.md does not document `{name}`"
+        );
+        assert!(readme.contains(&name), "the README never mentions `{name}`");
+    }
+    let config = readme
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the README has a configuration section");
+    let serve = help(&["serve"]);
+    for word in serve.split(|c: char| c.is_whitespace() || ",[]()".contains(c)) {
+        let word = word.trim_end_matches(['=', '.', ':']);
+        let flag = word.starts_with("--") && word != "--help";
+        if flag || word.starts_with("MLAUDIT_") {
+            assert!(
+                config.contains(&format!("`{word}`")) || config.contains(&format!("`{word},")),
+                "the README's configuration table lacks `{word}`"
+            );
+        }
+    }
+}
