@@ -9,6 +9,7 @@
 //!
 //! Deliberately absent: nothing here knows about HTTP requests or bodies, the ledger or the
 //! index. The server's guard applies these decisions; the CLI uses the token store offline.
+#![warn(missing_docs)]
 
 pub mod oidc;
 pub mod tokens;

@@ -6,6 +6,7 @@
 //!
 //! It knows nothing about events, HTTP or what the SQLite files hold: each store's crate
 //! owns its own schema.
+#![warn(missing_docs)]
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;

@@ -25,6 +25,7 @@
 //! 0.6 µs, `entry_template` 1.4 µs per event; parsing JSON into a `Value` is now the largest
 //! part. Measure with
 //! `cargo test --release -p event --test event_throughput -- --ignored --nocapture`.
+#![warn(missing_docs)]
 
 mod body;
 mod canonical;

@@ -12,6 +12,7 @@
 //! principal may see, and this crate applies it), no privacy keys (identifiers arrive
 //! already pseudonymized; a cleartext filter value is turned into its pseudonym by the
 //! caller), and nothing is ever written back to the ledger.
+#![warn(missing_docs)]
 
 mod extract;
 mod lineage;

@@ -8,6 +8,7 @@
 //! layouts and the crash analysis of every step.
 //!
 //! The Merkle math lives in the pure `tlog` crate; this crate only stores.
+#![warn(missing_docs)]
 
 pub mod fs;
 pub mod segment;

@@ -17,6 +17,7 @@
 //! a key store row name (rows are named by pseudonym); secrets and value-pattern matches
 //! are not sealed (they never reach disk in any form). It knows nothing about HTTP, the
 //! ledger or the index: it transforms events and answers whether a role may see cleartext.
+#![warn(missing_docs)]
 
 mod config;
 mod keystore;

@@ -17,6 +17,7 @@
 //!
 //! Deliberately absent: no HTTP and no scheduling (the server calls [`run`] on its own
 //! schedule and records the outcome); how a payload is pruned is the ledger's business.
+#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -9,6 +9,7 @@
 //!
 //! Deliberately absent: no I/O beyond the writer it is given, no knowledge of validation,
 //! storage or HTTP. Tests that need reference answers compute them from the events.
+#![warn(missing_docs)]
 
 use std::io::{self, Write};
 

@@ -10,6 +10,7 @@
 //! Deliberately absent: no command-line parsing or printing (the `mlaudit` binary does
 //! that), no knowledge of the ledger's file format (only `ledger::Store` reads), and no
 //! SQL of another crate's store.
+#![warn(missing_docs)]
 
 mod analysis;
 pub mod config;
