@@ -827,7 +827,7 @@ mod tests {
             file(&fs, "/d/new");
             fs.power_cut(seed);
             let a = contents(&fs, "/d/a");
-            torn_length |= a.len() % 1024 != 0;
+            torn_length |= !a.len().is_multiple_of(1024);
             if a.len() == 2048 {
                 later_without_earlier |= a[0] != 1 && a[2047] == 2;
             }
