@@ -10,6 +10,7 @@
 //! The Merkle math lives in the pure `tlog` crate; this crate only stores.
 
 pub mod fs;
+pub mod fuzz;
 pub mod segment;
 pub mod store;
 pub mod tiles;
