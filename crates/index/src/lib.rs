@@ -14,6 +14,7 @@
 //! caller), and nothing is ever written back to the ledger.
 
 mod extract;
+pub mod fuzz;
 mod lineage;
 mod prune;
 mod query;
