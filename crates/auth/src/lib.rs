@@ -6,13 +6,18 @@
 //!   enforces it before any handler runs, and `docs/security.md` repeats it.
 //! - [`tokens`]: API tokens (`mla_…`), stored only as keyed hashes.
 //! - [`oidc`]: OIDC / JWT bearer tokens verified against a JWKS.
+//! - [`Clock`]: where the server reads the time for expiry and the failure windows (a
+//!   test moves it by hand).
 //!
 //! Deliberately absent: nothing here knows about HTTP requests or bodies, the ledger or the
 //! index. The server's guard applies these decisions; the CLI uses the token store offline.
 #![warn(missing_docs)]
 
+mod clock;
 pub mod oidc;
 pub mod tokens;
+
+pub use clock::Clock;
 
 use std::borrow::Cow;
 use std::fmt;

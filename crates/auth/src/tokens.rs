@@ -609,4 +609,23 @@ mod tests {
             "the key was reloaded"
         );
     }
+
+    #[test]
+    fn a_token_expires_exactly_at_its_expiry_on_a_manual_clock() {
+        let d = tempfile::tempdir().unwrap();
+        let s = TokenStore::open(d.path()).unwrap();
+        let clock = crate::Clock::manual();
+        let (tok, _) = s
+            .create(NewToken {
+                name: None,
+                role: Role::Auditor,
+                projects: None,
+                expires_at_ms: Some(clock.now_ms() + 1_000),
+            })
+            .unwrap();
+        clock.advance(std::time::Duration::from_millis(999));
+        assert!(s.authenticate(&tok, clock.now_ms()).is_ok());
+        clock.advance(std::time::Duration::from_millis(1));
+        assert_eq!(s.authenticate(&tok, clock.now_ms()), Err(Refusal::Expired));
+    }
 }

@@ -30,6 +30,7 @@
 mod body;
 mod canonical;
 mod entry;
+pub mod fuzz;
 mod schema;
 mod validate;
 

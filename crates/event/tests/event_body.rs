@@ -321,3 +321,13 @@ fn numbers_that_would_change_are_refused() {
         assert!(split(&body, BodyFormat::Json).is_ok(), "{n}");
     }
 }
+
+#[test]
+fn a_syntax_error_just_after_a_line_feed_is_at_column_1() {
+    // Regression (found by the `body` fuzz target): serde_json reports column 0 there,
+    // and the error said "line 2, column 0" although columns are 1-based.
+    match split("\"\n", BodyFormat::Json) {
+        Err(BodyError::Syntax { line, column, .. }) => assert_eq!((line, column), (2, 1)),
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+}

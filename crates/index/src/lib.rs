@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod extract;
+pub mod fuzz;
 mod lineage;
 mod prune;
 mod query;

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod fs;
+pub mod fuzz;
 pub mod segment;
 pub mod store;
 pub mod tiles;

@@ -761,6 +761,16 @@ impl Writer {
                             e,
                         ))
                     })?;
+                // The header is made durable before any frame is written, so a
+                // crash leaves either a file of at most 16 bytes (a torn
+                // creation, repaired) or a durable header: a wrong header on a
+                // longer file is damage, and recovery refuses it. Regression: a
+                // power cut that kept the frames' length but not the header's
+                // sector (zeros) made the next open refuse a ledger that had
+                // lost nothing acknowledged.
+                file.sync_data().map_err(|e| {
+                    Failure::Unknown(StorageError::new("fdatasync of a new segment header", e))
+                })?;
                 self.active = Some(file);
                 self.active_segment = w.segment;
             }

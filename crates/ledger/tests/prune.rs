@@ -398,6 +398,14 @@ fn prefilled() -> (String, String, MemFs, Arc<dyn Fs>, Arc<SignedCheckpoint>) {
 
 const TORN: [fn(usize) -> usize; 3] = [|_| 0, |n| n, |n| n / 2];
 
+/// How a crash case cuts the power: `MemFs::crash` with a prefix policy, or
+/// `MemFs::power_cut` (torn and reordered) with the n-th seed of the case.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    Prefix(fn(usize) -> usize),
+    Torn(u64),
+}
+
 fn prune_set() -> Vec<u64> {
     (10..20).chain(250..460).chain([699]).collect()
 }
@@ -428,14 +436,34 @@ fn a_fault_at_every_prune_operation_keeps_a_verifying_ledger() {
     assert!(done);
     let total = mem.ops() - before;
     assert!(total > 10, "workload too small: {total} ops");
+    // Each crash point with the clean-prefix cuts, then with torn and
+    // reordered power cuts (`MLAUDIT_CRASH_SEEDS` seeds, default 4).
+    let seeds: u64 = std::env::var("MLAUDIT_CRASH_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let cuts: Vec<Cut> = TORN
+        .into_iter()
+        .map(Cut::Prefix)
+        .chain((0..seeds).map(Cut::Torn))
+        .collect();
+    let (skey, vkey, base, _, cp) = prefilled();
     for k in 0..total {
         for fault in [Fault::Before, Fault::After] {
-            for torn in TORN {
-                let (skey, vkey, mem, fs, cp) = prefilled();
+            for &cut in &cuts {
+                let (skey, vkey, cp) = (&skey, &vkey, &cp);
+                let mem = base.fork();
+                let fs: Arc<dyn Fs> = Arc::new(mem.clone());
                 mem.fail_at(mem.ops() + k, fault);
-                let (done, appended) = prune_workload(&fs, &skey);
-                mem.crash(torn);
-                let ledger = open(&fs, &skey).unwrap_or_else(|e| {
+                let (done, appended) = prune_workload(&fs, skey);
+                match cut {
+                    Cut::Prefix(torn) => mem.crash(torn),
+                    Cut::Torn(i) => {
+                        mem.power_cut((k << 20) ^ ((fault == Fault::After) as u64) << 19 ^ i)
+                    }
+                }
+                let fault = (fault, cut);
+                let ledger = open(&fs, skey).unwrap_or_else(|e| {
                     panic!("reopen after fault at op {k} ({fault:?}) failed: {e}")
                 });
                 let store = ledger.store();
@@ -467,7 +495,7 @@ fn a_fault_at_every_prune_operation_keeps_a_verifying_ledger() {
                 // No pruned copy is left behind.
                 let names = fs.list(&Path::new(DIR).join("segments")).unwrap();
                 assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
-                let verifier = Verifier::parse(&vkey).unwrap();
+                let verifier = Verifier::parse(vkey).unwrap();
                 let report =
                     verify_log(store.as_ref(), &verifier, Some(&cp.note), &mut |_, _| {}).unwrap();
                 assert_eq!(report.pruned, ranges(&pruned));

@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 use super::error::{ApiError, DenyReason, RETRY_AFTER_META_AUDIT_S};
 use super::AppState;
 use crate::config::AuthConfig;
-use auth::tokens::{now_ms, Refusal};
+use auth::tokens::Refusal;
 use auth::{is_log_route, route_for, Access, Principal};
 
 /// Sources tracked at once by the limits; past it, sources whose window is over are
@@ -177,7 +177,7 @@ pub(super) async fn guard(
         return next.run(req).await;
     }
     let ip = client_ip(&st, &req);
-    let now = Instant::now();
+    let now = st.clock.instant();
     let principal = match authenticate(&st, req.headers()).await {
         Ok(p) => p,
         Err(reason) => {
@@ -336,7 +336,7 @@ async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Principal, &
     if token.starts_with(auth::tokens::TOKEN_PREFIX) {
         return st
             .tokens
-            .authenticate(token, now_ms())
+            .authenticate(token, st.clock.now_ms())
             .map_err(Refusal::as_str);
     }
     match &st.oidc {
@@ -361,7 +361,7 @@ fn deny(
             reason: reason.to_string(),
         })
         .inc();
-    let Record::Yes { suppressed } = st.limits.should_record(ip, Instant::now()) else {
+    let Record::Yes { suppressed } = st.limits.should_record(ip, st.clock.instant()) else {
         return;
     };
     let mut path = pseudonymize_path(&st.privacy, path);
@@ -498,4 +498,63 @@ fn audit_query(
         "actor": {"id": p.name, "type": "principal"},
         "parameters": params,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::new(AuthConfig {
+            public_log: false,
+            failures_max: 5,
+            denied_events_max: 3,
+            window: Duration::from_millis(1500),
+            meta_audit: true,
+            trusted_proxies: Vec::new(),
+        })
+    }
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 7));
+    const OTHER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 8));
+
+    #[test]
+    fn a_source_over_its_failures_is_throttled_until_its_window_ends() {
+        let (limits, clock) = (limits(), auth::Clock::manual());
+        for _ in 0..5 {
+            assert_eq!(limits.throttled(IP, clock.instant()), None);
+            limits.failed(IP, clock.instant());
+        }
+        // Retry-After rounds the 1.5 s left up to whole seconds, and counts down.
+        assert_eq!(limits.throttled(IP, clock.instant()), Some(2));
+        assert_eq!(limits.throttled(OTHER, clock.instant()), None, "per source");
+        clock.advance(Duration::from_millis(1000));
+        assert_eq!(limits.throttled(IP, clock.instant()), Some(1));
+        clock.advance(Duration::from_millis(499));
+        assert_eq!(limits.throttled(IP, clock.instant()), Some(1));
+        // The window is over: the source starts again with a full budget.
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(limits.throttled(IP, clock.instant()), None);
+        limits.failed(IP, clock.instant());
+        assert_eq!(limits.throttled(IP, clock.instant()), None);
+    }
+
+    #[test]
+    fn denials_over_the_budget_are_counted_into_the_next_window() {
+        let (limits, clock) = (limits(), auth::Clock::manual());
+        let mut recorded = Vec::new();
+        let mut record = |limits: &Limits, at: Instant| match limits.should_record(IP, at) {
+            Record::Yes { suppressed } => recorded.push(suppressed),
+            Record::No => {}
+        };
+        // 7 denials in one window (5 failures and 2 throttled): 3 recorded, 4 left out.
+        for _ in 0..7 {
+            record(&limits, clock.instant());
+        }
+        clock.advance(Duration::from_millis(1600));
+        record(&limits, clock.instant());
+        assert_eq!(recorded, [0, 0, 0, 4]);
+    }
 }

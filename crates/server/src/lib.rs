@@ -83,6 +83,9 @@ pub struct AppState {
     pub tokens: Arc<TokenStore>,
     /// Per-source limits of failed authentications and recorded denials.
     pub limits: guard::Limits,
+    /// Where token expiry and the limits' windows read the time (the system clock, or a
+    /// test's manual one: `Server::open_with_clock`).
+    pub clock: auth::Clock,
     /// Queue of `audit.query` and `auth.denied` records.
     pub recorder: recorder::Recorder,
     /// JWT verifier, when `[oidc]` is configured.
@@ -109,6 +112,12 @@ pub struct Server {
 impl Server {
     /// Opens (or creates) the data directory: key, ledger (with recovery), dedup store.
     pub fn open(cfg: &ServeConfig) -> anyhow::Result<Server> {
+        Server::open_with_clock(cfg, auth::Clock::system())
+    }
+
+    /// [`Server::open`] with the clock that token expiry and the failure windows read
+    /// (tests pass `auth::Clock::manual()` and move it instead of sleeping).
+    pub fn open_with_clock(cfg: &ServeConfig, clock: auth::Clock) -> anyhow::Result<Server> {
         let dir = &cfg.data_dir;
         // 0700, files 0600, whatever the umask; and never a directory others may enter.
         datadir::create_private_dir(dir)?;
@@ -199,6 +208,7 @@ impl Server {
                 privacy,
                 tokens,
                 limits: guard::Limits::new(cfg.auth.clone()),
+                clock,
                 recorder: recorder::Recorder::new(),
                 oidc: cfg
                     .oidc

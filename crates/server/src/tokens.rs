@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, RETRY_AFTER_STORAGE_S};
 use super::{record_system, AppState};
-use auth::tokens::{now_ms, parse_lifetime_ms, NewToken};
+use auth::tokens::{parse_lifetime_ms, NewToken};
 use auth::{Principal, Role};
 
 /// How often last-use times are written to the token store.
@@ -57,7 +57,7 @@ pub(super) async fn create(
         .map(parse_lifetime_ms)
         .transpose()
         .map_err(|e| ApiError::bad_request("bad_expiry", format!("{e:#}")))?
-        .map(|ms| now_ms() + ms);
+        .map(|ms| st.clock.now_ms() + ms);
     let new = NewToken {
         name: req.name,
         role,
