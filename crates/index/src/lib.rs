@@ -14,6 +14,7 @@
 //! caller), and nothing is ever written back to the ledger.
 
 mod extract;
+mod history;
 mod lineage;
 mod prune;
 mod query;
@@ -30,6 +31,7 @@ use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 pub use extract::{extract, IndexedEvent, Related};
+pub use history::{Appearance, HistoryHit, HistoryPage, HistoryQuery};
 pub use lineage::{
     Lineage, LineageEdge, LineageNode, NodeRef, EDGE_SEQS_MAX, LINEAGE_DEPTH_DEFAULT,
     LINEAGE_DEPTH_MAX, LINEAGE_EDGES_MAX, LINEAGE_NODES_MAX, NODE_VERSIONS_MAX,

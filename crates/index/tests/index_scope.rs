@@ -68,11 +68,16 @@ fn searches_and_summaries_see_only_the_scope() {
         .iter()
         .max_by_key(|(id, c)| (**c, std::cmp::Reverse(**id)))
         .unwrap();
-    let mine: Vec<&Value> = log
-        .stored
-        .iter()
-        .filter(|e| e["resource"]["type"] == "model" && e["resource"]["id"] == model)
-        .collect();
+    // The summary covers the events naming it as resource or in `related` (issue 11.4).
+    let names = |e: &Value| {
+        (e["resource"]["type"] == "model" && e["resource"]["id"] == model)
+            || e["related"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| r["type"] == "model" && r["id"] == model)
+    };
+    let mine: Vec<&Value> = log.stored.iter().filter(|e| names(e)).collect();
     let all = index.resource_summary("model", model).unwrap().unwrap();
     assert_eq!(all.events, mine.len() as u64);
     let scoped_want = mine.iter().filter(|e| in_scope(e, &scope)).count() as u64;
