@@ -164,6 +164,39 @@ pub(super) async fn tile(
     Ok(resp)
 }
 
+/// `/log/kept/<N>[.p/<W>]`: the entries bundle `<N>` still stores, with their positions
+/// (`ledger::verify::encode_kept_entries`). Unlike the C2SP bundle, which answers 410 as a
+/// whole once retention pruned one of its entries, this answers the kept ones, so that
+/// `verify --url` re-hashes them and counts as pruned exactly what was pruned. Not
+/// immutable: a later retention run can prune more of the bundle.
+pub(super) async fn kept(
+    State(st): State<Arc<AppState>>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let t = TileRef::parse(&format!("tile/entries/{path}"))
+        .map_err(|e| ApiError::not_found(format!("/log/kept/{path} is not a bundle path: {e}")))?;
+    let store = st.ledger.store().clone();
+    let (bytes, kept) = blocking(move || {
+        let slots = store.slots(t.index, t.width)?;
+        let kept = slots
+            .iter()
+            .filter(|s| matches!(s, ledger::store::Slot::Entry(_)))
+            .count() as u64;
+        Ok((ledger::verify::encode_kept_entries(&slots), kept))
+    })
+    .await?;
+    let mut resp = (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from(bytes),
+    )
+        .into_response();
+    resp.extensions_mut().insert(ResultCount(kept));
+    Ok(resp)
+}
+
 /// `GET /v1/events/{seq}`: the stored entry, as JSON or (`?format=raw`) its exact bytes.
 pub(super) async fn get_event(
     State(st): State<Arc<AppState>>,
