@@ -197,7 +197,7 @@ fn lineage_and_deployment_state_see_only_the_scope() {
     // Lineage: every edge's events are in the scope, and the root of an edge-less scope
     // is not found.
     let g = index
-        .lineage("deployment", dep, 3, Some(&scope))
+        .lineage("deployment", dep, 3, Some(&scope), &Default::default())
         .unwrap()
         .unwrap();
     assert!(!g.edges.is_empty());
@@ -208,11 +208,14 @@ fn lineage_and_deployment_state_see_only_the_scope() {
             seen.insert(s);
         }
     }
-    let unscoped = index.lineage("deployment", dep, 3, None).unwrap().unwrap();
+    let unscoped = index
+        .lineage("deployment", dep, 3, None, &Default::default())
+        .unwrap()
+        .unwrap();
     let all: BTreeSet<u64> = unscoped.edges.iter().flat_map(|e| e.seqs.clone()).collect();
     assert!(seen.is_subset(&all) && seen.len() < all.len());
     assert!(index
-        .lineage("deployment", dep, 3, Some(&[]))
+        .lineage("deployment", dep, 3, Some(&[]), &Default::default())
         .unwrap()
         .is_none());
 }
