@@ -243,6 +243,15 @@ pub const ROUTES: &[Route] = &[
         false,
         true,
     ),
+    // The entries a pruned bundle still stores (mlaudit's own, for `verify --url`): the
+    // same content as entry bundles, so the same access.
+    r(
+        "GET",
+        "/log/kept/{*rest}",
+        Access::Roles(READER),
+        false,
+        true,
+    ),
     r("GET", "/log/{*rest}", Access::Roles(READER), true, false),
 ];
 

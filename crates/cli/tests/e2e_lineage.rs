@@ -655,3 +655,143 @@ fn lineage_of_generated_events_matches_a_reference() {
     }
     assert_eq!(checked, 9);
 }
+
+/// Regression (issue 11.5): on realistic data `lineage dataset D --depth 2` filled the
+/// 500-node cap with the other datasets D's models were trained on, in log order, and lost
+/// the deployment serving the model. The cap now keeps deployments and models first, the
+/// answer says what was left out (by type and relation), and `types` / `relations` narrow
+/// the walk.
+#[test]
+fn lineage_keeps_models_and_deployments_when_the_cap_cuts_dataset_fan_out() {
+    let srv = TestServer::start_with(PLAIN);
+    let http = srv.http();
+    let train = |i: usize, ds: &str| {
+        json!({"id": format!("train-{i}"), "action": "model.train", "actor": {"id": "svc"},
+               "resource": {"type": "model", "id": "m", "version": "1"},
+               "related": [{"type": "dataset", "id": ds, "relation": "training_data"}]})
+    };
+    let mut events = vec![train(0, "root")];
+    events.extend((1..=600).map(|i| train(i, &format!("other-{i:03}"))));
+    // Last in the log: the old walk reached it after the cap.
+    events.push(json!({"id": "deploy", "action": "deployment.deploy", "actor": {"id": "ops"},
+                       "resource": {"type": "deployment", "id": "x"},
+                       "related": [{"type": "model", "id": "m", "version": "1", "relation": "serves"}]}));
+    send(&srv, &http, &events);
+
+    let v = get_ok(&srv, &http, "/v1/lineage?type=dataset&id=root&depth=2");
+    assert_eq!(v["truncated"], true);
+    let depths = node_depths(&v);
+    assert_eq!(depths.len(), index::LINEAGE_NODES_MAX);
+    assert_eq!(depths.get("model:m"), Some(&1), "{depths:?}");
+    assert_eq!(depths.get("deployment:x"), Some(&2), "{depths:?}");
+    assert!(edge_seqs(&v).contains_key("deployment:x -serves-> model:m"));
+    // Root, model and deployment, then 497 of the 600 other datasets: 103 left out, each
+    // with its one edge.
+    let left_out = 600 - (index::LINEAGE_NODES_MAX - 3) as u64;
+    assert_eq!(
+        v["omitted"],
+        json!({"nodes": left_out, "edges": left_out,
+               "node_types": {"dataset": left_out}, "relations": {"training_data": left_out}}),
+        "{}",
+        v["omitted"]
+    );
+    let out = srv.cli(&["lineage", "dataset", "root", "--depth", "2"], &[], None);
+    out.assert_ok("mlaudit lineage");
+    assert!(out.stdout.contains("deployment:x"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains(&format!(
+            "left out {left_out} nodes (dataset {left_out}) and {left_out} edges (training_data {left_out})"
+        )),
+        "{}",
+        out.stderr
+    );
+
+    // Only models and deployments: the whole chain, nothing cut.
+    let v = get_ok(
+        &srv,
+        &http,
+        "/v1/lineage?type=dataset&id=root&depth=2&types=model,deployment",
+    );
+    assert_eq!(v["truncated"], false);
+    assert_eq!(
+        node_depths(&v),
+        map([("dataset:root", 0), ("model:m", 1), ("deployment:x", 2)])
+    );
+    assert_eq!(v["omitted"]["nodes"], 0);
+    assert_eq!(v["types"], json!(["model", "deployment"]));
+    let out = srv.cli(
+        &[
+            "lineage",
+            "dataset",
+            "root",
+            "--depth",
+            "2",
+            "--relations",
+            "training_data,serves",
+            "--types",
+            "model",
+            "--types",
+            "deployment",
+            "--json",
+        ],
+        &[],
+        None,
+    );
+    out.assert_ok("mlaudit lineage --types --relations");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(node_depths(&v).len(), 3, "{v}");
+    assert_eq!(v["relations"], json!(["training_data", "serves"]));
+    // A relation filter alone: `serves` from the dataset reaches nothing past the root.
+    let v = get_ok(
+        &srv,
+        &http,
+        "/v1/lineage?type=dataset&id=root&depth=2&relations=serves",
+    );
+    assert_eq!(node_depths(&v), map([("dataset:root", 0)]));
+    for bad in ["types=", "relations=a,,b"] {
+        let r = http.get(&srv.at(&format!("/v1/lineage?type=dataset&id=root&{bad}")));
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+}
+
+/// Regression (issue 11.5): the generator's predictions named a random model version, so
+/// the `serves` links lineage lists for a deployment disagreed with what
+/// `deployment-state` said it served at the same time. A prediction now names the
+/// version the deployment serves, and both views agree.
+#[test]
+fn serves_links_of_predictions_agree_with_deployment_state() {
+    let srv = TestServer::start_with(PLAIN);
+    let http = srv.http();
+    let events = srv.send_in_order(&http, &gen_events(4000, 45));
+    srv.wait_indexed(&http, events.len() as u64);
+    let mut deployed: HashSet<String> = HashSet::new();
+    let mut checked = 0;
+    for e in &events {
+        if e["resource"]["type"] != "deployment" {
+            continue;
+        }
+        let d = e["resource"]["id"].as_str().unwrap().to_string();
+        let action = e["action"].as_str().unwrap();
+        if [
+            "deployment.deploy",
+            "deployment.update",
+            "deployment.rollback",
+        ]
+        .contains(&action)
+            && e["outcome"] == "success"
+        {
+            deployed.insert(d.clone());
+            continue;
+        }
+        if action != "deployment.predict" || !deployed.contains(&d) {
+            continue;
+        }
+        let at = e["time"].as_str().unwrap();
+        let state = get_ok(&srv, &http, &format!("/v1/deployments/{d}/state?at={at}"));
+        let link = &e["related"][0];
+        assert_eq!(state["model"]["id"], link["id"], "{d} at {at}");
+        assert_eq!(state["model"]["version"], link["version"], "{d} at {at}");
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} predictions after a deploy");
+}

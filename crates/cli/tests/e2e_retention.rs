@@ -582,3 +582,113 @@ fn the_scheduled_run_prunes_and_records_itself() {
         out.stdout
     );
 }
+
+/// Regression (issue 11.6, second half): after retention pruned some entries, `verify
+/// --url` reported every entry of each bundle answering 410 as pruned (768 for 378 over
+/// HTTP), while `verify --data-dir` counted the entries actually pruned. The kept entries
+/// of such bundles are now read from `/log/kept/…` and re-hashed, so both count the same,
+/// and the endpoint is access-checked and meta-audited like entry bundles.
+#[test]
+fn verify_url_and_data_dir_report_the_same_pruned_count() {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("mlaudit.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let mut srv = TestServer::start_audited(&["--config", cfg.to_str().unwrap()]);
+    let http = srv.http();
+    srv.send_in_order(&http, &events());
+    srv.wait_indexed(&http, N as u64);
+    let size = srv.size(&http);
+    srv.wait_checkpoint(&http, size);
+    let run = http
+        .post(&srv.at("/v1/retention/run"), &[], Vec::new())
+        .json();
+    // No hold here: the entries the other test holds expire too.
+    let gone = |i: usize| expired(i) || held(i);
+    let want = (0..N).filter(|&i| gone(i)).count();
+    assert_eq!(run["report"]["pruned"], want, "{run}");
+    assert!(
+        want % 256 != 0 && want < N,
+        "the test needs partly pruned bundles"
+    );
+
+    // Bundle 0 answers 410 as a whole; its kept entries are the ones not expired.
+    assert_eq!(http.get(&srv.at("/log/tile/entries/000")).status, 410);
+    let kept = http.get(&srv.at("/log/kept/000"));
+    assert_eq!(kept.status, 200, "{}", kept.text());
+    let slots = ledger::verify::parse_kept_entries(&kept.body, 256).unwrap();
+    for (i, slot) in slots.iter().enumerate() {
+        match slot {
+            ledger::verify::SourceSlot::Entry(e) => {
+                assert!(!gone(i), "seq {i} was pruned but is served");
+                let v: Value = serde_json::from_slice(e).unwrap();
+                assert_eq!(v["seq"], i, "{v}");
+            }
+            ledger::verify::SourceSlot::Pruned(_) => assert!(gone(i), "seq {i} is missing"),
+        }
+    }
+    // Access like entry bundles: readers without a project limit only.
+    for token in [srv.token("auditor", &["churn"]), srv.token("producer", &[])] {
+        let r = srv.http_as(&token).get(&srv.at("/log/kept/000"));
+        assert_eq!(r.status, 403, "{}", r.text());
+    }
+    let auditor = srv.token("auditor", &[]);
+    assert_eq!(
+        srv.http_as(&auditor).get(&srv.at("/log/kept/000")).status,
+        200
+    );
+
+    let dir = srv.data_dir.to_str().unwrap().to_string();
+    let offline = srv.cli(&["verify", "--data-dir", &dir, "--quiet"], &[], None);
+    offline.assert_ok("verify --data-dir");
+    let log_url = srv.log_url();
+    let online = srv.cli(
+        &["verify", "--url", &log_url, "--vkey", &srv.vkey, "--quiet"],
+        &[("MLAUDIT_TOKEN", &auditor)],
+        None,
+    );
+    online.assert_ok("verify --url");
+    let pruned_line = format!("pruned: {want} entries");
+    for (what, out) in [("--data-dir", &offline), ("--url", &online)] {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("pruned:"))
+            .unwrap_or_else(|| panic!("{what}: {}", out.stdout));
+        assert!(line.starts_with(&pruned_line), "{what}: {line}");
+    }
+    let ranges = |out: &common::CliOut| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with("pruned:"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(ranges(&offline), ranges(&online));
+
+    // The verifier's reads of kept entries are one bulk audit.query record of their own.
+    srv.stop();
+    srv.restart();
+    let http = srv.http();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let bulk = loop {
+        let r = http.get(&srv.at("/v1/events?action=audit.query&limit=1000"));
+        let found: Vec<Value> = r.json()["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"]["parameters"]["endpoint"] == "/log/kept/{*rest}")
+            .cloned()
+            .collect();
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!bulk.is_empty(), "no audit.query record of /log/kept/…");
+    let reads: u64 = bulk
+        .iter()
+        .map(|e| e["event"]["parameters"]["bulk"]["reads"].as_u64().unwrap())
+        .sum();
+    // Two direct reads by the auditor, then one per partly pruned bundle by the verifier.
+    assert!(reads >= 3, "{bulk:?}");
+}

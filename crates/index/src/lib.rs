@@ -16,6 +16,7 @@
 
 mod extract;
 pub mod fuzz;
+mod history;
 mod lineage;
 mod prune;
 mod query;
@@ -33,9 +34,11 @@ use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 pub use extract::{extract, IndexedEvent, Related};
+pub use history::{Appearance, HistoryHit, HistoryPage, HistoryQuery};
 pub use lineage::{
-    Lineage, LineageEdge, LineageNode, NodeRef, EDGE_SEQS_MAX, LINEAGE_DEPTH_DEFAULT,
-    LINEAGE_DEPTH_MAX, LINEAGE_EDGES_MAX, LINEAGE_NODES_MAX, NODE_VERSIONS_MAX,
+    Lineage, LineageEdge, LineageFilter, LineageNode, NodeRef, Omitted, EDGE_SEQS_MAX,
+    LINEAGE_DEPTH_DEFAULT, LINEAGE_DEPTH_MAX, LINEAGE_EDGES_MAX, LINEAGE_NODES_MAX,
+    LINEAGE_TYPE_PRIORITY, NODE_VERSIONS_MAX,
 };
 pub use prune::RetentionRow;
 pub use query::{Cursor, Filter, Hit, Order, Page, QueryError, LIMIT_DEFAULT, LIMIT_MAX};

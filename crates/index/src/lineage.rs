@@ -7,8 +7,17 @@
 //! -training_data-> dataset:D`; `deployment.deploy` of deployment X with `related` model M
 //! gives `deployment:X -serves-> model:M`). The graph follows links in both directions:
 //! from a dataset to the models trained on it, to the deployments serving them, and back.
+//!
+//! When a cap cuts the graph, what is kept is what an auditor follows first: at each hop the
+//! new nodes are taken by type ([`LINEAGE_TYPE_PRIORITY`]: deployments, then models, then
+//! the rest), so a dataset's models and their deployments are not crowded out by the other
+//! datasets those models were trained on (issue 11.5: 486 datasets filled the 500-node cap
+//! and the deployment was lost). The answer says how many nodes and edges were left out, by
+//! type and relation ([`Omitted`]), and [`LineageFilter`] limits the walk to some node types
+//! and relations.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::types::Value as Sql;
 use rusqlite::Connection;
@@ -28,6 +37,57 @@ pub const LINEAGE_EDGES_MAX: usize = 2000;
 pub const EDGE_SEQS_MAX: usize = 20;
 /// Most versions listed per node.
 pub const NODE_VERSIONS_MAX: usize = 50;
+
+/// Node types taken first, in this order, when a cap leaves room for only some of the new
+/// nodes of a hop; every other type comes after them, all alike. Within a rank, nodes
+/// linked by more events come first, then by type and id.
+pub const LINEAGE_TYPE_PRIORITY: &[&str] = &["deployment", "model"];
+
+/// The rank of a node type in [`LINEAGE_TYPE_PRIORITY`] (lower is taken first).
+fn type_rank(t: &str) -> usize {
+    LINEAGE_TYPE_PRIORITY
+        .iter()
+        .position(|p| *p == t)
+        .unwrap_or(LINEAGE_TYPE_PRIORITY.len())
+}
+
+/// Which links a lineage walk follows. Unset fields follow everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineageFilter {
+    /// Only links whose other end is of one of these types (the root is always in).
+    pub types: Option<Vec<String>>,
+    /// Only links with one of these relations (a link without a relation matches none).
+    pub relations: Option<Vec<String>>,
+}
+
+impl LineageFilter {
+    fn follows(&self, other: &NodeRef, relation: Option<&str>) -> bool {
+        let type_ok = self
+            .types
+            .as_ref()
+            .is_none_or(|ts| ts.contains(&other.r#type));
+        let relation_ok = self
+            .relations
+            .as_ref()
+            .is_none_or(|rs| relation.is_some_and(|r| rs.iter().any(|x| x == r)));
+        type_ok && relation_ok
+    }
+}
+
+/// What a cap left out of a [`Lineage`]: the nodes and edges seen at the hops walked and
+/// not listed. Nodes beyond the hop where the walk stopped were not looked at, so they are
+/// not counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Omitted {
+    /// Nodes left out.
+    pub nodes: u64,
+    /// Edges left out (each edge once, whatever its number of events).
+    pub edges: u64,
+    /// Nodes left out, by type.
+    pub node_types: BTreeMap<String, u64>,
+    /// Edges left out, by relation (`""` for links without one).
+    pub relations: BTreeMap<String, u64>,
+}
 
 /// A resource: `(type, id)`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,6 +145,8 @@ pub struct Lineage {
     /// Whether a cap ([`LINEAGE_NODES_MAX`], [`LINEAGE_EDGES_MAX`]) stopped the walk: what
     /// is listed is right, but more nodes and edges exist within the depth.
     pub truncated: bool,
+    /// What the caps left out (all zero unless `truncated`).
+    pub omitted: Omitted,
 }
 
 type EdgeKey = (NodeRef, NodeRef, Option<String>);
@@ -196,22 +258,39 @@ fn node_facts(
     Ok(Some((events as u64, first, last, versions)))
 }
 
+/// Edge aggregates of one hop, before the caps choose among them.
+type LevelEdges = HashMap<EdgeKey, EdgeAgg>;
+
+impl Omitted {
+    fn edge(&mut self, relation: &Option<String>) {
+        self.edges += 1;
+        *self
+            .relations
+            .entry(relation.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+}
+
 impl Index {
     /// The graph of `related` links within `depth` hops of `(rtype, id)`, following links in
     /// both directions, over the events of a project scope (`None`: every event). `None`
     /// when no event in the scope names the root.
     ///
-    /// Breadth first: the nodes at fewer than `depth` hops are expanded, each with every
-    /// link touching it, so every edge listed has at least one end nearer than `depth`,
-    /// and its counts cover all its events. Nodes and edges are capped
-    /// ([`LINEAGE_NODES_MAX`], [`LINEAGE_EDGES_MAX`]); reaching a cap stops the walk after
-    /// the node being expanded and sets [`Lineage::truncated`].
+    /// Breadth first, one hop at a time: every node at fewer than `depth` hops is expanded
+    /// with every link touching it that `filter` follows, so every edge listed has at least
+    /// one end nearer than `depth`, and its counts cover all its events. Then the caps
+    /// ([`LINEAGE_NODES_MAX`], [`LINEAGE_EDGES_MAX`]) choose: first the hop's edges between
+    /// nodes already listed, then its new nodes in [`LINEAGE_TYPE_PRIORITY`] order, each
+    /// with all its edges of the hop, or left out. Reaching a cap sets
+    /// [`Lineage::truncated`], counts what was left out in [`Lineage::omitted`], and ends
+    /// the walk after that hop.
     pub fn lineage(
         &self,
         rtype: &str,
         id: &str,
         depth: u32,
         projects: Option<&[String]>,
+        filter: &LineageFilter,
     ) -> Result<Option<Lineage>, QueryError> {
         if depth > LINEAGE_DEPTH_MAX {
             return Err(QueryError::Invalid(format!(
@@ -230,59 +309,114 @@ impl Index {
             let mut depth_of: HashMap<NodeRef, u32> = HashMap::from([(root.clone(), 0)]);
             let mut expanded: HashSet<NodeRef> = HashSet::new();
             let mut edges: HashMap<EdgeKey, EdgeAgg> = HashMap::new();
+            let mut omitted = Omitted::default();
             let mut truncated = false;
             let mut frontier = vec![root.clone()];
-            'walk: for d in 0..depth {
-                let mut next = Vec::new();
-                for n in frontier {
-                    for (seq, time, from, to, relation) in links(&tx, &n, projects)? {
-                        let other = if from == n { &to } else { &from };
+            for d in 0..depth {
+                if frontier.is_empty() {
+                    break;
+                }
+                let mut level: LevelEdges = HashMap::new();
+                for n in &frontier {
+                    for (seq, time, from, to, relation) in links(&tx, n, projects)? {
+                        let other = if from == *n { &to } else { &from };
+                        if !filter.follows(other, relation.as_deref()) {
+                            continue;
+                        }
                         // Every link of an expanded node was counted when it was expanded.
-                        if *other != n && expanded.contains(other) {
+                        if other != n && expanded.contains(other) {
                             continue;
                         }
-                        let other = other.clone();
                         let key = (from, to, relation);
-                        if let Some(agg) = edges.get_mut(&key) {
-                            if agg.last_seq != seq {
-                                agg.events += 1;
-                                if agg.seqs.len() < EDGE_SEQS_MAX {
-                                    agg.seqs.push(seq);
+                        match level.get_mut(&key) {
+                            Some(agg) => {
+                                if agg.last_seq != seq {
+                                    agg.events += 1;
+                                    if agg.seqs.len() < EDGE_SEQS_MAX {
+                                        agg.seqs.push(seq);
+                                    }
+                                    agg.last_seq = seq;
+                                    agg.first = agg.first.min(time);
+                                    agg.last = agg.last.max(time);
                                 }
-                                agg.last_seq = seq;
-                                agg.first = agg.first.min(time);
-                                agg.last = agg.last.max(time);
                             }
-                            continue;
+                            None => {
+                                level.insert(
+                                    key,
+                                    EdgeAgg {
+                                        events: 1,
+                                        seqs: vec![seq],
+                                        last_seq: seq,
+                                        first: time,
+                                        last: time,
+                                    },
+                                );
+                            }
                         }
-                        if !depth_of.contains_key(&other) && depth_of.len() >= LINEAGE_NODES_MAX {
-                            truncated = true;
-                            continue;
-                        }
-                        if edges.len() >= LINEAGE_EDGES_MAX {
-                            truncated = true;
-                            continue;
-                        }
-                        if !depth_of.contains_key(&other) {
-                            depth_of.insert(other.clone(), d + 1);
-                            next.push(other);
-                        }
-                        edges.insert(
-                            key,
-                            EdgeAgg {
-                                events: 1,
-                                seqs: vec![seq],
-                                last_seq: seq,
-                                first: time,
-                                last: time,
-                            },
-                        );
                     }
-                    expanded.insert(n);
-                    if truncated {
-                        break 'walk;
+                    expanded.insert(n.clone());
+                }
+                // Every edge of the hop touches an expanded node, which is listed; its other
+                // end is listed already, or new.
+                let mut known: Vec<(EdgeKey, EdgeAgg)> = Vec::new();
+                let mut new: HashMap<NodeRef, Vec<(EdgeKey, EdgeAgg)>> = HashMap::new();
+                for (key, agg) in level {
+                    let end = [&key.0, &key.1]
+                        .into_iter()
+                        .find(|e| !depth_of.contains_key(*e))
+                        .cloned();
+                    match end {
+                        None => known.push((key, agg)),
+                        Some(end) => new.entry(end).or_default().push((key, agg)),
                     }
                 }
+                known.sort_by(|a, b| {
+                    let rank = |k: &EdgeKey| type_rank(&k.0.r#type).max(type_rank(&k.1.r#type));
+                    (rank(&a.0), Reverse(a.1.events), &a.0).cmp(&(
+                        rank(&b.0),
+                        Reverse(b.1.events),
+                        &b.0,
+                    ))
+                });
+                for (key, agg) in known {
+                    if edges.len() < LINEAGE_EDGES_MAX {
+                        edges.insert(key, agg);
+                    } else {
+                        truncated = true;
+                        omitted.edge(&key.2);
+                    }
+                }
+                let mut new: Vec<(NodeRef, Vec<(EdgeKey, EdgeAgg)>)> = new.into_iter().collect();
+                let weight =
+                    |es: &[(EdgeKey, EdgeAgg)]| es.iter().map(|(_, a)| a.events).sum::<u64>();
+                new.sort_by(|a, b| {
+                    (type_rank(&a.0.r#type), Reverse(weight(&a.1)), &a.0).cmp(&(
+                        type_rank(&b.0.r#type),
+                        Reverse(weight(&b.1)),
+                        &b.0,
+                    ))
+                });
+                let mut next = Vec::new();
+                for (node, node_edges) in new {
+                    if depth_of.len() < LINEAGE_NODES_MAX
+                        && edges.len() + node_edges.len() <= LINEAGE_EDGES_MAX
+                    {
+                        depth_of.insert(node.clone(), d + 1);
+                        next.push(node);
+                        edges.extend(node_edges);
+                    } else {
+                        truncated = true;
+                        omitted.nodes += 1;
+                        *omitted.node_types.entry(node.r#type.clone()).or_default() += 1;
+                        for (key, _) in &node_edges {
+                            omitted.edge(&key.2);
+                        }
+                    }
+                }
+                if truncated {
+                    break;
+                }
+                // Expanded in the order they were taken: the same answer every time.
                 frontier = next;
             }
             let mut nodes = Vec::with_capacity(depth_of.len());
@@ -322,6 +456,7 @@ impl Index {
                 nodes,
                 edges,
                 truncated,
+                omitted,
             }))
         })
     }

@@ -263,6 +263,35 @@ pub(super) fn check(f: &Filter) -> Result<(), QueryError> {
     Ok(())
 }
 
+/// The page size and the decoded cursor of a listing, checked: a limit of 0 or over
+/// [`LIMIT_MAX`] is refused (not capped), and so is a cursor made for the other order.
+pub(super) fn check_paging(
+    limit: Option<usize>,
+    cursor: Option<&str>,
+    order: Order,
+) -> Result<(usize, Option<Cursor>), QueryError> {
+    let limit = match limit {
+        Some(0) => return Err(QueryError::Invalid("limit must be at least 1".into())),
+        Some(n) if n > LIMIT_MAX => {
+            return Err(QueryError::Invalid(format!(
+                "limit {n} is over the maximum of {LIMIT_MAX} per page; page with the \
+                 cursor in `next` (mlaudit query --all)"
+            )))
+        }
+        Some(n) => n,
+        None => LIMIT_DEFAULT,
+    };
+    let cursor = cursor.map(Cursor::decode).transpose()?;
+    if let Some(c) = cursor {
+        if c.order != order {
+            return Err(QueryError::Invalid(
+                "cursor was made for the other order; keep the order while paging".into(),
+            ));
+        }
+    }
+    Ok((limit, cursor))
+}
+
 /// Which table a listing walks in seq order (the others are conditions on each row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Drive {
@@ -544,25 +573,7 @@ pub(super) fn rollup_conditions(f: &Filter) -> Result<(Vec<String>, Vec<Sql>), Q
 impl Index {
     /// Runs a query: the seqs come from the index, the events from `store`.
     pub fn query(&self, store: &ledger::Store, f: &Filter) -> Result<Page, QueryError> {
-        let limit = match f.limit {
-            Some(0) => return Err(QueryError::Invalid("limit must be at least 1".into())),
-            Some(n) if n > LIMIT_MAX => {
-                return Err(QueryError::Invalid(format!(
-                    "limit {n} is over the maximum of {LIMIT_MAX} per page; page with the \
-                     cursor in `next` (mlaudit query --all)"
-                )))
-            }
-            Some(n) => n,
-            None => LIMIT_DEFAULT,
-        };
-        let cursor = f.cursor.as_deref().map(Cursor::decode).transpose()?;
-        if let Some(c) = cursor {
-            if c.order != f.order {
-                return Err(QueryError::Invalid(
-                    "cursor was made for the other order; keep the order while paging".into(),
-                ));
-            }
-        }
+        let (limit, cursor) = check_paging(f.limit, f.cursor.as_deref(), f.order)?;
         check(f)?;
         let mut seqs: Vec<u64> = self.with_reader(|conn| {
             let read = || -> rusqlite::Result<Vec<u64>> {

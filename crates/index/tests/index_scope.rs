@@ -68,11 +68,16 @@ fn searches_and_summaries_see_only_the_scope() {
         .iter()
         .max_by_key(|(id, c)| (**c, std::cmp::Reverse(**id)))
         .unwrap();
-    let mine: Vec<&Value> = log
-        .stored
-        .iter()
-        .filter(|e| e["resource"]["type"] == "model" && e["resource"]["id"] == model)
-        .collect();
+    // The summary covers the events naming it as resource or in `related` (issue 11.4).
+    let names = |e: &Value| {
+        (e["resource"]["type"] == "model" && e["resource"]["id"] == model)
+            || e["related"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| r["type"] == "model" && r["id"] == model)
+    };
+    let mine: Vec<&Value> = log.stored.iter().filter(|e| names(e)).collect();
     let all = index.resource_summary("model", model).unwrap().unwrap();
     assert_eq!(all.events, mine.len() as u64);
     let scoped_want = mine.iter().filter(|e| in_scope(e, &scope)).count() as u64;
@@ -192,7 +197,7 @@ fn lineage_and_deployment_state_see_only_the_scope() {
     // Lineage: every edge's events are in the scope, and the root of an edge-less scope
     // is not found.
     let g = index
-        .lineage("deployment", dep, 3, Some(&scope))
+        .lineage("deployment", dep, 3, Some(&scope), &Default::default())
         .unwrap()
         .unwrap();
     assert!(!g.edges.is_empty());
@@ -203,11 +208,14 @@ fn lineage_and_deployment_state_see_only_the_scope() {
             seen.insert(s);
         }
     }
-    let unscoped = index.lineage("deployment", dep, 3, None).unwrap().unwrap();
+    let unscoped = index
+        .lineage("deployment", dep, 3, None, &Default::default())
+        .unwrap()
+        .unwrap();
     let all: BTreeSet<u64> = unscoped.edges.iter().flat_map(|e| e.seqs.clone()).collect();
     assert!(seen.is_subset(&all) && seen.len() < all.len());
     assert!(index
-        .lineage("deployment", dep, 3, Some(&[]))
+        .lineage("deployment", dep, 3, Some(&[]), &Default::default())
         .unwrap()
         .is_none());
 }

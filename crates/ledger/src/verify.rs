@@ -70,6 +70,67 @@ impl LogSource for Store {
     }
 }
 
+/// Largest body of a kept-entries answer ([`encode_kept_entries`]): every position of a
+/// full bundle kept, each of the largest entry size, plus its position byte and length.
+pub const KEPT_ENTRIES_BYTES_MAX: usize = TILE_WIDTH as usize * (3 + tlog::ENTRY_BYTES_MAX);
+
+/// The entries still stored in a bundle, as mlaudit serves them at `/log/kept/<N>[.p/<W>]`
+/// (`docs/api.md` section 7): for each kept entry in seq order, its position in the bundle
+/// (one byte, 0 to 255), then the entry as in a C2SP entry bundle (big-endian u16 length,
+/// the bytes). Pruned positions are absent; their leaf hashes are in hash tile 0/N. This
+/// is what lets a remote verifier re-hash the kept entries of a bundle that answers 410
+/// as a whole.
+pub fn encode_kept_entries(slots: &[Slot]) -> Vec<u8> {
+    assert!(
+        slots.len() <= TILE_WIDTH as usize,
+        "bad math in encode_kept_entries: {} slots",
+        slots.len()
+    );
+    let mut out = Vec::new();
+    for (position, slot) in slots.iter().enumerate() {
+        if let Slot::Entry(e) = slot {
+            let len = u16::try_from(e.len()).expect("a stored entry fits a C2SP bundle");
+            out.push(position as u8);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(e);
+        }
+    }
+    out
+}
+
+/// Parses a kept-entries answer ([`encode_kept_entries`]) for a bundle of `width`
+/// positions: every position absent from it is [`SourceSlot::Pruned`] with no kept hash.
+/// Positions must be increasing and below `width`, and the body must end on a record.
+pub fn parse_kept_entries(bytes: &[u8], width: u64) -> Result<Vec<SourceSlot>, String> {
+    if width == 0 || width > TILE_WIDTH {
+        return Err(format!(
+            "a bundle has 1 to {TILE_WIDTH} entries, not {width}"
+        ));
+    }
+    let mut out = vec![SourceSlot::Pruned(None); width as usize];
+    let mut rest = bytes;
+    let mut next_position = 0u64;
+    while !rest.is_empty() {
+        let [position, hi, lo, tail @ ..] = rest else {
+            return Err("a kept entry is cut short in its header".into());
+        };
+        let position = u64::from(*position);
+        if position < next_position || position >= width {
+            return Err(format!(
+                "kept entry position {position} is out of order or past the width {width}"
+            ));
+        }
+        let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+        if tail.len() < len {
+            return Err(format!("kept entry at position {position} is cut short"));
+        }
+        out[position as usize] = SourceSlot::Entry(tail[..len].to_vec());
+        rest = &tail[len..];
+        next_position = position + 1;
+    }
+    Ok(out)
+}
+
 /// A log that verified.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -352,4 +413,45 @@ fn first_difference(a: &[u8], b: &[u8]) -> u64 {
         .position(|(x, y)| x != y)
         .unwrap_or(a.len().min(b.len()) / HASH_SIZE);
     n as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_entries_round_trip_and_malformed_answers_are_refused() {
+        let slots = vec![
+            Slot::Pruned([1; HASH_SIZE]),
+            Slot::Entry(b"one".to_vec()),
+            Slot::Pruned([2; HASH_SIZE]),
+            Slot::Entry(Vec::new()),
+        ];
+        let bytes = encode_kept_entries(&slots);
+        assert_eq!(bytes, b"\x01\x00\x03one\x03\x00\x00");
+        assert_eq!(
+            parse_kept_entries(&bytes, 4).unwrap(),
+            vec![
+                SourceSlot::Pruned(None),
+                SourceSlot::Entry(b"one".to_vec()),
+                SourceSlot::Pruned(None),
+                SourceSlot::Entry(Vec::new()),
+            ]
+        );
+        assert_eq!(
+            parse_kept_entries(&[], 2).unwrap(),
+            vec![SourceSlot::Pruned(None); 2]
+        );
+        for (bad, width) in [
+            (&b"\x01\x00\x03on"[..], 4),           // cut short
+            (&b"\x01\x00"[..], 4),                 // header cut short
+            (&b"\x04\x00\x00"[..], 4),             // past the width
+            (&b"\x02\x00\x00\x01\x00\x00"[..], 4), // out of order
+            (&b"\x01\x00\x00\x01\x00\x00"[..], 4), // repeated
+        ] {
+            assert!(parse_kept_entries(bad, width).is_err(), "{bad:?}");
+        }
+        assert!(parse_kept_entries(&[], 0).is_err());
+        assert!(parse_kept_entries(&[], 257).is_err());
+    }
 }

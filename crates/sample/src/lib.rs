@@ -81,6 +81,14 @@ const MIX: [(&str, f64); 26] = [
     ("job.fail", 0.2),
 ];
 
+/// The deployment actions that change what a deployment serves (those of
+/// `index::DEPLOYMENT_ACTIONS` the mix has); the others (predict, test) name what it serves.
+const SETS_SERVED: [&str; 3] = [
+    "deployment.deploy",
+    "deployment.update",
+    "deployment.rollback",
+];
+
 /// What to generate besides the count.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -170,6 +178,12 @@ pub struct Events {
     step_us: f64,
     i: u64,
     n: u64,
+    /// The model version each deployment serves: set by a successful deploy, update,
+    /// rollback or promote, and named by its predictions and tests, so that the stream
+    /// agrees with itself (what `deployment-state` answers at a prediction's time is the
+    /// version the prediction names). A deployment not deployed yet in the stream serves
+    /// the version its first event names, deployed before the stream started.
+    served: std::collections::HashMap<String, String>,
 }
 
 /// `n` events generated with `opts`.
@@ -183,6 +197,7 @@ pub fn events(n: u64, opts: &Options) -> Events {
         opts: opts.clone(),
         i: 0,
         n,
+        served: std::collections::HashMap::new(),
     }
 }
 
@@ -254,6 +269,9 @@ impl Events {
         let mut params = Value::Null;
         let mut related = Value::Null;
         let mut metrics = Value::Null;
+        // (deployment, version) of a deployment event that, if it succeeds, changes what
+        // the deployment serves.
+        let mut sets_served: Option<(String, String)> = None;
         match rtype {
             "dataset" => {
                 let (ds, pii) = pick(rng, &w.datasets).clone();
@@ -342,8 +360,17 @@ impl Events {
             "deployment" => {
                 let d = pick(rng, &w.deployments);
                 ev.insert("resource".into(), json!({"type": "deployment", "id": d}));
+                // Drawn for every deployment event, so the rest of the stream is the same
+                // whatever the deployments serve.
+                let drawn = rng.gen_range(1..=40).to_string();
+                let version = if SETS_SERVED.contains(&action) {
+                    sets_served = Some((d.clone(), drawn.clone()));
+                    drawn
+                } else {
+                    self.served.entry(d.clone()).or_insert(drawn).clone()
+                };
                 related = json!([{"type": "model", "id": &d[4..],
-                                  "version": rng.gen_range(1..=40).to_string(),
+                                  "version": version,
                                   "relation": "serves"}]);
                 params = if action == "deployment.predict" {
                     json!({"requests": rng.gen_range(1..=10_000),
@@ -382,6 +409,11 @@ impl Events {
                 json!(pick(rng, &["timeout", "quota exceeded", "schema mismatch"])),
             );
         }
+        if let Some((d, v)) = sets_served {
+            if ev["outcome"] == "success" {
+                self.served.insert(d, v);
+            }
+        }
         if !params.is_null() {
             ev.insert("parameters".into(), params);
         }
@@ -403,6 +435,7 @@ impl Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn the_same_seed_gives_the_same_bytes_and_another_seed_others() {
@@ -452,6 +485,27 @@ mod tests {
                 .all(|e| e["action"] != "deployment.deploy"
                     || e["related"][0]["relation"] == "serves")
         );
+        // Predictions and tests name the version the last successful deploy, update or
+        // rollback set (issue 11.5: they named a random one, so lineage's `serves` links
+        // and deployment-state disagreed).
+        let mut served: HashMap<&str, &str> = HashMap::new();
+        let mut checked = 0;
+        for e in &evs {
+            if e["resource"]["type"] != "deployment" {
+                continue;
+            }
+            let d = e["resource"]["id"].as_str().unwrap();
+            let v = e["related"][0]["version"].as_str().unwrap();
+            if SETS_SERVED.contains(&e["action"].as_str().unwrap()) {
+                if e["outcome"] == "success" {
+                    served.insert(d, v);
+                }
+            } else if let Some(s) = served.get(d) {
+                assert_eq!(*s, v, "{e}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "{checked}");
         let last = evs.last().unwrap()["time"].as_str().unwrap().to_string();
         assert!(
             last.starts_with("2026-01-30") || last.starts_with("2026-01-31"),

@@ -19,8 +19,8 @@ use super::read::{blocking, query_error, query_filter, HitOut, Params, QUERY_PAR
 use super::AppState;
 use auth::Principal;
 use index::{
-    parse_interval, rfc3339, Hit, NodeRef, StatsBy, StatsSource, HOUR_MS, LINEAGE_DEPTH_DEFAULT,
-    LINEAGE_DEPTH_MAX,
+    parse_interval, rfc3339, Hit, LineageFilter, NodeRef, StatsBy, StatsSource, HOUR_MS,
+    LINEAGE_DEPTH_DEFAULT, LINEAGE_DEPTH_MAX,
 };
 
 /// A result as in `GET /v1/events`: `{"seq","recorded_at","leaf_hash","event"}`.
@@ -40,9 +40,37 @@ fn required<'a>(q: &'a Params, name: &str) -> Result<&'a str, ApiError> {
 }
 
 /// Parameters of `GET /v1/lineage`.
-const LINEAGE_PARAMS: &[&str] = &["type", "id", "depth"];
+const LINEAGE_PARAMS: &[&str] = &["type", "id", "depth", "types", "relations"];
 
-/// `GET /v1/lineage?type=&id=&depth=`: the graph of `related` links around a resource.
+/// Most names in the `types` or `relations` list of `GET /v1/lineage`.
+const LINEAGE_FILTER_NAMES_MAX: usize = 32;
+
+/// A comma-separated list of names (`types=model,deployment`), checked: no empty name, at
+/// most [`LINEAGE_FILTER_NAMES_MAX`].
+fn name_list(q: &Params, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(v) = q.get(name) else {
+        return Ok(None);
+    };
+    let names: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+    if names.iter().any(String::is_empty) || names.len() > LINEAGE_FILTER_NAMES_MAX {
+        return Err(ApiError::bad_request(
+            "bad_parameter",
+            format!(
+                "{name}={v:?} must be a comma-separated list of 1 to \
+                 {LINEAGE_FILTER_NAMES_MAX} names, e.g. {name}={}",
+                if name == "types" {
+                    "model,deployment"
+                } else {
+                    "training_data,serves"
+                }
+            ),
+        ));
+    }
+    Ok(Some(names))
+}
+
+/// `GET /v1/lineage?type=&id=&depth=&types=&relations=`: the graph of `related` links
+/// around a resource, optionally only through some node types and relations.
 pub(super) async fn lineage(
     State(st): State<Arc<AppState>>,
     Extension(caller): Extension<Principal>,
@@ -66,12 +94,17 @@ pub(super) async fn lineage(
             ))
         }
     };
+    let filter = LineageFilter {
+        types: name_list(&q, "types")?,
+        relations: name_list(&q, "relations")?,
+    };
     let index = st.index.clone();
     let (t, i) = (rtype.clone(), id.clone());
     let scope = caller.projects.clone();
+    let f = filter.clone();
     let graph = blocking(move || {
         index
-            .lineage(&t, &i, depth, scope.as_deref())
+            .lineage(&t, &i, depth, scope.as_deref(), &f)
             .map_err(query_error)
     })
     .await?;
@@ -117,7 +150,15 @@ pub(super) async fn lineage(
             "depth": depth,
             "nodes": nodes,
             "edges": edges,
+            "types": filter.types,
+            "relations": filter.relations,
             "truncated": g.truncated,
+            "omitted": {
+                "nodes": g.omitted.nodes,
+                "edges": g.omitted.edges,
+                "node_types": g.omitted.node_types,
+                "relations": g.omitted.relations,
+            },
         })),
     ))
 }

@@ -34,9 +34,9 @@ use auth::{is_log_route, route_for, Access, Principal};
 pub const SOURCES_MAX: usize = 10_000;
 /// Longest query value copied into an `audit.query` record.
 pub const FILTER_VALUE_CHARS_MAX: usize = 256;
-/// The route whose reads are recorded per principal and window, not one by one (entry
-/// bundles: a `verify --url` reads every one of them).
-const BULK_ROUTE: &str = "/log/tile/entries/{*rest}";
+/// The routes whose reads are recorded per principal and window, not one by one (entry
+/// bundles and the kept entries of pruned ones: a `verify --url` reads every bundle).
+const BULK_ROUTES: &[&str] = &["/log/tile/entries/{*rest}", "/log/kept/{*rest}"];
 
 /// Longest path copied into an `auth.denied` record.
 pub const PATH_CHARS_MAX: usize = 512;
@@ -286,9 +286,15 @@ pub(super) async fn guard(
             let results = resp.extensions().get::<ResultCount>().map(|c| c.0);
             let (path, filters) = pseudonymize_read(&st.privacy, route.path, &path, filters);
             let record = audit_query(&principal, route.path, &path, &filters, results);
-            if route.path == BULK_ROUTE {
+            if BULK_ROUTES.contains(&route.path) {
                 st.recorder
-                    .record_bulk(&principal.name, record, &path, results.unwrap_or(0))
+                    .record_bulk(
+                        &principal.name,
+                        route.path,
+                        record,
+                        &path,
+                        results.unwrap_or(0),
+                    )
                     .await;
             } else {
                 st.recorder.record(record).await;

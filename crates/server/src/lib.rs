@@ -269,6 +269,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/log/checkpoint", get(read::checkpoint))
+        .route("/log/kept/{*path}", get(read::kept))
         .route("/log/{*path}", get(read::tile))
         .fallback(read::no_route)
         // Outermost: no handler, and no body, is reached before access control.

@@ -20,7 +20,7 @@ use super::subjects::{record_cleartext_view, require_cleartext};
 use super::AppState;
 use auth::Principal;
 use event::{event_schema, parse_entry};
-use index::{Filter, Hit, Order, Page, QueryError};
+use index::{Filter, HistoryQuery, Hit, Order, Page, QueryError};
 use privacy::Privacy;
 
 pub(super) fn b64(h: &[u8]) -> String {
@@ -161,6 +161,39 @@ pub(super) async fn tile(
     if let Some(width) = entries {
         resp.extensions_mut().insert(ResultCount(width));
     }
+    Ok(resp)
+}
+
+/// `/log/kept/<N>[.p/<W>]`: the entries bundle `<N>` still stores, with their positions
+/// (`ledger::verify::encode_kept_entries`). Unlike the C2SP bundle, which answers 410 as a
+/// whole once retention pruned one of its entries, this answers the kept ones, so that
+/// `verify --url` re-hashes them and counts as pruned exactly what was pruned. Not
+/// immutable: a later retention run can prune more of the bundle.
+pub(super) async fn kept(
+    State(st): State<Arc<AppState>>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let t = TileRef::parse(&format!("tile/entries/{path}"))
+        .map_err(|e| ApiError::not_found(format!("/log/kept/{path} is not a bundle path: {e}")))?;
+    let store = st.ledger.store().clone();
+    let (bytes, kept) = blocking(move || {
+        let slots = store.slots(t.index, t.width)?;
+        let kept = slots
+            .iter()
+            .filter(|s| matches!(s, ledger::store::Slot::Entry(_)))
+            .count() as u64;
+        Ok((ledger::verify::encode_kept_entries(&slots), kept))
+    })
+    .await?;
+    let mut resp = (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from(bytes),
+    )
+        .into_response();
+    resp.extensions_mut().insert(ResultCount(kept));
     Ok(resp)
 }
 
@@ -535,8 +568,22 @@ fn page_json(page: Page, cleartext: Option<&Privacy>) -> Result<(PageOut, Vec<u6
 /// Parameters of `GET /v1/resources/{type}/{id}`: the timeline's paging.
 const RESOURCE_PARAMS: &[&str] = &["limit", "cursor", "order", "cleartext"];
 
+/// A timeline row of `GET /v1/resources/{type}/{id}`: a result as in `GET /v1/events`,
+/// plus how the event names the resource: `role` `subject` (its `resource`) or `related`,
+/// and the `relation` of each of its `related` links to it.
+#[derive(serde::Serialize)]
+struct HistoryHitOut {
+    seq: u64,
+    recorded_at: String,
+    leaf_hash: String,
+    role: &'static str,
+    relations: Vec<Option<String>>,
+    event: Box<RawValue>,
+}
+
 /// `GET /v1/resources/{type}/{id}`: the resource's summary and its timeline (the events
-/// whose `resource` it is, oldest first by default, paged like `GET /v1/events`).
+/// that name it as their `resource` or in `related`, oldest first by default, paged like
+/// `GET /v1/events`).
 pub(super) async fn resource(
     State(st): State<Arc<AppState>>,
     Extension(caller): Extension<Principal>,
@@ -559,14 +606,13 @@ pub(super) async fn resource(
             ))
         }
     };
-    let filter = Filter {
-        resource_type: Some(rtype.clone()),
-        resource_id: Some(id.clone()),
+    let hq = HistoryQuery {
+        rtype: rtype.clone(),
+        id: id.clone(),
         limit: q.u64("limit")?.map(|n| n.min(usize::MAX as u64) as usize),
         order,
         cursor: q.get("cursor").map(str::to_string),
-        projects_allowed: caller.projects.clone(),
-        ..Filter::default()
+        projects: caller.projects.clone(),
     };
     let scope = caller.projects.clone();
     let index = st.index.clone();
@@ -579,17 +625,37 @@ pub(super) async fn resource(
         else {
             return Ok((None, None));
         };
-        let page = index.query(&store, &filter).map_err(query_error)?;
+        let page = index.history(&store, &hq).map_err(query_error)?;
         Ok((Some(summary), Some(page)))
     })
     .await?;
     let (Some(s), Some(page)) = (summary, page) else {
         return Err(ApiError::not_found(format!(
-            "no event has resource {rtype}:{id} (or the index has not reached it yet)"
+            "no event names {rtype}:{id}, as its resource or in related (or the index has \
+             not reached it yet)"
         )));
     };
     let n = page.hits.len() as u64;
-    let (timeline, seqs) = page_json(page, cleartext.then_some(&*st.privacy))?;
+    let privacy = cleartext.then_some(&*st.privacy);
+    let mut seqs = Vec::with_capacity(page.hits.len());
+    let mut events = Vec::with_capacity(page.hits.len());
+    for h in page.hits {
+        seqs.push(h.hit.seq);
+        let out = HitOut::new(h.hit, privacy)?;
+        events.push(HistoryHitOut {
+            seq: out.seq,
+            recorded_at: out.recorded_at,
+            leaf_hash: out.leaf_hash,
+            role: if h.appears.subject {
+                "subject"
+            } else {
+                "related"
+            },
+            relations: h.appears.relations,
+            event: out.event,
+        });
+    }
+    let next = if page.more { page.next_cursor } else { None };
     if cleartext {
         let params = json!({"endpoint": "GET /v1/resources/{type}/{id}", "seqs": seqs});
         record_cleartext_view(&st, &caller, params).await?;
@@ -603,11 +669,13 @@ pub(super) async fn resource(
             "first_seen": s.first_seen,
             "last_seen": s.last_seen,
             "events": s.events,
+            "as_subject": s.as_subject,
+            "as_related": s.as_related,
             "versions": s.versions,
             "counts_by_action": s.counts_by_action,
             "actors": {"count": s.actor_count, "ids": s.actors},
         },
-        "timeline": timeline,
+        "timeline": {"events": events, "next": next},
         })),
     ))
 }

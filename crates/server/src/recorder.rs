@@ -29,8 +29,8 @@ pub const RECORDS_BATCH_MAX: usize = 256;
 pub const RECORDS_QUEUED_MAX: usize = 4096;
 /// Wait before the one retry of a batch that failed to append.
 pub const RETRY_DELAY: Duration = Duration::from_secs(1);
-/// Bulk reads of the log (entry bundles) by one principal within this window are one
-/// `audit.query` record, with their count and first and last path.
+/// Bulk reads of the log (entry bundles, kept entries) by one principal on one route within
+/// this window are one `audit.query` record, with their count and first and last path.
 pub const BULK_WINDOW: Duration = Duration::from_secs(60);
 
 /// The bulk reads of one principal in the current window.
@@ -90,14 +90,23 @@ impl Recorder {
         }
     }
 
-    /// Counts a bulk read (an entry bundle) of `principal`, whose own record would be
-    /// `record`, into the principal's current window; queues the record of the window it
-    /// closes, if any. A `verify --url` of a large log is then a few records, not one per
-    /// bundle, and still says who read what and when.
-    pub async fn record_bulk(&self, principal: &str, record: Value, path: &str, results: u64) {
+    /// Counts a bulk read (an entry bundle, or the kept entries of one) of `principal` on
+    /// `route`, whose own record would be `record`, into the window of that principal and
+    /// route; queues the record of the window it closes, if any. A `verify --url` of a
+    /// large log is then a few records, not one per bundle, and still says who read what
+    /// and when.
+    pub async fn record_bulk(
+        &self,
+        principal: &str,
+        route: &str,
+        record: Value,
+        path: &str,
+        results: u64,
+    ) {
+        let key = format!("{principal}\n{route}");
         let closed = {
             let mut bulk = self.bulk.lock().unwrap();
-            match bulk.get_mut(principal) {
+            match bulk.get_mut(&key) {
                 Some(b) if b.started.elapsed() < BULK_WINDOW => {
                     b.reads += 1;
                     b.results += results;
@@ -106,7 +115,7 @@ impl Recorder {
                 }
                 _ => bulk
                     .insert(
-                        principal.to_string(),
+                        key,
                         BulkReads {
                             record,
                             reads: 1,

@@ -1,11 +1,12 @@
-//! `mlaudit history TYPE ID`: a resource's summary, then its timeline.
+//! `mlaudit history TYPE ID`: a resource's summary, then its timeline: every event that
+//! names it, as its subject (`resource`) or in `related`, each row saying which.
 
 use anyhow::{anyhow, Context};
 use clap::Args;
 use serde_json::Value;
 
 use crate::http::{for_each_page, runtime, ServerArgs};
-use crate::output::print_table;
+use crate::output::{print_aligned, s};
 
 /// `mlaudit history`.
 #[derive(Args)]
@@ -91,11 +92,66 @@ pub fn history(a: HistoryArgs) -> anyhow::Result<i32> {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    print_table(&events);
+    print_history_table(&events);
     if let Some(next) = answer["timeline"]["next"].as_str() {
         eprintln!("mlaudit: more events: --all (next cursor {next})");
     }
     Ok(0)
+}
+
+/// How a timeline row names the resource: `subject`, or `related:RELATION` for each of its
+/// `related` links to it (`related` alone for a link without a relation), comma-separated.
+fn appears_as(row: &Value) -> String {
+    let mut parts = Vec::new();
+    if row["role"] == "subject" {
+        parts.push("subject".to_string());
+    }
+    for r in row["relations"].as_array().into_iter().flatten() {
+        parts.push(match r.as_str() {
+            Some(rel) => format!("related:{rel}"),
+            None => "related".into(),
+        });
+    }
+    if parts.is_empty() {
+        parts.push(s(&row["role"]));
+    }
+    parts.join(",")
+}
+
+/// The timeline as the table of `mlaudit query`, with an `AS` column: how each event
+/// names the resource.
+fn print_history_table(rows: &[Value]) {
+    let mut table = vec![vec![
+        "SEQ".to_string(),
+        "TIME".into(),
+        "ACTION".into(),
+        "OUTCOME".into(),
+        "ACTOR".into(),
+        "AS".into(),
+        "RESOURCE".into(),
+    ]];
+    for h in rows {
+        let e = &h["event"];
+        let r = &e["resource"];
+        let mut resource = String::new();
+        if r.is_object() {
+            resource = format!("{}:{}", s(&r["type"]), s(&r["id"]));
+            if let Some(v) = r["version"].as_str() {
+                resource.push('@');
+                resource.push_str(v);
+            }
+        }
+        table.push(vec![
+            h["seq"].to_string(),
+            s(&e["time"]),
+            s(&e["action"]),
+            e["outcome"].as_str().unwrap_or("success").to_string(),
+            s(&e["actor"]["id"]),
+            appears_as(h),
+            resource,
+        ]);
+    }
+    print_aligned(&table);
 }
 
 /// The summary of `GET /v1/resources/{type}/{id}` as aligned `name  value` lines.
@@ -124,6 +180,17 @@ pub(crate) fn print_summary(v: &Value) {
         .as_object()
         .map(|m| m.iter().map(|(k, n)| format!("{k} {n}")).collect())
         .unwrap_or_default();
+    let related: Vec<String> = s["as_related"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, n)| {
+                    let k = if k.is_empty() { "(no relation)" } else { k };
+                    format!("{k} {n}")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let lines = [
         (
             "resource",
@@ -134,6 +201,15 @@ pub(crate) fn print_summary(v: &Value) {
             ),
         ),
         ("events", s["events"].to_string()),
+        ("as subject", s["as_subject"].to_string()),
+        (
+            "as related",
+            if related.is_empty() {
+                "none".into()
+            } else {
+                related.join(", ")
+            },
+        ),
         ("first seen", s["first_seen"].as_str().unwrap_or("").into()),
         ("last seen", s["last_seen"].as_str().unwrap_or("").into()),
         (

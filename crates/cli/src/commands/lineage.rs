@@ -19,6 +19,12 @@ pub struct LineageArgs {
     /// Hops to follow from it (the server's default is 2, its most 5).
     #[arg(long)]
     depth: Option<u64>,
+    /// Follow only links to nodes of these types (comma-separated: model,deployment).
+    #[arg(long, value_delimiter = ',')]
+    types: Vec<String>,
+    /// Follow only links with these relations (comma-separated: training_data,serves).
+    #[arg(long, value_delimiter = ',')]
+    relations: Vec<String>,
     /// Print the server's JSON answer.
     #[arg(long)]
     json: bool,
@@ -33,6 +39,12 @@ pub fn lineage(a: LineageArgs) -> anyhow::Result<i32> {
     let mut params = vec![("type", a.rtype.clone()), ("id", a.id.clone())];
     if let Some(d) = a.depth {
         params.push(("depth", d.to_string()));
+    }
+    if !a.types.is_empty() {
+        params.push(("types", a.types.join(",")));
+    }
+    if !a.relations.is_empty() {
+        params.push(("relations", a.relations.join(",")));
     }
     let v = get_json(&a.server, &["v1", "lineage"], &params)?;
     if a.json {
@@ -101,7 +113,27 @@ pub fn lineage(a: LineageArgs) -> anyhow::Result<i32> {
     }
     print_aligned(&rows);
     if v["truncated"] == true {
-        eprintln!("mlaudit: the graph was cut at the server's node or edge cap: start from a node nearer to what you look for, or lower --depth");
+        let o = &v["omitted"];
+        let counts = |m: &Value| -> String {
+            m.as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, n)| {
+                            let k = if k.is_empty() { "(no relation)" } else { k };
+                            format!("{k} {n}")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        };
+        eprintln!(
+            "mlaudit: the graph was cut at the server's node or edge cap: left out {} nodes ({}) and {} edges ({}); deployments and models were kept first. Narrow it with --types or --relations, start from a node nearer to what you look for, or lower --depth",
+            o["nodes"],
+            counts(&o["node_types"]),
+            o["edges"],
+            counts(&o["relations"]),
+        );
     }
     Ok(0)
 }

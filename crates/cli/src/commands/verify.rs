@@ -8,7 +8,9 @@ use anyhow::{bail, Context};
 use base64::Engine;
 use clap::Args;
 use indicatif::ProgressBar;
-use ledger::verify::{verify_log, LogSource, SourceSlot};
+use ledger::verify::{
+    parse_kept_entries, verify_log, LogSource, SourceSlot, KEPT_ENTRIES_BYTES_MAX,
+};
 
 use crate::http::{http, runtime};
 
@@ -54,6 +56,9 @@ pub(crate) struct HttpSource {
 /// (2 + 65,535) bytes) and some slack. A server sending more is refused, not buffered.
 pub const RESPONSE_BYTES_MAX: usize = 256 * (2 + 65_535) + 4096;
 
+// The kept entries of a bundle (a position byte more per entry) fit the same bound.
+const _: () = assert!(KEPT_ENTRIES_BYTES_MAX <= RESPONSE_BYTES_MAX);
+
 impl HttpSource {
     fn fetch(&self, path: &str) -> Result<Vec<u8>, String> {
         self.fetch_or_gone(path)?
@@ -62,6 +67,20 @@ impl HttpSource {
 
     /// Like `fetch`, but `None` for 410 Gone (an entry bundle pruned by retention).
     fn fetch_or_gone(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        self.fetch_unless(path, reqwest::StatusCode::GONE)
+    }
+
+    /// Like `fetch`, but `None` for 404 Not Found (an endpoint the log does not have).
+    fn fetch_or_missing(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        self.fetch_unless(path, reqwest::StatusCode::NOT_FOUND)
+    }
+
+    /// Like `fetch`, but `None` when the answer is `absent`.
+    fn fetch_unless(
+        &self,
+        path: &str,
+        absent: reqwest::StatusCode,
+    ) -> Result<Option<Vec<u8>>, String> {
         let url = format!("{}/{path}", self.base.trim_end_matches('/'));
         self.rt.block_on(async {
             let mut rb = self.client.get(&url);
@@ -77,7 +96,7 @@ impl HttpSource {
                 .await
                 .map_err(|e| unreadable(format!("{url}: {e}")))?;
             let status = resp.status();
-            if status == reqwest::StatusCode::GONE {
+            if status == absent {
                 return Ok(None);
             }
             if status == reqwest::StatusCode::UNAUTHORIZED
@@ -120,19 +139,30 @@ impl LogSource for HttpSource {
             .map_err(|e| e.to_string())?;
         self.fetch(&t.path())
     }
-    /// A bundle answered 410 Gone holds pruned entries: over HTTP only the
-    /// whole bundle is known to be gone, so all of it counts as pruned and its
-    /// leaf hashes come from the hash tile.
+    /// A bundle answered 410 Gone holds pruned entries. An mlaudit server then answers
+    /// `kept/<N>[.p/<W>]` with the entries it still stores and their positions, which are
+    /// re-hashed like any entry; only the positions absent from it count as pruned (their
+    /// leaf hashes come from the hash tile). A log without that endpoint (404: another
+    /// C2SP server) says only that the whole bundle is gone, so all of it counts as pruned.
     fn slots(&self, index: u64, width: u64) -> Result<Vec<SourceSlot>, String> {
         let t =
             tlog::TileRef::new(tlog::TileKind::Entries, index, width).map_err(|e| e.to_string())?;
-        match self.fetch_or_gone(&t.path())? {
-            None => Ok(vec![SourceSlot::Pruned(None); width as usize]),
-            Some(bytes) => Ok(tlog::parse_bundle(&bytes)
+        if let Some(bytes) = self.fetch_or_gone(&t.path())? {
+            return Ok(tlog::parse_bundle(&bytes)
                 .map_err(|e| format!("entry bundle {index} is malformed: {e}"))?
                 .into_iter()
                 .map(|e| SourceSlot::Entry(e.to_vec()))
-                .collect()),
+                .collect());
+        }
+        let kept = t
+            .path()
+            .strip_prefix("tile/entries/")
+            .map(|rest| format!("kept/{rest}"))
+            .expect("an entry bundle path starts with tile/entries/");
+        match self.fetch_or_missing(&kept)? {
+            None => Ok(vec![SourceSlot::Pruned(None); width as usize]),
+            Some(bytes) => parse_kept_entries(&bytes, width)
+                .map_err(|e| format!("the kept entries of bundle {index} are malformed: {e}")),
         }
     }
 }
