@@ -53,53 +53,41 @@ pub(crate) fn exit_on_stdout_error(e: &std::io::Error) -> ! {
     std::process::exit(1);
 }
 
+/// `TYPE:ID[@VERSION]` of an event's `resource`, empty for none.
+pub(crate) fn resource_text(r: &Value) -> String {
+    if !r.is_object() {
+        return String::new();
+    }
+    let mut t = format!("{}:{}", s(&r["type"]), s(&r["id"]));
+    if let Some(v) = r["version"].as_str() {
+        t.push('@');
+        t.push_str(v);
+    }
+    t
+}
+
+/// The cells of one result in a table: seq, time, action, outcome, actor, resource.
+pub(crate) fn event_cells(h: &Value) -> Vec<String> {
+    let e = &h["event"];
+    vec![
+        h["seq"].to_string(),
+        time_text(&e["time"]),
+        s(&e["action"]),
+        e["outcome"].as_str().unwrap_or("success").to_string(),
+        s(&e["actor"]["id"]),
+        resource_text(&e["resource"]),
+    ]
+}
+
+/// The header of [`event_cells`].
+pub(crate) const EVENT_HEADER: [&str; 6] =
+    ["SEQ", "TIME", "ACTION", "OUTCOME", "ACTOR", "RESOURCE"];
+
 /// seq, time, action, outcome, actor, resource: one aligned row per result.
 pub(crate) fn print_table(hits: &[Value]) {
-    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
-    let mut rows = vec![[
-        "SEQ".to_string(),
-        "TIME".into(),
-        "ACTION".into(),
-        "OUTCOME".into(),
-        "ACTOR".into(),
-        "RESOURCE".into(),
-    ]];
-    for h in hits {
-        let e = &h["event"];
-        let r = &e["resource"];
-        let resource = if r.is_object() {
-            let mut t = format!("{}:{}", s(&r["type"]), s(&r["id"]));
-            if let Some(v) = r["version"].as_str() {
-                t.push('@');
-                t.push_str(v);
-            }
-            t
-        } else {
-            String::new()
-        };
-        rows.push([
-            h["seq"].to_string(),
-            s(&e["time"]),
-            s(&e["action"]),
-            e["outcome"].as_str().unwrap_or("success").to_string(),
-            s(&e["actor"]["id"]),
-            resource,
-        ]);
-    }
-    let mut widths = [0usize; 6];
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        outln!("{}", line.join("  ").trim_end());
-    }
+    let mut rows = vec![EVENT_HEADER.map(String::from).to_vec()];
+    rows.extend(hits.iter().map(event_cells));
+    print_aligned(&rows);
 }
 
 /// One CSV row per result, for spreadsheets and audit evidence.
@@ -213,6 +201,27 @@ pub(crate) fn print_list(f: FormatArgs, rows: &[Vec<String>], json: &Value) -> a
         print_aligned(rows);
     }
     Ok(())
+}
+
+/// An RFC 3339 time from an answer as tables print every time: UTC at millisecond
+/// precision, so that producer times (any precision, any offset) and recorded times
+/// (nanoseconds) line up in one column. Anything else is printed as it is; CSV and JSON
+/// keep the exact value.
+pub(crate) fn time_text(v: &Value) -> String {
+    let raw = s(v);
+    match chrono::DateTime::parse_from_rfc3339(&raw) {
+        Ok(t) => time_ms(Some(t.timestamp_millis())),
+        Err(_) => raw,
+    }
+}
+
+/// `" (TEXT)"`, or nothing when `text` is empty: no output line ends in an empty `()`.
+pub(crate) fn in_parens(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" ({text})")
+    }
 }
 
 /// A time in milliseconds since the Unix epoch as RFC 3339 at millisecond precision, the

@@ -510,12 +510,168 @@ fn hand_built_lineage_and_point_in_time() {
         &[],
         None,
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    // The CLI checks times itself since issue 11.10 (relative times are resolved on the
+    // client): a bad one is a usage error (exit 2) naming the forms it takes; the server's
+    // own 400 for `at=yesterday` is checked above.
+    assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
-        out.stderr.contains("400") && out.stderr.contains("RFC 3339"),
+        out.stderr.contains("soon") && out.stderr.contains("RFC 3339"),
         "{}",
         out.stderr
     );
+}
+
+/// Issues 11.11 and 11.12: `history`, `lineage` and `deployment-state` take the resource
+/// syntax of every command (`TYPE:ID`, or `TYPE ID`), print `--csv` like `query`, print
+/// every time in a table at one precision (the scenario mixes `…00Z` and `…00.000Z`), and
+/// no line ends in an empty `()`.
+#[test]
+fn history_lineage_and_deployment_state_take_type_id_and_print_csv() {
+    let srv = TestServer::start_with(PLAIN);
+    let http = srv.http();
+    send(&srv, &http, &scenario());
+
+    // One syntax: TYPE:ID and TYPE ID give the same answer; a version or both forms at
+    // once are refused with the syntax.
+    for cmd in ["lineage", "history"] {
+        let a = srv.cli(&[cmd, "dataset:customers"], &[], None);
+        a.assert_ok(cmd);
+        let b = srv.cli(&[cmd, "dataset", "customers"], &[], None);
+        b.assert_ok(cmd);
+        assert_eq!(a.stdout, b.stdout, "{cmd}");
+        let out = srv.cli(&[cmd, "dataset:customers@v1"], &[], None);
+        assert_eq!(out.code, 1, "{cmd}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("without @VERSION"),
+            "{cmd}: {}",
+            out.stderr
+        );
+        let out = srv.cli(&[cmd, "dataset:customers", "customers"], &[], None);
+        assert_eq!(out.code, 1, "{cmd}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("TYPE:ID or as TYPE ID"),
+            "{cmd}: {}",
+            out.stderr
+        );
+    }
+
+    // Tables: one time precision (UTC, milliseconds) in every time column.
+    let out = srv.cli(&["history", "deployment:churn-prod", "--all"], &[], None);
+    out.assert_ok("history");
+    let times: Vec<&str> = out
+        .stdout
+        .split_whitespace()
+        .filter(|w| w.starts_with("2026-"))
+        .collect();
+    assert!(times.len() >= 8, "{}", out.stdout);
+    for t in &times {
+        assert_eq!(
+            t.len(),
+            "2026-02-02T09:00:00.000Z".len(),
+            "{t} in\n{}",
+            out.stdout
+        );
+        assert!(t.ends_with('Z') && t.as_bytes()[19] == b'.', "{t}");
+    }
+    assert!(!out.stdout.contains("()"), "{}", out.stdout);
+
+    // history --csv: the timeline, the times as stored (the server keeps event times at
+    // millisecond precision).
+    let out = srv.cli(
+        &["history", "deployment:churn-prod", "--all", "--csv"],
+        &[],
+        None,
+    );
+    out.assert_ok("history --csv");
+    let mut lines = out.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("seq,recorded_at,time,action,outcome,actor,as,resource_type,resource_id,resource_version")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 8, "{}", out.stdout);
+    assert_eq!(rows[0][0], "6");
+    assert_eq!(rows[0][2], "2026-02-02T09:00:00.000Z");
+    assert_eq!(rows[1][2], "2026-02-03T09:00:00.000Z");
+    assert_eq!(
+        &rows[0][3..],
+        [
+            "deployment.deploy",
+            "success",
+            "carol",
+            "subject",
+            "deployment",
+            "churn-prod",
+            ""
+        ]
+    );
+
+    // lineage --csv: one table of nodes and edges.
+    let out = srv.cli(
+        &["lineage", "dataset:customers", "--depth", "1", "--csv"],
+        &[],
+        None,
+    );
+    out.assert_ok("lineage --csv");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "kind,from,relation,to,depth,events,first_seen,last_seen,versions,seqs"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("node,")).count(),
+        3,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("edge,")).count(),
+        4,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines.contains(&"edge,model:churn-a,training_data,dataset:customers,,1,,,,1"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("node,dataset:customers,,,0,")),
+        "{}",
+        out.stdout
+    );
+
+    // deployment-state --csv: the state as one row.
+    let out = srv.cli(
+        &[
+            "deployment-state",
+            "churn-prod",
+            "--at",
+            "2026-02-04T10:00:00Z",
+            "--csv",
+        ],
+        &[],
+        None,
+    );
+    out.assert_ok("deployment-state --csv");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "deployment,at,model_id,model_version,actor,time,action,seq,evaluations",
+            "churn-prod,2026-02-04T10:00:00.000Z,churn-a,1,erin,2026-02-04T09:00:00.000Z,deployment.rollback,12,1",
+        ],
+        "{}",
+        out.stdout
+    );
+
+    // Nothing to prune: no empty "()" after the counts.
+    let out = srv.cli(&["retention", "run", "--dry-run"], &[], None);
+    out.assert_ok("retention run --dry-run");
+    assert!(out.stdout.contains("would be pruned"), "{}", out.stdout);
+    assert!(!out.stdout.contains("()"), "{}", out.stdout);
 }
 
 #[test]

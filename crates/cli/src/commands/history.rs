@@ -1,23 +1,25 @@
-//! `mlaudit history TYPE ID`: a resource's summary, then its timeline: every event that
+//! `mlaudit history TYPE:ID` (or `TYPE ID`): a resource's summary, then its timeline: every event that
 //! names it, as its subject (`resource`) or in `related`, each row saying which.
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use serde_json::Value;
 
 use crate::http::{for_each_page, runtime, ServerArgs};
-use crate::output::{print_aligned, s};
+use crate::output::{event_cells, print_aligned, s, time_text, FormatArgs, Stdout, EVENT_HEADER};
+use crate::resource::ResourceRef;
 
 /// `mlaudit history`.
 #[derive(Args)]
 pub struct HistoryArgs {
     #[command(flatten)]
     server: ServerArgs,
-    /// resource.type (dataset, model, …).
-    #[arg(value_name = "TYPE")]
-    rtype: String,
-    /// resource.id.
-    id: String,
+    /// The resource: TYPE:ID (dataset:customers), or TYPE and ID as two arguments.
+    #[arg(value_name = "TYPE:ID")]
+    resource: String,
+    /// Its id, when the first argument is only the type.
+    #[arg(value_name = "ID")]
+    id: Option<String>,
     /// Timeline events per page (the server caps it).
     #[arg(long)]
     limit: Option<u64>,
@@ -31,21 +33,26 @@ pub struct HistoryArgs {
     /// audit.query).
     #[arg(long)]
     cleartext: bool,
-    /// Print the answer as JSON (with `--all`, the whole timeline in one object).
-    #[arg(long)]
-    json: bool,
+    /// `--json`: the answer (with `--all`, the whole timeline in one object); `--csv`:
+    /// the timeline, one row per event, times exact.
+    #[command(flatten)]
+    format: FormatArgs,
 }
 
 /// `mlaudit history TYPE ID`: `GET /v1/resources/{type}/{id}`, the summary then the
 /// timeline.
 pub fn history(a: HistoryArgs) -> anyhow::Result<i32> {
+    let resource = ResourceRef::positional(&a.resource, a.id.as_deref())?;
+    if resource.version.is_some() {
+        bail!("history covers every version of a resource: give TYPE:ID without @VERSION");
+    }
     let rt = runtime()?;
     let mut url = reqwest::Url::parse(&a.server.endpoint("/v1/resources"))
         .with_context(|| format!("server URL {:?}", a.server.url))?;
     url.path_segments_mut()
         .map_err(|_| anyhow!("server URL {:?} cannot take a path", a.server.url))?
-        .push(&a.rtype)
-        .push(&a.id);
+        .push(&resource.r#type)
+        .push(&resource.id);
     let mut base = Vec::new();
     if let Some(o) = &a.order {
         base.push(("order", o.clone()));
@@ -82,17 +89,21 @@ pub fn history(a: HistoryArgs) -> anyhow::Result<i32> {
         f["timeline"]["next"] = next.map_or(Value::Null, Value::String);
         anyhow::Ok(first.expect("one page at least"))
     })?;
-    if a.json {
-        outln!("{}", serde_json::to_string_pretty(&answer)?);
-        return Ok(0);
-    }
-    print_summary(&answer);
-    outln!();
     let events = answer["timeline"]["events"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    print_history_table(&events);
+    if a.format.json {
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(0);
+    }
+    if a.format.csv {
+        print_history_csv(&events)?;
+    } else {
+        print_summary(&answer);
+        outln!();
+        print_history_table(&events);
+    }
     if let Some(next) = answer["timeline"]["next"].as_str() {
         eprintln!("mlaudit: more events: --all (next cursor {next})");
     }
@@ -121,37 +132,49 @@ fn appears_as(row: &Value) -> String {
 /// The timeline as the table of `mlaudit query`, with an `AS` column: how each event
 /// names the resource.
 fn print_history_table(rows: &[Value]) {
-    let mut table = vec![vec![
-        "SEQ".to_string(),
-        "TIME".into(),
-        "ACTION".into(),
-        "OUTCOME".into(),
-        "ACTOR".into(),
-        "AS".into(),
-        "RESOURCE".into(),
-    ]];
+    let mut header: Vec<String> = EVENT_HEADER.map(String::from).to_vec();
+    header.insert(5, "AS".into());
+    let mut table = vec![header];
+    for h in rows {
+        let mut cells = event_cells(h);
+        cells.insert(5, appears_as(h));
+        table.push(cells);
+    }
+    print_aligned(&table);
+}
+
+/// The timeline as CSV: the exact times, the resource in its three fields.
+fn print_history_csv(rows: &[Value]) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(Stdout);
+    w.write_record([
+        "seq",
+        "recorded_at",
+        "time",
+        "action",
+        "outcome",
+        "actor",
+        "as",
+        "resource_type",
+        "resource_id",
+        "resource_version",
+    ])?;
     for h in rows {
         let e = &h["event"];
-        let r = &e["resource"];
-        let mut resource = String::new();
-        if r.is_object() {
-            resource = format!("{}:{}", s(&r["type"]), s(&r["id"]));
-            if let Some(v) = r["version"].as_str() {
-                resource.push('@');
-                resource.push_str(v);
-            }
-        }
-        table.push(vec![
+        w.write_record([
             h["seq"].to_string(),
+            s(&h["recorded_at"]),
             s(&e["time"]),
             s(&e["action"]),
             e["outcome"].as_str().unwrap_or("success").to_string(),
             s(&e["actor"]["id"]),
             appears_as(h),
-            resource,
-        ]);
+            s(&e["resource"]["type"]),
+            s(&e["resource"]["id"]),
+            s(&e["resource"]["version"]),
+        ])?;
     }
-    print_aligned(&table);
+    w.flush()?;
+    Ok(())
 }
 
 /// The summary of `GET /v1/resources/{type}/{id}` as aligned `name  value` lines.
@@ -210,8 +233,8 @@ pub(crate) fn print_summary(v: &Value) {
                 related.join(", ")
             },
         ),
-        ("first seen", s["first_seen"].as_str().unwrap_or("").into()),
-        ("last seen", s["last_seen"].as_str().unwrap_or("").into()),
+        ("first seen", time_text(&s["first_seen"])),
+        ("last seen", time_text(&s["last_seen"])),
         (
             "versions",
             format!("{}: {}", versions.len(), versions.join(", ")),

@@ -4,6 +4,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::http::{call_json, ServerArgs};
+use crate::output::in_parens;
 
 /// `mlaudit retention`.
 #[derive(Args)]
@@ -79,15 +80,17 @@ pub fn retention(a: RetentionArgs) -> anyhow::Result<i32> {
         .unwrap_or_default();
     if r.dry_run {
         outln!(
-            "dry run: {} entries would be pruned ({by_policy})",
-            rep["expired"]
+            "dry run: {} entries would be pruned{}",
+            rep["expired"],
+            in_parens(&by_policy)
         );
     } else {
-        outln!("pruned {} entries ({by_policy})", rep["pruned"]);
+        outln!("pruned {} entries{}", rep["pruned"], in_parens(&by_policy));
     }
     outln!(
-        "held: {} expired entries kept by legal holds ({by_hold})",
-        rep["held"]
+        "held: {} expired entries kept by legal holds{}",
+        rep["held"],
+        in_parens(&by_hold)
     );
     let ranges: Vec<String> = rep["ranges"]
         .as_array()

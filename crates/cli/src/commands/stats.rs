@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::commands::query::FilterArgs;
 use crate::http::{get_json, ServerArgs};
-use crate::output::{print_aligned, s};
+use crate::output::{print_aligned, s, time_text};
 
 /// `mlaudit stats`.
 #[derive(Args)]
@@ -72,7 +72,7 @@ pub fn stats(a: StatsArgs) -> anyhow::Result<i32> {
             .as_str()
             .map_or("(none)".to_string(), str::to_string);
         total += b["count"].as_u64().unwrap_or(0);
-        rows.push(vec![s(&b["start"]), k, b["count"].to_string()]);
+        rows.push(vec![time_text(&b["start"]), k, b["count"].to_string()]);
     }
     rows.push(vec!["TOTAL".into(), String::new(), total.to_string()]);
     print_aligned(&rows);
