@@ -2,6 +2,7 @@
 //! creates every directory 0700 and every file 0600, and it refuses to start on a data
 //! directory that other users may enter.
 
+#[path = "end_to_end/common/mod.rs"]
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

@@ -1,5 +1,5 @@
 //! Body of the fuzz target over the query cursor, as a plain function: `fuzz/` runs it
-//! under libFuzzer (`cargo +nightly fuzz run cursor`), and `tests/index_fuzz.rs` runs it
+//! under libFuzzer (`cargo +nightly fuzz run cursor`), and `tests/it/index_fuzz.rs` runs it
 //! on stable over a seeded corpus and a few thousand mutated inputs. It takes arbitrary
 //! bytes and panics only on a bug.
 

@@ -3,7 +3,7 @@
 //! next run (and not by a dry run); policies and globs decide as documented.
 
 // The index tests' helpers (a real ledger and index in a temporary directory).
-#[path = "../../index/tests/index_support/mod.rs"]
+#[path = "../../index/tests/it/index_support/mod.rs"]
 mod index_support;
 
 use chrono::{Duration as Days, Utc};
@@ -74,7 +74,7 @@ fn an_interrupted_run_is_finished_by_the_next_run() {
     retention::plan(
         &index,
         &cfg,
-        &[held.clone()],
+        std::slice::from_ref(&held),
         Utc::now().timestamp_millis(),
         &mut report,
         &mut |seq| {

@@ -1,6 +1,6 @@
 //! Token expiry and the failed-authentication throttle through the real router and auth
 //! layer, on a manual clock (`auth::Clock`): time moves by `advance`, never by sleeping.
-//! The end-to-end versions over HTTP are in `crates/cli/tests/e2e_auth.rs`.
+//! The end-to-end versions over HTTP are in `crates/cli/tests/end_to_end/e2e_auth.rs`.
 
 use std::net::SocketAddr;
 use std::time::Duration;

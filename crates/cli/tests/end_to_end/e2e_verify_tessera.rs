@@ -1,7 +1,7 @@
 //! End to end: `mlaudit verify --url` checks a log written by another
 //! implementation (Trillian Tessera), served by a plain static file server.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! restart. Nothing acknowledged is lost or duplicated, the log stays
 //! consistent with what it published before the crash, and it verifies.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

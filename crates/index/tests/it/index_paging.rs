@@ -2,7 +2,7 @@
 //! from the cursor inside the tag's (or the target's) own rows, and the pages together are
 //! exactly the reference answer, in both orders and combined with other filters.
 
-mod index_support;
+use crate::index_support;
 
 use index::{Filter, Index, Order, DAY_MS};
 use index_support::{generated, ms, query_all, reference, Log};

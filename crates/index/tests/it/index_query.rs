@@ -1,7 +1,7 @@
 //! Every filter of `Index::query`, alone and combined, against a reference answer computed
 //! in the test from the appended events; rollups against counts computed the same way.
 
-mod index_support;
+use crate::index_support;
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! caller sees exactly the events of its projects, in searches, summaries, statistics,
 //! lineage and deployment states.
 
-mod index_support;
+use crate::index_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

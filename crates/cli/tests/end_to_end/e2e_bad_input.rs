@@ -1,7 +1,7 @@
 //! End to end: every kind of bad input to `POST /v1/events` gets a clear
 //! JSON error, stores nothing, and leaves the server healthy.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

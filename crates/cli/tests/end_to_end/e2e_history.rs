@@ -2,7 +2,7 @@
 //! server, the summary and timeline (every event naming the resource, as its subject or in
 //! `related`) compared with a reference computed here from the events sent.
 
-mod common;
+use crate::common;
 
 /// This file tests the index against a reference computed from the events as sent, so
 /// its server stores them as sent; privacy transforms are tested in e2e_privacy.rs.

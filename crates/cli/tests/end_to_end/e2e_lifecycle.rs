@@ -1,7 +1,7 @@
 //! End to end: ingest, read back, prove, verify, stop, restart — with the
 //! real `mlaudit` binary on a loopback port.
 
-mod common;
+use crate::common;
 
 use common::{b64, cli, entry_event_id, unb64_hash, TestServer};
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! [--dry-run]`, `mlaudit hold …`, and what a pruned log still proves, against
 //! a real server.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

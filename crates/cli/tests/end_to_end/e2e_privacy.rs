@@ -4,7 +4,7 @@
 //! leaves every proof valid, secrets are redacted at any depth, and a wrong master key
 //! refuses the start.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::unix::fs::OpenOptionsExt;

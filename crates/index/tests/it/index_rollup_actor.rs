@@ -1,7 +1,7 @@
 //! `rollup_actor` (the day counts by actor behind `by=actor` statistics): kept by the live
 //! path, rebuilt by `rebuild`, and filled on open for an index made before it existed.
 
-mod index_support;
+use crate::index_support;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! token expiry and revocation, denials and reads recorded in the ledger, throttling, the
 //! `mlaudit token` commands, and no secret in the server's output or data directory.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! End to end: the client commands `send` and `log` against a real server.
 
-mod common;
+use crate::common;
 
 use common::{cli, entry_event_id, gen_events, ids_of, TestServer};
 use serde_json::Value;

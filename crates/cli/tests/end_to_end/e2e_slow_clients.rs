@@ -1,7 +1,7 @@
 //! End to end: slow and silent clients cannot stall ingest or hold connections (issue 18.3).
 //! Raw TCP against the real server, with small configured timeouts so the tests stay short.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

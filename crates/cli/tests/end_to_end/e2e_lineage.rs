@@ -4,7 +4,7 @@
 //! with its answers written out here, and lineage on generated events against a reference
 //! computed here from their `related` fields.
 
-mod common;
+use crate::common;
 
 /// Actors are compared with a reference computed from the events as sent, so this server
 /// stores them as sent; privacy transforms are tested in e2e_privacy.rs.

@@ -2,7 +2,7 @@
 //! per run, and a fixed RS256 test key), serves their JWKS on loopback, and checks
 //! signatures, issuer, audience, expiry, not-before and the claim mapping.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! End to end: `GET /v1/events`, `mlaudit query` and `mlaudit reindex` against a real
 //! server, each answer compared with a reference computed here from the events sent.
 
-mod common;
+use crate::common;
 
 /// This file tests the index against a reference computed from the events as sent, so
 /// its server stores them as sent; privacy transforms are tested in e2e_privacy.rs.

@@ -2,7 +2,7 @@
 //! from a backup beside newer derived stores (issue 18.2), and a deleted checkpoint
 //! (issue 18.11). Real server, real files, loopback HTTP.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -2,7 +2,7 @@
 //! ledger and the index), a rebuild equals the incremental index, and cursors neither skip
 //! nor repeat while events are appended between pages.
 
-mod index_support;
+use crate::index_support;
 
 use index::{Filter, Index, Order, DAY_MS, HOUR_MS};
 use index_support::{generated, query_all, reference, Log};

@@ -3,7 +3,7 @@
 //! `events` fallback), compared with counts computed here from the events sent; and the
 //! same answers after `mlaudit reindex` rebuilt the rollups.
 
-mod common;
+use crate::common;
 
 /// Actors are compared with a reference computed from the events as sent, so this server
 /// stores them as sent; privacy transforms are tested in e2e_privacy.rs.
