@@ -28,7 +28,10 @@ impl ResourceRef {
                 anyhow!("{s:?} is not TYPE:ID or TYPE:ID@VERSION, e.g. dataset:customers@v3")
             })?;
         let (id, version) = match rest.rsplit_once('@') {
-            Some((id, v)) if !id.is_empty() && !v.is_empty() => (id, Some(v.to_string())),
+            // `TYPE:ID@` (a last `@` with nothing after it): no version, for an id that
+            // holds `@` itself, e.g. `user:carol@example.com@`.
+            Some((id, "")) if !id.is_empty() => (id, None),
+            Some((id, v)) if !id.is_empty() => (id, Some(v.to_string())),
             _ => (rest, None),
         };
         Ok(ResourceRef {
@@ -38,16 +41,27 @@ impl ResourceRef {
         })
     }
 
-    /// The resource of a command that takes it positionally: `TYPE:ID[@VERSION]` as one
-    /// argument, or `TYPE ID` as two.
+    /// The resource of a command that covers every version of it (`history`, `lineage`):
+    /// `TYPE:ID` as one argument, or `TYPE ID` as two. Everything after the first `:` is the
+    /// id, so an id may hold `@` (`user:carol@example.com`).
     pub fn positional(first: &str, second: Option<&str>) -> anyhow::Result<ResourceRef> {
-        match second {
+        let (ty, id) = match second {
             Some(id) if first.contains(':') => {
                 bail!("give the resource as TYPE:ID or as TYPE ID, not {first:?} and {id:?}")
             }
-            Some(id) => ResourceRef::parse(&format!("{first}:{id}")),
-            None => ResourceRef::parse(first),
+            Some(id) => (first, id),
+            None => first.split_once(':').ok_or_else(|| {
+                anyhow!("{first:?} is not TYPE:ID (e.g. dataset:customers), nor TYPE ID")
+            })?,
+        };
+        if ty.is_empty() || id.is_empty() {
+            bail!("{first:?} is not TYPE:ID (e.g. dataset:customers), nor TYPE ID");
         }
+        Ok(ResourceRef {
+            r#type: ty.to_string(),
+            id: id.to_string(),
+            version: None,
+        })
     }
 
     /// As the JSON object of an event's `resource` or `related[]` item.
@@ -116,6 +130,12 @@ mod tests {
             ResourceRef::positional("dataset:ds-1", None).unwrap()
         );
         assert!(ResourceRef::positional("dataset:ds-1", Some("x")).is_err());
+        let r = ResourceRef::positional("user:carol@example.com", None).unwrap();
+        assert_eq!((r.id.as_str(), r.version), ("carol@example.com", None));
+        let r = ResourceRef::parse("user:carol@example.com@").unwrap();
+        assert_eq!((r.id.as_str(), r.version), ("carol@example.com", None));
+        assert!(ResourceRef::positional("dataset", None).is_err());
+        assert!(ResourceRef::positional(":x", None).is_err());
 
         let l = Link::parse("dataset:customers@v3:training_data", true).unwrap();
         assert_eq!(l.relation.as_deref(), Some("training_data"));

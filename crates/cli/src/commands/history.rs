@@ -1,7 +1,7 @@
 //! `mlaudit history TYPE:ID` (or `TYPE ID`): a resource's summary, then its timeline: every event that
 //! names it, as its subject (`resource`) or in `related`, each row saying which.
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use clap::Args;
 use serde_json::Value;
 
@@ -43,9 +43,6 @@ pub struct HistoryArgs {
 /// timeline.
 pub fn history(a: HistoryArgs) -> anyhow::Result<i32> {
     let resource = ResourceRef::positional(&a.resource, a.id.as_deref())?;
-    if resource.version.is_some() {
-        bail!("history covers every version of a resource: give TYPE:ID without @VERSION");
-    }
     let rt = runtime()?;
     let mut url = reqwest::Url::parse(&a.server.endpoint("/v1/resources"))
         .with_context(|| format!("server URL {:?}", a.server.url))?;

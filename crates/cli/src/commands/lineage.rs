@@ -1,6 +1,5 @@
 //! `mlaudit lineage TYPE:ID` (or `TYPE ID`): the lineage graph around a resource (`GET /v1/lineage`).
 
-use anyhow::bail;
 use clap::Args;
 use serde_json::Value;
 
@@ -42,9 +41,6 @@ pub(crate) fn node_name(v: &Value) -> String {
 /// `mlaudit lineage TYPE ID`: the nodes, then the edges with the seqs of their events.
 pub fn lineage(a: LineageArgs) -> anyhow::Result<i32> {
     let start = ResourceRef::positional(&a.resource, a.id.as_deref())?;
-    if start.version.is_some() {
-        bail!("lineage starts from a resource, not one of its versions: give TYPE:ID without @VERSION (each node lists its versions)");
-    }
     let mut params = vec![("type", start.r#type.clone()), ("id", start.id.clone())];
     if let Some(d) = a.depth {
         params.push(("depth", d.to_string()));
