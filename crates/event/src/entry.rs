@@ -38,15 +38,23 @@ const _: () = assert!(u64::MAX / 10u64.pow(19) >= 1);
 /// users meet.
 const SEQ_MAX: u64 = 1 << 53;
 
-/// A stored entry with a hole where `seq` goes: the entry is `head ‖ decimal(seq) ‖ tail`.
+/// Most bytes of a `recorded_at` value: [`super::format_time`] at nanosecond precision,
+/// `2026-03-01T12:00:00.123456789Z`. [`entry_template`] reserves this much room.
+pub const RECORDED_AT_BYTES_MAX: usize = 30;
+
+/// A stored entry with two holes: `head ‖ recorded_at ‖ mid ‖ decimal(seq) ‖ tail`.
 ///
-/// The sequencer learns `seq` only when it appends, under its lock; everything costly
-/// (canonicalizing the event) happens before, outside the lock, and
-/// [`entry_bytes`] only concatenates.
+/// Only the ledger writer knows `seq` and the commit group's `recorded_at` (the writer
+/// stamps times in seq order: ARCHITECTURE.md, Invariants); everything costly
+/// (canonicalizing the event) happens before, outside the writer, and [`entry_bytes`]
+/// only concatenates. The `recorded_at` filled in is a time from [`super::format_time`]:
+/// ASCII without characters JSON escapes, so writing it between the quotes is canonical.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryTemplate {
-    /// Canonical bytes up to and including `"seq":`.
+    /// Canonical bytes up to and including the opening `"` of the `recorded_at` value.
     pub head: Vec<u8>,
+    /// From the closing `"` of `recorded_at` up to and including `"seq":`.
+    pub mid: Vec<u8>,
     /// Canonical bytes from the `,` after the seq to the closing `}`.
     pub tail: Vec<u8>,
 }
@@ -109,8 +117,8 @@ impl EntryError {
     }
 }
 
-/// Builds the template of the stored entry for `event`, sequenced at `recorded_at` (a time
-/// from [`super::format_time`]) on behalf of `principal`.
+/// Builds the template of the stored entry for `event` on behalf of `principal`; the
+/// writer fills in `recorded_at` and `seq` ([`entry_bytes`]).
 ///
 /// RFC 8785 orders keys by their UTF-16 code units, which for these ASCII keys is
 /// `event < recorded_at < seq < source < v`, so the entry reads
@@ -120,32 +128,29 @@ impl EntryError {
 ///
 /// Cost: one pass over the event writing straight into `head`, with no intermediate
 /// buffers; about 1.4 µs for a typical 450-byte event.
-pub fn entry_template(
-    event: &Event,
-    recorded_at: &str,
-    principal: &str,
-) -> Result<EntryTemplate, EntryError> {
-    entry_template_sealed(event, None, recorded_at, principal)
+pub fn entry_template(event: &Event, principal: &str) -> Result<EntryTemplate, EntryError> {
+    entry_template_sealed(event, None, principal)
 }
 
 /// [`entry_template`] with a `sealed` member (omitted when `None` or empty). RFC 8785
-/// orders it between `recorded_at` and `seq` (`"sealed" < "seq"`), so it goes into `head`.
+/// orders it between `recorded_at` and `seq` (`"sealed" < "seq"`), so it goes into `mid`.
 pub fn entry_template_sealed(
     event: &Event,
     sealed: Option<&Map<String, Value>>,
-    recorded_at: &str,
     principal: &str,
 ) -> Result<EntryTemplate, EntryError> {
     let mut head = Vec::with_capacity(1024);
     head.extend_from_slice(br#"{"event":"#);
     write_value(event.as_value(), &mut head);
-    head.extend_from_slice(br#","recorded_at":"#);
-    write_string(recorded_at, &mut head);
+    head.extend_from_slice(br#","recorded_at":""#);
+
+    let mut mid = Vec::with_capacity(16);
+    mid.push(b'"');
     if let Some(sealed) = sealed.filter(|s| !s.is_empty()) {
-        head.extend_from_slice(br#","sealed":"#);
-        write_value(&Value::Object(sealed.clone()), &mut head);
+        mid.extend_from_slice(br#","sealed":"#);
+        write_value(&Value::Object(sealed.clone()), &mut mid);
     }
-    head.extend_from_slice(br#","seq":"#);
+    mid.extend_from_slice(br#","seq":"#);
 
     let mut tail = Vec::with_capacity(principal.len() + 32);
     tail.extend_from_slice(br#","source":{"principal":"#);
@@ -154,29 +159,42 @@ pub fn entry_template_sealed(
     write_number(&ENTRY_FORMAT_VERSION.into(), &mut tail);
     tail.push(b'}');
 
-    let bytes = head.len() + SEQ_DIGITS_MAX + tail.len();
+    let bytes = head.len() + RECORDED_AT_BYTES_MAX + mid.len() + SEQ_DIGITS_MAX + tail.len();
     if bytes > ENTRY_BYTES_MAX {
         return Err(EntryError::TooLarge {
             bytes,
             max: ENTRY_BYTES_MAX,
         });
     }
-    Ok(EntryTemplate { head, tail })
+    Ok(EntryTemplate { head, mid, tail })
 }
 
-/// Fills `seq` into a template, giving the stored entry bytes.
+/// Fills `recorded_at` (a time from [`super::format_time`]) and `seq` into a template,
+/// giving the stored entry bytes, as the ledger writer does.
 ///
 /// # Panics
 ///
-/// If `seq` exceeds 2^53, which canonical JSON cannot write exactly; the sequencer never
-/// gets there (see `SEQ_MAX`), so reaching it is a bug.
-pub fn entry_bytes(t: &EntryTemplate, seq: u64) -> Vec<u8> {
+/// If `seq` exceeds 2^53, which canonical JSON cannot write exactly (the sequencer never
+/// gets there, see `SEQ_MAX`), or if `recorded_at` is longer than
+/// [`RECORDED_AT_BYTES_MAX`] or holds a character JSON would escape: both are bugs.
+pub fn entry_bytes(t: &EntryTemplate, recorded_at: &str, seq: u64) -> Vec<u8> {
     assert!(
         seq <= SEQ_MAX,
         "bad math in the sequencer: seq {seq} exceeds 2^53"
     );
-    let mut entry = Vec::with_capacity(t.head.len() + SEQ_DIGITS_MAX + t.tail.len());
+    assert!(
+        recorded_at.len() <= RECORDED_AT_BYTES_MAX
+            && recorded_at
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'),
+        "recorded_at {recorded_at:?} is not a time from format_time"
+    );
+    let mut entry = Vec::with_capacity(
+        t.head.len() + recorded_at.len() + t.mid.len() + SEQ_DIGITS_MAX + t.tail.len(),
+    );
     entry.extend_from_slice(&t.head);
+    entry.extend_from_slice(recorded_at.as_bytes());
+    entry.extend_from_slice(&t.mid);
     // An integer up to 2^53 in plain decimal is exactly how RFC 8785 writes it.
     entry.extend_from_slice(seq.to_string().as_bytes());
     entry.extend_from_slice(&t.tail);

@@ -10,8 +10,8 @@
 //!    producer can fix a whole batch from one response.
 //! 3. Privacy transforms (elsewhere) rewrite the event through [`Event::transform`].
 //! 4. [`entry_template`] (`entry.rs`) serializes the event once, in RFC 8785 canonical form,
-//!    into the bytes around the not-yet-known `seq`; the sequencer finishes the entry with
-//!    [`entry_bytes`].
+//!    into the bytes around the not-yet-known `recorded_at` and `seq`; the ledger writer
+//!    fills both in (what [`entry_bytes`] does), stamping times in seq order.
 //!
 //! Deliberately absent: this crate knows nothing about HTTP, storage or privacy keys, and
 //! it never hand-escapes or hand-formats a JSON string or number; `canonical.rs` only
@@ -38,7 +38,7 @@ pub use body::{split_body, split_body_items, BodyError, BodyFormat, BodyItem};
 pub use entry::{
     entry_bytes, entry_template, entry_template_sealed, parse_entry, parse_entry_raw, EntryError,
     EntryTemplate, RawEntry, StoredEntry, ENTRY_FORMAT_VERSION, ENTRY_FORMAT_VERSION_MIN,
-    SEQ_DIGITS_MAX,
+    RECORDED_AT_BYTES_MAX, SEQ_DIGITS_MAX,
 };
 pub use schema::event_schema;
 pub use validate::{format_time, parse_events, Event, FieldError, TOP_LEVEL_FIELDS};

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use event::{
     entry_bytes, entry_template, entry_template_sealed, parse_entry, parse_entry_raw, EntryError,
-    Event, ENTRY_BYTES_MAX, SEQ_DIGITS_MAX,
+    Event, ENTRY_BYTES_MAX, RECORDED_AT_BYTES_MAX, SEQ_DIGITS_MAX,
 };
 use serde_json::{json, Value};
 
@@ -26,7 +26,7 @@ fn event(patch: Value) -> Event {
 
 /// The entry for `event` at `seq`, built through the template.
 fn entry(event: &Event, principal: &str, seq: u64) -> Vec<u8> {
-    entry_bytes(&entry_template(event, RECORDED_AT, principal).unwrap(), seq)
+    entry_bytes(&entry_template(event, principal).unwrap(), RECORDED_AT, seq)
 }
 
 /// The same entry built the slow, obvious way: one canonicalization of the whole object.
@@ -298,7 +298,7 @@ fn rfc8785_appendix_b_numbers() {
 #[test]
 fn event_over_the_entry_limit_is_too_large() {
     let e = event(json!({"reason": "x".repeat(ENTRY_BYTES_MAX)}));
-    let err = entry_template(&e, RECORDED_AT, "tok-1").unwrap_err();
+    let err = entry_template(&e, "tok-1").unwrap_err();
     assert!(
         matches!(err, EntryError::TooLarge { bytes, max } if bytes > max && max == ENTRY_BYTES_MAX),
         "{err:?}"
@@ -307,15 +307,30 @@ fn event_over_the_entry_limit_is_too_large() {
 }
 
 #[test]
-fn entry_limit_is_exact_and_reserves_room_for_any_seq() {
-    let base = entry_template(&event(json!({"reason": ""})), RECORDED_AT, "p").unwrap();
-    let room = ENTRY_BYTES_MAX - SEQ_DIGITS_MAX - base.head.len() - base.tail.len();
+fn entry_limit_is_exact_and_reserves_room_for_any_seq_and_time() {
+    let base = entry_template(&event(json!({"reason": ""})), "p").unwrap();
+    let room = ENTRY_BYTES_MAX
+        - SEQ_DIGITS_MAX
+        - RECORDED_AT_BYTES_MAX
+        - base.head.len()
+        - base.mid.len()
+        - base.tail.len();
     let fits = event(json!({"reason": "x".repeat(room)}));
-    let t = entry_template(&fits, RECORDED_AT, "p").unwrap();
-    assert!(entry_bytes(&t, 1 << 53).len() <= ENTRY_BYTES_MAX);
+    let t = entry_template(&fits, "p").unwrap();
+    let longest_time = "9999-12-31T23:59:59.999999999Z";
+    assert_eq!(longest_time.len(), RECORDED_AT_BYTES_MAX);
+    assert_eq!(
+        event::format_time(
+            chrono::DateTime::parse_from_rfc3339(longest_time)
+                .unwrap()
+                .into()
+        ),
+        longest_time
+    );
+    assert!(entry_bytes(&t, longest_time, 1 << 53).len() <= ENTRY_BYTES_MAX);
     let over = event(json!({"reason": "x".repeat(room + 1)}));
     assert_eq!(
-        entry_template(&over, RECORDED_AT, "p").unwrap_err(),
+        entry_template(&over, "p").unwrap_err(),
         EntryError::TooLarge {
             bytes: ENTRY_BYTES_MAX + 1,
             max: ENTRY_BYTES_MAX
@@ -327,14 +342,14 @@ fn entry_limit_is_exact_and_reserves_room_for_any_seq() {
 fn escapes_count_toward_the_limit() {
     // Each control character becomes six bytes (\u0001) in the stored entry.
     let e = event(json!({"reason": "\u{1}".repeat(ENTRY_BYTES_MAX / 6 + 1)}));
-    assert!(entry_template(&e, RECORDED_AT, "p").is_err());
+    assert!(entry_template(&e, "p").is_err());
 }
 
 #[test]
 #[should_panic(expected = "exceeds 2^53")]
 fn seq_beyond_2_pow_53_is_a_bug() {
-    let t = entry_template(&event(json!({})), RECORDED_AT, "p").unwrap();
-    entry_bytes(&t, (1 << 53) + 1);
+    let t = entry_template(&event(json!({})), "p").unwrap();
+    entry_bytes(&t, RECORDED_AT, (1 << 53) + 1);
 }
 
 // --- reading entries back ------------------------------------------------------------------
@@ -383,8 +398,8 @@ fn sealed_member_sits_between_recorded_at_and_seq_and_round_trips() {
         json!("b64-ciphertext"),
     );
     sealed.insert("hmac:1:AAAAAAAAAAAAAAAAAAAAAA".into(), json!("other"));
-    let t = entry_template_sealed(&e, Some(&sealed), RECORDED_AT, "tok-1").unwrap();
-    let bytes = entry_bytes(&t, 5);
+    let t = entry_template_sealed(&e, Some(&sealed), "tok-1").unwrap();
+    let bytes = entry_bytes(&t, RECORDED_AT, 5);
     let whole = json!({
         "v": 2, "seq": 5, "recorded_at": RECORDED_AT, "source": {"principal": "tok-1"},
         "event": e.as_value(), "sealed": sealed,
@@ -393,8 +408,11 @@ fn sealed_member_sits_between_recorded_at_and_seq_and_round_trips() {
     let stored = parse_entry(&bytes).unwrap();
     assert_eq!(stored.sealed, Some(sealed));
     // An empty map writes no member at all.
-    let empty = entry_template_sealed(&e, Some(&serde_json::Map::new()), RECORDED_AT, "tok-1");
-    assert_eq!(entry_bytes(&empty.unwrap(), 5), entry(&e, "tok-1", 5));
+    let empty = entry_template_sealed(&e, Some(&serde_json::Map::new()), "tok-1");
+    assert_eq!(
+        entry_bytes(&empty.unwrap(), RECORDED_AT, 5),
+        entry(&e, "tok-1", 5)
+    );
     for bad in [
         br#"{"event":{},"recorded_at":"x","sealed":{},"seq":1,"source":{"principal":"p"},"v":2}"#.as_slice(),
         br#"{"event":{},"recorded_at":"x","sealed":{"s":1},"seq":1,"source":{"principal":"p"},"v":2}"#,
@@ -442,7 +460,8 @@ fn parse_entry_raw_agrees_with_parse_entry() {
     let mut sealed = serde_json::Map::new();
     sealed.insert("hmac:1:AAAAAAAAAAAAAAAAAAAAAA".into(), json!("c1"));
     let with_sealed = entry_bytes(
-        &entry_template_sealed(&e, Some(&sealed), RECORDED_AT, "tok-1").unwrap(),
+        &entry_template_sealed(&e, Some(&sealed), "tok-1").unwrap(),
+        RECORDED_AT,
         7,
     );
     let v1 =

@@ -51,11 +51,11 @@ fn parse_and_template_throughput() {
             let t2 = thread_cpu_time();
             let templates: Vec<_> = events
                 .iter()
-                .map(|e| entry_template(e, &recorded_at, "tok-bench").unwrap())
+                .map(|e| entry_template(e, "tok-bench").unwrap())
                 .collect();
             let t3 = thread_cpu_time();
             for (seq, t) in templates.iter().enumerate() {
-                entry_bytes_total += entry_bytes(t, seq as u64).len();
+                entry_bytes_total += entry_bytes(t, &recorded_at, seq as u64).len();
             }
             let t4 = thread_cpu_time();
             for (slot, d) in round.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3]) {

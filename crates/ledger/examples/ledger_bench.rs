@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
-use event::{entry_template, format_time, split_body, BodyFormat, Event};
+use event::{entry_template, format_time, split_body, BodyFormat, Event, RECORDED_AT_BYTES_MAX};
 use ledger::fs::{Fs, FsFile, StdFs};
 use ledger::{Config, Ledger, NewEntry, Store};
 
@@ -88,6 +88,7 @@ fn main() -> Result<()> {
     let mut plan = &FULL;
     let mut base = PathBuf::from(".");
     let mut config = Config::new(ORIGIN);
+    config.stamp = Some(Arc::new(NowStamp));
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -368,7 +369,6 @@ fn generate_entries(n: usize) -> Result<Vec<NewEntry>> {
     eprintln!(" done");
     let lines: Vec<&str> = text.lines().collect();
     let now = Utc::now();
-    let recorded_at = format_time(now);
     let mut entries = Vec::with_capacity(lines.len());
     for request in lines.chunks(REQUEST_EVENTS) {
         let body = request.join("\n");
@@ -376,9 +376,10 @@ fn generate_entries(n: usize) -> Result<Vec<NewEntry>> {
         for value in values {
             let event = Event::parse(value, now, false)
                 .map_err(|e| anyhow::anyhow!("generated event is invalid: {e:?}"))?;
-            let t = entry_template(&event, &recorded_at, "tok-bench")?;
+            let t = entry_template(&event, "tok-bench")?;
             entries.push(NewEntry::Template {
                 head: t.head,
+                mid: t.mid,
                 tail: t.tail,
             });
         }
@@ -386,11 +387,24 @@ fn generate_entries(n: usize) -> Result<Vec<NewEntry>> {
     Ok(entries)
 }
 
-/// Length of an entry without its seq digits.
+/// `recorded_at` as the server stamps it, from the system clock (the server also clamps
+/// it so that it never steps back; a benchmark need not).
+#[derive(Debug)]
+struct NowStamp;
+
+impl ledger::Stamp for NowStamp {
+    fn next(&self) -> Vec<u8> {
+        format_time(Utc::now()).into_bytes()
+    }
+}
+
+/// Length of an entry without its seq digits (with the longest stamp).
 fn template_len(e: &NewEntry) -> usize {
     match e {
         NewEntry::Bytes(b) => b.len(),
-        NewEntry::Template { head, tail } => head.len() + tail.len(),
+        NewEntry::Template { head, mid, tail } => {
+            head.len() + RECORDED_AT_BYTES_MAX + mid.len() + tail.len()
+        }
     }
 }
 
@@ -490,6 +504,7 @@ fn build_synthetic_log(ledger: &Ledger, total: u64, built: &AtomicU64) -> Result
                         let batch = (0..n)
                             .map(|_| NewEntry::Template {
                                 head: br#"{"synthetic":"#.to_vec(),
+                                mid: Vec::new(),
                                 tail: b"}".to_vec(),
                             })
                             .collect();

@@ -18,6 +18,7 @@ pub mod tiles;
 pub mod verify;
 mod writer;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use store::{SignedCheckpoint, Store};
@@ -75,6 +76,22 @@ pub struct Config {
     /// for one start; when it is used the open logs a warning and
     /// [`Ledger::recovered_missing_checkpoint`] reports it.
     pub recover_missing_checkpoint: bool,
+    /// What fills the stamp hole of [`NewEntry::Template`] entries; `None` leaves it
+    /// empty. See [`Stamp`].
+    pub stamp: Option<Arc<dyn Stamp>>,
+}
+
+/// The stamp of a commit group, written into every [`NewEntry::Template`] of the group.
+///
+/// The writer calls [`Stamp::next`] once per commit group, on its one thread, in seq
+/// order, before the group's sizes are checked: whatever a stamper returns, the stamps of
+/// a log appear in the order it returned them, so a stamper that never goes back gives
+/// stamps that never go back in seq. The ledger does not know what a stamp means (mlaudit's
+/// server stamps `recorded_at`, a time clamped so that it never steps back; see
+/// `server/src/stamp.rs`).
+pub trait Stamp: Send + Sync + std::fmt::Debug {
+    /// The stamp of the next commit group.
+    fn next(&self) -> Vec<u8>;
 }
 
 impl Config {
@@ -88,6 +105,7 @@ impl Config {
             seal_threads: 2,
             frame_entries: FRAME_ENTRIES_DEFAULT,
             recover_missing_checkpoint: false,
+            stamp: None,
         }
     }
 }

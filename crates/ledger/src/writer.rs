@@ -28,8 +28,8 @@ use crate::store::{
 };
 use crate::tiles::TILE_LEVELS_MAX;
 use crate::{
-    AppendError, Config, OpenError, PruneError, StorageError, ENTRY_BYTES_MAX, GROUP_ENTRIES_MAX,
-    SEGMENT_ENTRIES,
+    AppendError, Config, OpenError, PruneError, Stamp, StorageError, ENTRY_BYTES_MAX,
+    GROUP_ENTRIES_MAX, SEGMENT_ENTRIES,
 };
 
 /// One entry to append.
@@ -37,23 +37,29 @@ use crate::{
 pub enum NewEntry {
     /// The entry's bytes, independent of its seq.
     Bytes(Vec<u8>),
-    /// An entry that contains its own seq: `head ‖ decimal(seq) ‖ tail`.
-    /// (mlaudit's stored entries carry `"seq":N`, which only the writer knows.)
+    /// An entry that contains its commit group's stamp and its own seq:
+    /// `head ‖ stamp ‖ mid ‖ decimal(seq) ‖ tail`. (mlaudit's stored entries carry
+    /// `"recorded_at":"…"` and `"seq":N`, which only the writer knows; the stamp is what
+    /// [`Config::stamp`] gives, empty without one.)
     Template {
-        /// Bytes before the seq.
+        /// Bytes before the stamp.
         head: Vec<u8>,
+        /// Bytes between the stamp and the seq.
+        mid: Vec<u8>,
         /// Bytes after the seq.
         tail: Vec<u8>,
     },
 }
 
 impl NewEntry {
-    /// Appends the entry for `seq` to `out`.
-    fn write(&self, seq: u64, out: &mut Vec<u8>) {
+    /// Appends the entry for `stamp` and `seq` to `out`.
+    fn write(&self, stamp: &[u8], seq: u64, out: &mut Vec<u8>) {
         match self {
             NewEntry::Bytes(b) => out.extend_from_slice(b),
-            NewEntry::Template { head, tail } => {
+            NewEntry::Template { head, mid, tail } => {
                 out.extend_from_slice(head);
+                out.extend_from_slice(stamp);
+                out.extend_from_slice(mid);
                 let mut digits = itoa_u64(seq);
                 out.extend_from_slice(digits.as_bytes_mut());
                 out.extend_from_slice(tail);
@@ -61,10 +67,24 @@ impl NewEntry {
         }
     }
 
-    /// The entry's bytes for `seq`.
-    pub fn bytes(&self, seq: u64) -> Vec<u8> {
+    /// The entry's length for `stamp` and `seq`.
+    fn len(&self, stamp: &[u8], seq: u64) -> usize {
+        match self {
+            NewEntry::Bytes(b) => b.len(),
+            NewEntry::Template { head, mid, tail } => {
+                head.len()
+                    + stamp.len()
+                    + mid.len()
+                    + itoa_u64(seq).as_bytes_mut().len()
+                    + tail.len()
+            }
+        }
+    }
+
+    /// The entry's bytes for `stamp` and `seq`, as the writer lays them out.
+    pub fn bytes(&self, stamp: &[u8], seq: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        self.write(seq, &mut out);
+        self.write(stamp, seq, &mut out);
         out
     }
 }
@@ -187,6 +207,7 @@ impl Ledger {
                 .map_err(OpenError::io("creating zstd compressor"))?,
             seal_threads: config.seal_threads,
             frame_entries: config.frame_entries,
+            stamp: config.stamp.clone(),
             last_checkpoint_size: recovered.checkpoint_size,
             last_checkpoint_at: Instant::now(),
             poisoned: poisoned.clone(),
@@ -370,6 +391,8 @@ struct Writer {
     seal_threads: usize,
     /// `Config::frame_entries`: frames are cut at multiples of it.
     frame_entries: u64,
+    /// Gives each commit group's stamp ([`Config::stamp`]).
+    stamp: Option<Arc<dyn Stamp>>,
     last_checkpoint_size: u64,
     last_checkpoint_at: Instant,
     poisoned: Arc<Mutex<Option<StorageError>>>,
@@ -541,18 +564,16 @@ impl Writer {
         let mut frames: Vec<RawFrame> = Vec::new();
         let mut accepted: Vec<(Reply, u64, usize)> = Vec::with_capacity(group.len());
 
-        // 1. Assign seqs and lay the entries out as bundle-framed bytes, one
-        //    RawFrame per (part of a) bundle.
+        // 1. Stamp the group, assign seqs and lay the entries out as
+        //    bundle-framed bytes, one RawFrame per (part of a) bundle. The one
+        //    writer thread takes groups in seq order, so stamps follow seq order
+        //    (ARCHITECTURE.md, Invariants).
+        let stamp = self.stamp.as_ref().map(|s| s.next()).unwrap_or_default();
         for req in group {
             // Check sizes before the batch takes any seq, so a refused batch
             // leaves no trace.
             let too_large = req.entries.iter().enumerate().find_map(|(i, e)| {
-                let len = match e {
-                    NewEntry::Bytes(b) => b.len(),
-                    NewEntry::Template { head, tail } => {
-                        head.len() + tail.len() + itoa_u64(next + i as u64).as_bytes_mut().len()
-                    }
-                };
+                let len = e.len(&stamp, next + i as u64);
                 (len > ENTRY_BYTES_MAX).then_some((i, len))
             });
             if let Some((index, bytes)) = too_large {
@@ -575,7 +596,7 @@ impl Writer {
                 let f = frames.last_mut().expect("pushed above");
                 let at = f.raw.len();
                 f.raw.extend_from_slice(&[0, 0]);
-                e.write(next, &mut f.raw);
+                e.write(&stamp, next, &mut f.raw);
                 let len = f.raw.len() - at - 2;
                 f.raw[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
                 f.starts.push(at);

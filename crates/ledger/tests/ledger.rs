@@ -36,6 +36,7 @@ fn entry(seq_hint: u64, i: usize) -> NewEntry {
     } else {
         NewEntry::Template {
             head: format!("{{\"n\":{i},\"seq\":").into_bytes(),
+            mid: Vec::new(),
             tail: b",\"v\":1}".to_vec(),
         }
     }
@@ -162,7 +163,7 @@ fn appends_read_back_and_verify() {
         assert_eq!(c.first_seq, acked.len() as u64);
         for (i, e) in entries.iter().enumerate() {
             let seq = c.first_seq + i as u64;
-            let bytes = e.bytes(seq);
+            let bytes = e.bytes(&[], seq);
             assert_eq!(c.leaf_hashes[i], tlog::leaf_hash(&bytes));
             acked.push((seq, bytes));
         }
@@ -191,7 +192,7 @@ fn appends_read_back_and_verify() {
     assert_eq!(c.first_seq, acked.len() as u64);
     for i in 0..3 {
         let seq = c.first_seq + i;
-        acked.push((seq, entry(9, i as usize).bytes(seq)));
+        acked.push((seq, entry(9, i as usize).bytes(&[], seq)));
     }
     check_all(&ledger, &acked, &vkey);
 }
@@ -280,7 +281,7 @@ fn run_workload(ledger: &Ledger, sizes: &[usize], w: &mut Workload) {
         if let Ok(c) = ledger.append(entries.clone()) {
             for (i, e) in entries.iter().enumerate() {
                 let seq = c.first_seq + i as u64;
-                w.acked.push((seq, e.bytes(seq)));
+                w.acked.push((seq, e.bytes(&[], seq)));
             }
         }
         if let Ok(cp) = ledger.checkpoint_now() {
@@ -397,7 +398,7 @@ fn crash_case(base: &Base, sizes: &[usize], k: u64, fault: Fault, cut: Cut) {
     if let Cut::Torn(seed) = cut {
         for (i, e) in entries.iter().enumerate() {
             let seq = c.first_seq + i as u64;
-            w.acked.push((seq, e.bytes(seq)));
+            w.acked.push((seq, e.bytes(&[], seq)));
         }
         mem.power_cut(seed ^ 0x5eed);
         let ledger = open(&fs, dir, skey).unwrap_or_else(|e| {
@@ -511,8 +512,8 @@ fn a_failed_write_fails_only_its_batch() {
     let c = ledger.append(batch(2, 5)).unwrap();
     assert_eq!(c.first_seq, 5);
     let acked: Vec<_> = (0..5)
-        .map(|i| (i, entry(0, i as usize).bytes(i)))
-        .chain((0..5).map(|i| (5 + i, entry(2, i as usize).bytes(5 + i))))
+        .map(|i| (i, entry(0, i as usize).bytes(&[], i)))
+        .chain((0..5).map(|i| (5 + i, entry(2, i as usize).bytes(&[], 5 + i))))
         .collect();
     check_all(&ledger, &acked, &vkey);
 }
@@ -534,7 +535,7 @@ fn concurrent_appenders_share_commits_on_real_disk() {
                     let c = ledger.append(entries.clone()).unwrap();
                     for (j, e) in entries.iter().enumerate() {
                         let seq = c.first_seq + j as u64;
-                        got.push((seq, e.bytes(seq)));
+                        got.push((seq, e.bytes(&[], seq)));
                     }
                 }
                 got
@@ -664,7 +665,9 @@ fn recovery_syncs_what_it_signs_kill_then_power_cut() {
         ledger.store().root_at(10).unwrap(),
         recovered.checkpoint.root
     );
-    let acked: Vec<_> = (0..5).map(|i| (i, entry(0, i as usize).bytes(i))).collect();
+    let acked: Vec<_> = (0..5)
+        .map(|i| (i, entry(0, i as usize).bytes(&[], i)))
+        .collect();
     check_all(&ledger, &acked, &vkey);
 }
 
@@ -872,7 +875,9 @@ fn a_deleted_checkpoint_is_refused_unless_recovery_is_asked() {
     let ledger = Ledger::open(fs.clone(), dir, c, Signer::from_skey(&skey).unwrap()).unwrap();
     assert_eq!(ledger.recovered_missing_checkpoint(), Some(5));
     assert_eq!(ledger.store().checkpoint().unwrap().checkpoint.size, 5);
-    let acked: Vec<_> = (0..5).map(|i| (i, entry(0, i as usize).bytes(i))).collect();
+    let acked: Vec<_> = (0..5)
+        .map(|i| (i, entry(0, i as usize).bytes(&[], i)))
+        .collect();
     check_all(&ledger, &acked, &vkey);
     drop(ledger);
     // With the checkpoint back, the option changes nothing and a normal open works.
@@ -925,4 +930,87 @@ fn a_power_cut_in_a_segment_creation_is_repaired_not_refused() {
             );
         }
     }
+}
+
+/// Issue 12.4: the writer stamps each commit group once, on its one thread, in seq order.
+/// Eight threads append concurrently through a stamper that counts; read back, every
+/// entry's stamp is the one its append got (one per append: an append is never split over
+/// groups), and the stamps never decrease in seq. (The server's stamper gives
+/// `max(previous, now)`, so its times never go back: `server/src/stamp.rs`.)
+#[test]
+fn stamps_follow_seq_order_under_concurrent_appends() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[derive(Debug, Default)]
+    struct Counter(AtomicU64);
+    impl ledger::Stamp for Counter {
+        fn next(&self) -> Vec<u8> {
+            format!("{:06}", self.0.fetch_add(1, Ordering::SeqCst)).into_bytes()
+        }
+    }
+
+    let (skey, _) = key();
+    let fs: Arc<dyn Fs> = Arc::new(MemFs::new());
+    let mut c = config();
+    c.stamp = Some(Arc::new(Counter::default()));
+    let ledger =
+        Arc::new(Ledger::open(fs, Path::new("/l"), c, Signer::from_skey(&skey).unwrap()).unwrap());
+    let template = |i: usize| NewEntry::Template {
+        head: br#"{"t":""#.to_vec(),
+        mid: format!(r#"","i":{i},"seq":"#).into_bytes(),
+        tail: b"}".to_vec(),
+    };
+    let appends: Vec<(u64, usize)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let ledger = ledger.clone();
+                s.spawn(move || {
+                    (0..40)
+                        .map(|k| {
+                            let n = 1 + (w + k) % 5;
+                            let c = ledger.append((0..n).map(template).collect()).unwrap();
+                            (c.first_seq, n)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    // `{"t":"000123","i":3,"seq":77}`
+    let stamp_of = |seq: u64| -> (String, u64) {
+        let text = String::from_utf8(ledger.store().entry(seq).unwrap()).unwrap();
+        let t = text[6..12].to_string();
+        let (_, n) = text.rsplit_once(r#""seq":"#).unwrap();
+        (t, n.trim_end_matches('}').parse().unwrap())
+    };
+    let size = ledger.store().size();
+    assert_eq!(size, appends.iter().map(|a| a.1 as u64).sum::<u64>());
+    let stamps: Vec<String> = (0..size)
+        .map(|seq| {
+            let (t, s) = stamp_of(seq);
+            assert_eq!(s, seq);
+            t
+        })
+        .collect();
+    assert!(
+        stamps.windows(2).all(|w| w[0] <= w[1]),
+        "stamps go back in seq: {stamps:?}"
+    );
+    for (first, n) in appends {
+        let one = &stamps[first as usize];
+        assert!(
+            stamps[first as usize..first as usize + n]
+                .iter()
+                .all(|s| s == one),
+            "the append at {first} has more than one stamp"
+        );
+    }
+    assert!(
+        stamps.last() > stamps.first(),
+        "one group only: the test shows nothing"
+    );
 }

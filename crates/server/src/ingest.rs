@@ -21,8 +21,7 @@ use crate::dedup::{self, Key, Lookup, Receipt};
 use crate::slots::Busy;
 use auth::Principal;
 use event::{
-    entry_template_sealed, format_time, parse_events, split_body_items, BodyFormat, FieldError,
-    BODY_BYTES_MAX,
+    entry_template_sealed, parse_events, split_body_items, BodyFormat, FieldError, BODY_BYTES_MAX,
 };
 use ledger::{AppendError, NewEntry};
 
@@ -528,15 +527,15 @@ fn prepare(
             what: "privacy transforms",
             why: e.to_string(),
         })?;
-    let recorded_at = format_time(now);
     let mut prepared = Vec::with_capacity(events.len());
     let mut too_large = Vec::new();
     for (index, event) in events.iter().enumerate() {
-        match entry_template_sealed(event, sealed[index].as_ref(), &recorded_at, principal) {
+        match entry_template_sealed(event, sealed[index].as_ref(), principal) {
             Ok(t) => prepared.push(Prepared {
                 key: keys[index],
                 entry: Some(NewEntry::Template {
                     head: t.head,
+                    mid: t.mid,
                     tail: t.tail,
                 }),
             }),

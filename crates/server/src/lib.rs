@@ -25,6 +25,7 @@ mod read;
 pub mod recorder;
 pub mod retention;
 pub mod slots;
+pub mod stamp;
 mod subjects;
 mod tokens;
 pub mod verifier;
@@ -144,6 +145,8 @@ impl Server {
         lcfg.checkpoint_interval = cfg.checkpoint_interval;
         lcfg.queue_entries_max = cfg.queue_entries_max;
         lcfg.recover_missing_checkpoint = cfg.recover_missing_checkpoint;
+        let recorded_at = Arc::new(stamp::RecordedAt::system());
+        lcfg.stamp = Some(recorded_at.clone());
         if cfg.recover_missing_checkpoint {
             tracing::warn!(
                 "started with --recover-missing-checkpoint: a ledger without a checkpoint \
@@ -167,6 +170,19 @@ impl Server {
                     .with_context(|| format!("opening the ledger in {}", dir.display()))
             }
         };
+        // recorded_at never goes back in seq, across restarts too (ARCHITECTURE.md, Invariants). The last
+        // entry can only be unreadable if retention pruned it, and then it is older than
+        // any retention period, so the clock is past it anyway.
+        if let Some(last) = ledger.store().size().checked_sub(1) {
+            if let Ok(e) = ledger
+                .store()
+                .entry(last)
+                .map_err(|e| e.to_string())
+                .and_then(|b| event::parse_entry_raw(&b).map_err(|e| e.to_string()))
+            {
+                recorded_at.resume_after(&e.recorded_at);
+            }
+        }
         // Every derived store is checked against the ledger before it is used: one that
         // is ahead of it (ledger/ restored from a backup, the stores not) is cut back or
         // rebuilt from the ledger, and says so in the log (docs/storage.md, Recovery).

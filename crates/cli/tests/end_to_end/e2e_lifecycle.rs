@@ -446,3 +446,62 @@ fn a_failed_start_leaves_no_data_directory_behind() {
     assert!(out.stderr.contains(&addr), "{}", out.stderr);
     assert!(!dir.exists(), "a failed start created {}", dir.display());
 }
+
+/// Issue 12.4: `recorded_at` never decreases in seq, so "recorded between T1 and T2" is one
+/// seq range. Before, each request stamped the time it was prepared, and requests prepared
+/// concurrently were sequenced in another order. Eight clients send at once, the server
+/// is killed with SIGKILL and started again (the next stamp resumes after the last stored
+/// one), and they send again; every
+/// stored entry, read through the entry bundles, is in order. The clock stepping back is
+/// the unit test `stamp::tests::a_clock_that_steps_back_repeats_the_last_time`.
+#[test]
+fn recorded_at_never_decreases_in_seq_under_concurrent_ingest_and_restarts() {
+    let mut srv = TestServer::start();
+    let send_round = |srv: &TestServer, round: usize| {
+        std::thread::scope(|s| {
+            for client in 0..8 {
+                s.spawn(move || {
+                    let http = srv.http();
+                    for k in 0..25 {
+                        let body: String = (0..1 + k % 4)
+                            .map(|i| {
+                                format!(
+                                    "{}\n",
+                                    event(&format!("r{round}-c{client}-{k}-{i}"), "model.train")
+                                )
+                            })
+                            .collect();
+                        let r = srv.post_ndjson(&http, &body);
+                        assert_eq!(r.status, 201, "{}", r.text());
+                    }
+                });
+            }
+        });
+    };
+    send_round(&srv, 0);
+    srv.kill9();
+    srv.restart();
+    send_round(&srv, 1);
+    let http = srv.http();
+    let size = srv.size(&http);
+    // Each client sends 25 requests of 1 to 4 events: 61 events, 976 in all (and the
+    // server's own records beside them).
+    assert!(size >= 2 * 8 * 61, "{size}");
+    let times: Vec<chrono::DateTime<chrono::Utc>> = srv
+        .all_entries(&http, size)
+        .iter()
+        .map(|e| {
+            let v: Value = serde_json::from_slice(e).unwrap();
+            chrono::DateTime::parse_from_rfc3339(v["recorded_at"].as_str().unwrap())
+                .unwrap()
+                .into()
+        })
+        .collect();
+    for (seq, w) in times.windows(2).enumerate() {
+        assert!(
+            w[0] <= w[1],
+            "recorded_at goes back from seq {seq} to {}: {w:?}",
+            seq + 1
+        );
+    }
+}

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -34,11 +34,24 @@ pub struct Log {
     pub stored: Vec<Value>,
     /// `recorded_at` of each, in milliseconds.
     pub recorded: Vec<i64>,
+    stamp: Arc<SetStamp>,
 }
 
-fn config() -> Config {
+/// The `recorded_at` of the next appends, set by [`Log::append`] (the server's stamper
+/// reads the clock instead; these tests want to know the value).
+#[derive(Debug, Default)]
+struct SetStamp(Mutex<Vec<u8>>);
+
+impl ledger::Stamp for SetStamp {
+    fn next(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn config(stamp: &Arc<SetStamp>) -> Config {
     let mut c = Config::new(ORIGIN);
     c.checkpoint_interval = Duration::from_secs(3600);
+    c.stamp = Some(stamp.clone());
     c
 }
 
@@ -52,6 +65,7 @@ impl Log {
             ledger: None,
             stored: Vec::new(),
             recorded: Vec::new(),
+            stamp: Arc::default(),
         };
         log.reopen();
         log
@@ -74,7 +88,7 @@ impl Log {
         let l = Ledger::open(
             fs,
             &self.ledger_dir(),
-            config(),
+            config(&self.stamp),
             Signer::from_skey(&self.skey).unwrap(),
         )
         .unwrap();
@@ -90,14 +104,16 @@ impl Log {
     pub fn append(&mut self, events: &[Value], batch: usize) {
         let now = Utc::now();
         let recorded_at = format_time(now);
+        *self.stamp.0.lock().unwrap() = recorded_at.clone().into_bytes();
         for chunk in events.chunks(batch) {
             let mut entries = Vec::new();
             let mut values = Vec::new();
             for v in chunk {
                 let ev = Event::parse(v.clone(), now, false).expect("generated events are valid");
-                let t = entry_template(&ev, &recorded_at, "tester").unwrap();
+                let t = entry_template(&ev, "tester").unwrap();
                 entries.push(NewEntry::Template {
                     head: t.head,
+                    mid: t.mid,
                     tail: t.tail,
                 });
                 values.push(ev.into_value());
