@@ -6,6 +6,10 @@ die() { log "$BENCH: $*"; exit 1; }
 # Division and formatting with awk (bash has integers only).
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 now() { date +%s.%N; }
+# pct FILE Q: the Q-quantile (0..1) of the numbers in FILE, one per line.
+pct() { sort -g "$1" | awk -v q="$2" '{ a[NR] = $1 } END { if (NR == 0) { print "nan"; exit } i = int((NR - 1) * q + 0.5) + 1; print a[i] }'; }
+# lag_entries: the server's mlaudit_index_lag_entries (needs SERVER_URL, MLAUDIT_TOKEN).
+lag_entries() { curl -fsS -H "Authorization: Bearer $MLAUDIT_TOKEN" "$SERVER_URL/metrics" | awk '$1 == "mlaudit_index_lag_entries" { print $2 }'; }
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

@@ -35,8 +35,6 @@ while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep '^MLAUDIT_' || t
 BENCH=query.sh
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
-# pct FILE Q: the Q-quantile (0..1) of the numbers in FILE, one per line.
-pct() { sort -g "$1" | awk -v q="$2" '{ a[NR] = $1 } END { if (NR == 0) { print "nan"; exit } i = int((NR - 1) * q + 0.5) + 1; print a[i] }'; }
 
 # ---------------------------------------------------------------- cleanup
 SERVER_PID=""
@@ -178,7 +176,6 @@ done
 # Every request needs a token: the admin token the server wrote on first start, read by
 # `mlaudit send`, examples/query_bench.rs and the /metrics sampler.
 export MLAUDIT_TOKEN; MLAUDIT_TOKEN=$(cat "$DATA/admin.token")
-lag_entries() { curl -fsS -H "Authorization: Bearer $MLAUDIT_TOKEN" "$SERVER_URL/metrics" | awk '$1 == "mlaudit_index_lag_entries" { print $2 }'; }
 # The lag sampler: "seconds-since-start lag_entries" every 0.1 s.
 t0=$(now)
 ( while :; do echo "$(calc '%.2f' "$(now) - $t0") $(lag_entries)"; sleep 0.1; done ) > "$RUN/lag.txt" 2>/dev/null &
