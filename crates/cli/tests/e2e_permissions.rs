@@ -42,7 +42,7 @@ fn assert_private(dir: &Path, when: &str) {
         "{when}: not private:\n{}",
         wrong.join("\n")
     );
-    for name in ["ledger", "keys", "dedup.sqlite", "index.sqlite", "LOCK"] {
+    for name in ["ledger", "keys", "index.sqlite", "LOCK"] {
         assert!(
             all.iter().any(|(p, _, _)| p.file_name().unwrap() == name),
             "{when}: {name} was not created, so it was not checked"

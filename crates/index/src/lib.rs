@@ -306,6 +306,24 @@ impl Index {
         })
     }
 
+    /// For each event id, the seqs of the indexed events whose `id` has its hash
+    /// ([`extract::id_hash`]): the candidates for that id, in seq order. A hash is 64 bits,
+    /// so a candidate is almost always the event itself, but callers confirm it against
+    /// the entry (the idempotency check does).
+    pub fn seqs_by_id(&self, ids: &[&str]) -> Result<Vec<Vec<u64>>, QueryError> {
+        self.with_reader(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT seq FROM events WHERE id_hash = ?1 ORDER BY seq")?;
+            ids.iter()
+                .map(|id| {
+                    let rows = stmt.query_map([extract::id_hash(id)], |r| r.get::<_, i64>(0))?;
+                    rows.map(|s| s.map(|s| s as u64).map_err(QueryError::from))
+                        .collect()
+                })
+                .collect()
+        })
+    }
+
     /// Sets the longest time one query may run (default [`QUERY_TIME_MAX_DEFAULT`]).
     pub fn set_query_time_max(&self, max: Duration) {
         *self.query_time_max.lock().unwrap() = max;

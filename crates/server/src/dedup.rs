@@ -1,31 +1,41 @@
-//! Idempotency: a retried event (same source principal, same event `id`)
-//! gets its original receipt back and appends nothing, also across restarts.
+//! Idempotency: a retried event (same source principal, same event `id`) gets its original
+//! receipt back and appends nothing, also across restarts.
 //!
-//! Committed ids live in a SQLite table (`<data-dir>/dedup.sqlite`), which is
-//! derived from the ledger: on start it catches up from the ledger past its
-//! high-water mark, so a crash loses nothing. Ids between acknowledgement and
-//! their SQLite flush are kept in memory (bounded by the flush interval), and
-//! ids of batches not yet committed are reserved there, so two concurrent
-//! requests with one id cannot both append.
+//! No database of its own (issue 12.2): an id is found either in memory or in the query
+//! index, which stores a hash of every event's `id` anyway (`events.id_hash`, for
+//! `?id=` lookups).
+//! - In memory: the ids of batches in flight (reserved, so that two concurrent requests
+//!   with one id cannot both append) and of committed entries the index has not reached
+//!   yet, with their receipts. A committed id leaves memory once the indexer's committed
+//!   high-water mark passes its seq, so memory holds at most the index lag's worth of ids;
+//!   past [`RECENT_IDS_MAX`] new batches are refused as busy (503 with `Retry-After`)
+//!   until the index catches up: the back-pressure rule of a lagging index.
+//! - In the index: an id not in memory is looked up by its hash; each candidate seq is
+//!   confirmed against the entry in the ledger (same principal, same id), and the receipt
+//!   is that seq and the leaf hash in the tiles. So the index can only ever lead to a
+//!   receipt the ledger holds; a damaged index at worst misses a duplicate, which is then
+//!   stored again.
+//!
+//! The index is derived and caught up from the ledger before the server serves, so a crash
+//! loses no id. Ids of entries that retention pruned are forgotten with their index rows.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
-use datadir::open_db;
-use rusqlite::{params, Connection, OptionalExtension};
+use index::Index;
 use sha2::{Digest, Sha256};
 use tlog::Hash;
 
 use event::parse_entry;
 
-/// How often acknowledged ids are written to SQLite.
-const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+/// Most committed ids kept in memory while the index has not reached them (about 100
+/// bytes each). More means the index lags by more than this many entries: new batches
+/// with ids are refused as busy until it catches up.
+pub const RECENT_IDS_MAX: usize = 1_000_000;
 
-/// The dedup key of an event: a hash of (principal, id), so the table's size
-/// does not depend on how long producers make their ids.
+/// The dedup key of an event: a hash of (principal, id), so memory per id does not depend
+/// on how long producers make their ids.
 pub type Key = [u8; 16];
 
 /// Computes the key of an event id sent by a principal.
@@ -60,12 +70,11 @@ pub enum Lookup {
 pub enum ReserveError {
     /// A request with the same id is between reservation and commit.
     InFlight(InFlight),
-    /// The SQLite lookup failed; nothing was reserved.
-    Storage(String),
+    /// [`RECENT_IDS_MAX`] committed ids wait for the index; nothing was reserved.
+    IndexBehind,
+    /// The index lookup failed; nothing was reserved.
+    Storage(index::QueryError),
 }
-
-/// SQLite read connections kept for lookups.
-const READERS_MAX: usize = 8;
 
 /// A request with the same id is between reservation and commit.
 #[derive(Debug, Clone, Copy)]
@@ -74,85 +83,98 @@ pub struct InFlight {
     pub index: usize,
 }
 
+/// One id of a batch: its key and the id itself (for the index lookup).
+#[derive(Debug, Clone, Copy)]
+pub struct IdRef<'a> {
+    /// [`key`] of (principal, id).
+    pub key: Key,
+    /// The event's `id`.
+    pub id: &'a str,
+}
+
 enum Slot {
     Reserved,
     Done(Receipt),
 }
 
+#[derive(Default)]
 struct State {
     slots: HashMap<Key, Slot>,
-    to_flush: Vec<(Key, Receipt)>,
-    next_seq: u64,
-    closed: bool,
+    /// Committed ids still in `slots`, in seq order (`complete` is called in commit order).
+    done: VecDeque<(u64, Key)>,
+}
+
+impl State {
+    /// Drops the committed ids the index has reached (`indexed`: every seq below it).
+    fn evict(&mut self, indexed: u64) {
+        while let Some(&(seq, k)) = self.done.front() {
+            if seq >= indexed {
+                break;
+            }
+            self.done.pop_front();
+            if matches!(self.slots.get(&k), Some(Slot::Done(r)) if r.seq == seq) {
+                self.slots.remove(&k);
+            }
+        }
+    }
 }
 
 /// The idempotency store.
 pub struct Dedup {
     state: Mutex<State>,
-    readers: Mutex<Vec<Connection>>,
-    path: std::path::PathBuf,
-    wake: Condvar,
-    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+    index: Arc<Index>,
+    store: Arc<ledger::Store>,
+    /// The indexer's committed high-water mark: every seq below it is in the index.
+    indexed: Arc<AtomicU64>,
 }
 
 impl Dedup {
-    /// Opens (or creates) the store and catches up with the ledger.
-    pub fn open(path: &Path, store: &ledger::Store) -> anyhow::Result<Arc<Dedup>> {
-        let mut writer = open_db(path)?;
-        writer.execute_batch(
-            "CREATE TABLE IF NOT EXISTS ids (key BLOB PRIMARY KEY, seq INTEGER NOT NULL, leaf_hash BLOB NOT NULL) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
-        )?;
-        reconcile(&mut writer, path, store)?;
-        catch_up(&mut writer, store)?;
-        let dedup = Arc::new(Dedup {
-            readers: Mutex::new(Vec::new()),
-            path: path.to_path_buf(),
-            state: Mutex::new(State {
-                slots: HashMap::new(),
-                to_flush: Vec::new(),
-                next_seq: 0,
-                closed: false,
-            }),
-            wake: Condvar::new(),
-            flusher: Mutex::new(None),
-        });
-        let d = dedup.clone();
-        let handle = std::thread::Builder::new()
-            .name("dedup-flush".into())
-            .spawn(move || d.flush_loop(writer))?;
-        *dedup.flusher.lock().unwrap() = Some(handle);
-        Ok(dedup)
+    /// Idempotency over `index` (caught up with `store` before the server serves), with
+    /// `indexed` the indexer's committed high-water mark.
+    pub fn new(index: Arc<Index>, store: Arc<ledger::Store>, indexed: Arc<AtomicU64>) -> Dedup {
+        Dedup {
+            state: Mutex::default(),
+            index,
+            store,
+            indexed,
+        }
     }
 
-    /// Looks up every key of a batch and reserves the new ones. Fails, reserving
-    /// nothing, if a key is reserved by a request still in flight.
+    /// Looks up every id of a batch of `principal` and reserves the new ones. Fails,
+    /// reserving nothing, if an id is reserved by a request still in flight.
     ///
-    /// The mutex covers only the in-memory slots; the SQLite lookups run
-    /// outside it, in one read transaction, on a pooled connection. That is
-    /// safe because a key leaves the slots only after its row is committed:
-    /// a key absent from the slots is either new or already in SQLite.
-    pub fn reserve(&self, keys: &[Option<Key>]) -> Result<Vec<Lookup>, ReserveError> {
-        let mut out = Vec::with_capacity(keys.len());
-        let mut tentative = Vec::new();
+    /// The mutex covers only memory; the index lookups run outside it. That is safe
+    /// because an id leaves memory only after the index has committed its entry: an id
+    /// absent from memory is either new or in the index.
+    pub fn reserve(
+        &self,
+        principal: &str,
+        ids: &[Option<IdRef<'_>>],
+    ) -> Result<Vec<Lookup>, ReserveError> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut tentative: Vec<usize> = Vec::new();
         {
             let mut st = self.state.lock().unwrap();
-            for (index, k) in keys.iter().enumerate() {
-                let Some(k) = k else {
+            st.evict(self.indexed.load(Ordering::Acquire));
+            if st.done.len() >= RECENT_IDS_MAX && ids.iter().any(Option::is_some) {
+                return Err(ReserveError::IndexBehind);
+            }
+            for (index, id) in ids.iter().enumerate() {
+                let Some(id) = id else {
                     out.push(Lookup::New);
                     continue;
                 };
-                match st.slots.get(k) {
+                match st.slots.get(&id.key) {
                     Some(Slot::Reserved) => {
                         for &i in &tentative {
-                            st.slots.remove(keys[i as usize].as_ref().expect("a key"));
+                            st.slots.remove(&ids[i].expect("an id").key);
                         }
                         return Err(ReserveError::InFlight(InFlight { index }));
                     }
                     Some(Slot::Done(r)) => out.push(Lookup::Duplicate(*r)),
                     None => {
-                        st.slots.insert(*k, Slot::Reserved);
-                        tentative.push(index as u32);
+                        st.slots.insert(id.key, Slot::Reserved);
+                        tentative.push(index);
                         out.push(Lookup::New);
                     }
                 }
@@ -161,72 +183,62 @@ impl Dedup {
         if tentative.is_empty() {
             return Ok(out);
         }
-        let found = self.lookup_many(keys, &tentative);
+        let found = self.lookup_indexed(principal, ids, &tentative);
         let mut st = self.state.lock().unwrap();
         match found {
             Ok(found) => {
                 for (i, r) in found {
-                    st.slots.remove(keys[i].as_ref().expect("a key"));
+                    st.slots.remove(&ids[i].expect("an id").key);
                     out[i] = Lookup::Duplicate(r);
                 }
                 Ok(out)
             }
             Err(e) => {
                 for &i in &tentative {
-                    st.slots.remove(keys[i as usize].as_ref().expect("a key"));
+                    st.slots.remove(&ids[i].expect("an id").key);
                 }
-                Err(ReserveError::Storage(e.to_string()))
+                Err(ReserveError::Storage(e))
             }
         }
     }
 
-    /// Looks keys up in SQLite; returns (position, receipt) of those found.
-    fn lookup_many(
+    /// The ids at `positions` that the index holds, each confirmed against its entry in
+    /// the ledger; returns (position, receipt) of those found.
+    fn lookup_indexed(
         &self,
-        keys: &[Option<Key>],
-        positions: &[u32],
-    ) -> rusqlite::Result<Vec<(usize, Receipt)>> {
-        let conn = match self.readers.lock().unwrap().pop() {
-            Some(c) => c,
-            None => open_db(&self.path).map_err(|e| {
-                rusqlite::Error::InvalidPath(std::path::PathBuf::from(format!("{e:#}")))
-            })?,
-        };
-        let result = (|| {
-            let tx = conn.unchecked_transaction()?;
-            let mut found = Vec::new();
-            {
-                let mut stmt =
-                    tx.prepare_cached("SELECT seq, leaf_hash FROM ids WHERE key = ?1")?;
-                for &i in positions {
-                    let k = keys[i as usize].as_ref().expect("a key");
-                    let row = stmt
-                        .query_row([&k[..]], |row| {
-                            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
-                        })
-                        .optional()?;
-                    if let Some((seq, leaf)) = row {
-                        let leaf_hash = leaf
-                            .try_into()
-                            .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(1, 0))?;
-                        found.push((
-                            i as usize,
-                            Receipt {
-                                seq: seq as u64,
-                                leaf_hash,
-                            },
-                        ));
-                    }
+        principal: &str,
+        ids: &[Option<IdRef<'_>>],
+        positions: &[usize],
+    ) -> Result<Vec<(usize, Receipt)>, index::QueryError> {
+        let wanted: Vec<&str> = positions
+            .iter()
+            .map(|&i| ids[i].expect("an id").id)
+            .collect();
+        let candidates = self.index.seqs_by_id(&wanted)?;
+        let mut found = Vec::new();
+        for (&i, seqs) in positions.iter().zip(candidates) {
+            let id = ids[i].expect("an id").id;
+            // A hash collision or a damaged index row names another entry: only an
+            // entry that holds this principal's id is a duplicate. An entry that cannot
+            // be read (pruned meanwhile) is not.
+            let confirmed = seqs.into_iter().find_map(|seq| {
+                let bytes = self.store.entry(seq).ok()?;
+                let e = parse_entry(&bytes).ok()?;
+                if e.principal != principal
+                    || e.event.get("id").and_then(|v| v.as_str()) != Some(id)
+                {
+                    return None;
                 }
+                Some(Receipt {
+                    seq,
+                    leaf_hash: self.store.leaf_hash(seq).ok()?,
+                })
+            });
+            if let Some(r) = confirmed {
+                found.push((i, r));
             }
-            tx.commit()?;
-            Ok(found)
-        })();
-        let mut pool = self.readers.lock().unwrap();
-        if pool.len() < READERS_MAX {
-            pool.push(conn);
         }
-        result
+        Ok(found)
     }
 
     /// Drops the reservations of a batch that was not stored.
@@ -251,175 +263,19 @@ impl Dedup {
         }
     }
 
-    /// Records the receipts of a committed batch whose last seq is `next_seq - 1`.
-    /// Called for every committed batch, in commit order (from the ledger's
-    /// writer thread), so `next_seq` is a safe high-water mark.
-    pub fn complete(&self, done: Vec<(Key, Receipt)>, next_seq: u64) {
+    /// Records the receipts of a committed batch. Called for every committed batch, in
+    /// commit order (from the ledger's writer thread), so `done` stays in seq order.
+    pub fn complete(&self, done: Vec<(Key, Receipt)>) {
         let mut st = self.state.lock().unwrap();
-        for (k, r) in &done {
-            st.slots.insert(*k, Slot::Done(*r));
+        for (k, r) in done {
+            st.slots.insert(k, Slot::Done(r));
+            st.done.push_back((r.seq, k));
         }
-        st.to_flush.extend(done);
-        st.next_seq = st.next_seq.max(next_seq);
+        st.evict(self.indexed.load(Ordering::Acquire));
     }
 
-    /// Flushes what is pending and stops the flusher thread.
-    pub fn close(&self) {
-        self.state.lock().unwrap().closed = true;
-        self.wake.notify_all();
-        if let Some(h) = self.flusher.lock().unwrap().take() {
-            let _ = h.join();
-        }
+    /// Committed ids held in memory (waiting for the index).
+    pub fn recent(&self) -> usize {
+        self.state.lock().unwrap().done.len()
     }
-
-    fn flush_loop(self: Arc<Self>, mut writer: Connection) {
-        let mut written = 0;
-        loop {
-            let (batch, next_seq, closed) = {
-                let st = self.state.lock().unwrap();
-                let (mut st, _) = self
-                    .wake
-                    .wait_timeout_while(st, FLUSH_INTERVAL, |s| !s.closed)
-                    .unwrap();
-                (std::mem::take(&mut st.to_flush), st.next_seq, st.closed)
-            };
-            if next_seq > written {
-                match write_ids(&mut writer, &batch, next_seq) {
-                    Ok(()) => {
-                        written = next_seq;
-                        // Visible in SQLite now: the memory copies can go.
-                        let mut st = self.state.lock().unwrap();
-                        for (k, r) in &batch {
-                            if matches!(st.slots.get(k), Some(Slot::Done(x)) if x == r) {
-                                st.slots.remove(k);
-                            }
-                        }
-                    }
-                    // Kept in memory; the ledger still has them, so a restart
-                    // rebuilds the table whatever happens here.
-                    Err(e) => {
-                        tracing::error!(error = %e, "writing idempotency keys failed");
-                        self.state.lock().unwrap().to_flush.extend(batch);
-                    }
-                }
-            }
-            if closed {
-                return;
-            }
-        }
-    }
-}
-
-fn write_ids(
-    conn: &mut Connection,
-    batch: &[(Key, Receipt)],
-    next_seq: u64,
-) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    {
-        let mut ins = tx.prepare_cached(
-            "INSERT OR IGNORE INTO ids (key, seq, leaf_hash) VALUES (?1, ?2, ?3)",
-        )?;
-        for (k, r) in batch {
-            ins.execute(params![&k[..], r.seq as i64, &r.leaf_hash[..]])?;
-        }
-        tx.execute(
-            "INSERT INTO meta (name, value) VALUES ('next_seq', ?1)
-             ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
-            [next_seq as i64],
-        )?;
-    }
-    tx.commit()
-}
-
-fn read_next_seq(conn: &Connection) -> rusqlite::Result<u64> {
-    let next: Option<i64> = conn
-        .query_row("SELECT value FROM meta WHERE name = 'next_seq'", [], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    Ok(next.unwrap_or(0) as u64)
-}
-
-/// Brings a table that is ahead of the ledger back to what the ledger holds, before
-/// `catch_up`. Regression (issue 18.2): with `ledger/` restored from a backup and a newer
-/// `dedup.sqlite` kept, re-sent events were answered "duplicate" with receipts for seqs the
-/// ledger does not hold, and were never stored again.
-///
-/// A high-water mark past the ledger's size means the table saw entries that are gone: their
-/// ids are dropped (they are new again). If the newest id the table keeps below the size
-/// does not have the leaf hash the ledger holds at its seq, the table saw another history
-/// and is emptied, so `catch_up` rebuilds it from seq 0. Both are logged.
-fn reconcile(conn: &mut Connection, path: &Path, store: &ledger::Store) -> anyhow::Result<()> {
-    let next = read_next_seq(conn)?;
-    let size = store.size();
-    if next <= size {
-        return Ok(());
-    }
-    let tx = conn.transaction()?;
-    let dropped = tx.execute("DELETE FROM ids WHERE seq >= ?1", [size as i64])?;
-    let newest: Option<(i64, Vec<u8>)> = tx
-        .query_row(
-            "SELECT seq, leaf_hash FROM ids ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let agrees = match &newest {
-        None => true,
-        Some((seq, leaf)) => store
-            .leaf_hash(*seq as u64)
-            .map(|h| h[..] == leaf[..])
-            .unwrap_or(false),
-    };
-    if agrees {
-        tx.execute(
-            "UPDATE meta SET value = ?1 WHERE name = 'next_seq'",
-            [size as i64],
-        )?;
-        tx.commit()?;
-        tracing::warn!(
-            file = %path.display(),
-            store_next_seq = next,
-            ledger_size = size,
-            ids_dropped = dropped,
-            "the idempotency store was ahead of the ledger (was ledger/ restored from a \
-             backup?): dropped the ids of entries the ledger does not hold; events sent \
-             again with those ids are stored as new"
-        );
-    } else {
-        tx.execute("DELETE FROM ids", [])?;
-        tx.execute("DELETE FROM meta WHERE name = 'next_seq'", [])?;
-        tx.commit()?;
-        tracing::warn!(
-            file = %path.display(),
-            store_next_seq = next,
-            ledger_size = size,
-            "the idempotency store was ahead of the ledger and disagrees with the entries it \
-             holds: rebuilding it from the ledger"
-        );
-    }
-    Ok(())
-}
-
-/// Adds the ids of entries past the table's high-water mark, read from the ledger.
-fn catch_up(conn: &mut Connection, store: &ledger::Store) -> anyhow::Result<()> {
-    let next = read_next_seq(conn)?;
-    store.for_each_bundle(next, |first, entries| -> anyhow::Result<()> {
-        let mut batch = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            let s = first + i as u64;
-            let entry = parse_entry(e).with_context(|| format!("parsing entry {s}"))?;
-            if let Some(id) = entry.event.get("id").and_then(|v| v.as_str()) {
-                let receipt = Receipt {
-                    seq: s,
-                    leaf_hash: tlog::leaf_hash(e),
-                };
-                batch.push((key(&entry.principal, id), receipt));
-            }
-        }
-        write_ids(conn, &batch, first + entries.len() as u64)?;
-        Ok(())
-    })?;
-    Ok(())
 }

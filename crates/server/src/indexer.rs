@@ -18,8 +18,8 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 struct Shared {
     index: Arc<Index>,
     store: Arc<ledger::Store>,
-    /// The index's next seq, as of its last committed bundle.
-    indexed: AtomicU64,
+    /// The index's next seq, as of its last committed bundle (stored after the commit).
+    indexed: Arc<AtomicU64>,
     stopped: Mutex<bool>,
     wake: Condvar,
 }
@@ -37,7 +37,7 @@ impl Indexer {
         let shared = Arc::new(Shared {
             index,
             store,
-            indexed: AtomicU64::new(indexed),
+            indexed: Arc::new(AtomicU64::new(indexed)),
             stopped: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -52,6 +52,12 @@ impl Indexer {
             shared,
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// The index's committed high-water mark, shared: every seq below it is in the index
+    /// and visible to its readers (idempotency relies on it: `dedup.rs`).
+    pub fn watermark(&self) -> Arc<AtomicU64> {
+        self.shared.indexed.clone()
     }
 
     /// Entries the ledger holds that the index does not yet.
@@ -75,7 +81,7 @@ impl Indexer {
 
 fn catch_up(sh: &Shared) -> anyhow::Result<u64> {
     sh.index.catch_up_with(&sh.store, |next, _| {
-        sh.indexed.store(next, Ordering::Relaxed);
+        sh.indexed.store(next, Ordering::Release);
     })
 }
 

@@ -371,7 +371,7 @@ async fn ingest_as(
                         })
                     })
                     .collect();
-                dedup.complete(done, c.first_seq + c.leaf_hashes.len() as u64);
+                dedup.complete(done);
             }
             let _ = tx.send(result);
         });
@@ -477,11 +477,27 @@ fn prepare(
     if !repeated.is_empty() {
         return Err(IngestError::DuplicateIdInBatch(repeated));
     }
-    let lookups = st.dedup.reserve(&keys).map_err(|e| match e {
+    let ids: Vec<Option<dedup::IdRef<'_>>> = events
+        .iter()
+        .zip(&keys)
+        .map(|(e, k)| {
+            Some(dedup::IdRef {
+                key: (*k)?,
+                id: e.id()?,
+            })
+        })
+        .collect();
+    let lookups = st.dedup.reserve(principal, &ids).map_err(|e| match e {
+        dedup::ReserveError::Storage(index::QueryError::Busy(why)) => IngestError::Busy(why),
         dedup::ReserveError::Storage(why) => IngestError::Store {
-            what: "idempotency lookup",
+            what: "idempotency lookup in the index",
             why: why.to_string(),
         },
+        dedup::ReserveError::IndexBehind => IngestError::Busy(format!(
+            "{} stored ids wait for the index to reach them (it lags behind the log); \
+             retry when it has caught up (mlaudit_index_lag_entries)",
+            dedup::RECENT_IDS_MAX
+        )),
         dedup::ReserveError::InFlight(f) => IngestError::IdInFlight(FieldError {
             index: f.index,
             field: "id".into(),
@@ -495,9 +511,10 @@ fn prepare(
         lookups,
         armed: true,
     };
-    // A receipt is never answered for an entry the ledger does not hold (issue 18.2):
-    // `Dedup::open` reconciles the table with the ledger, and this checks each duplicate's
-    // receipt against the leaf hash in the tiles (one small read per retried event).
+    // A receipt is never answered for an entry the ledger does not hold (issue 18.2).
+    // Receipts come from the commit itself or from an entry read back from the ledger
+    // (`dedup.rs`), so this check of each duplicate's leaf hash against the tiles (one
+    // small read per retried event) is a second line of defence.
     // Dropping `reservation` on the error releases the new ids.
     let store = st.ledger.store();
     for (index, l) in reservation.lookups.iter().enumerate() {
@@ -507,9 +524,7 @@ fn prepare(
                     seq = r.seq,
                     ledger_size = store.size(),
                     "the idempotency store has a receipt that the ledger does not hold; \
-                     refusing to answer it. dedup.sqlite is derived: stop the server, delete \
-                     dedup.sqlite (with its -wal and -shm files) and start again to rebuild \
-                     it from the ledger"
+                     refusing to answer it"
                 );
                 return Err(IngestError::ReceiptMismatch(FieldError {
                     index,

@@ -111,7 +111,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens (or creates) the data directory: key, ledger (with recovery), dedup store.
+    /// Opens (or creates) the data directory: key, ledger (with recovery), index.
     pub fn open(cfg: &ServeConfig) -> anyhow::Result<Server> {
         Server::open_with_clock(cfg, auth::Clock::system())
     }
@@ -186,7 +186,7 @@ impl Server {
         // Every derived store is checked against the ledger before it is used: one that
         // is ahead of it (ledger/ restored from a backup, the stores not) is cut back or
         // rebuilt from the ledger, and says so in the log (docs/storage.md, Recovery).
-        let dedup = Dedup::open(&dir.join("dedup.sqlite"), ledger.store())?;
+        remove_old_dedup_store(dir);
         let index_path = dir.join("index.sqlite");
         let index = Arc::new(Index::open(&index_path)?);
         index.set_query_time_max(cfg.timeouts.query);
@@ -200,6 +200,12 @@ impl Server {
             tracing::info!(entries = caught_up, "index caught up with the ledger");
         }
         let indexer = Indexer::start(index.clone(), ledger.store().clone())?;
+        // Idempotency reads the index, caught up above, and memory (issue 12.2).
+        let dedup = Arc::new(Dedup::new(
+            index.clone(),
+            ledger.store().clone(),
+            indexer.watermark(),
+        ));
         let holds = ::retention::HoldStore::open(&dir.join("retention.sqlite"))?;
         holds.reconcile(ledger.store().size())?;
         let tokens = TokenStore::open(dir)?;
@@ -247,9 +253,25 @@ impl Server {
             tracing::warn!(error = %format!("{e:#}"), "writing token last-use times failed");
         }
         self.state.ledger.close();
-        self.state.dedup.close();
         // After the ledger: the final catch_up indexes everything it wrote.
         self.state.indexer.stop();
+    }
+}
+
+/// Deletes `dedup.sqlite` (and its `-wal`, `-shm`), the idempotency database of earlier
+/// versions: idempotency now reads the index (`dedup.rs`), and the file was derived.
+fn remove_old_dedup_store(dir: &Path) {
+    for name in ["dedup.sqlite", "dedup.sqlite-wal", "dedup.sqlite-shm"] {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::warn!(
+                file = %path.display(),
+                "removed the idempotency database of an earlier version (idempotency reads \
+                 the index now)"
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "could not remove it"),
+        }
     }
 }
 

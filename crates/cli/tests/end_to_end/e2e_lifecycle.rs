@@ -505,3 +505,44 @@ fn recorded_at_never_decreases_in_seq_under_concurrent_ingest_and_restarts() {
         );
     }
 }
+
+/// Issue 12.2: idempotency reads the index, so a data directory of an earlier version
+/// loses its `dedup.sqlite` on start (it was derived), and its events are still found as
+/// duplicates, with their original receipts, through the index.
+#[test]
+fn the_dedup_database_of_earlier_versions_is_removed_and_ids_are_found_in_the_index() {
+    let mut srv = TestServer::start();
+    let http = srv.http();
+    let body: String = (0..20)
+        .map(|i| format!("{}\n", event(&format!("old-{i}"), "dataset.read")))
+        .collect();
+    let first = srv.post_ndjson(&http, &body);
+    assert_eq!(first.status, 201, "{}", first.text());
+    srv.stop();
+    for name in ["dedup.sqlite", "dedup.sqlite-wal"] {
+        std::fs::write(srv.data_dir.join(name), b"an earlier version's file").unwrap();
+    }
+    srv.restart();
+    let http = srv.http();
+    for name in ["dedup.sqlite", "dedup.sqlite-wal"] {
+        assert!(!srv.data_dir.join(name).exists(), "{name} is still there");
+    }
+    assert!(
+        srv.stderr_text()
+            .contains("removed the idempotency database of an earlier version"),
+        "{}",
+        srv.stderr_text()
+    );
+    let again = srv.post_ndjson(&http, &body);
+    assert_eq!(again.status, 200, "{}", again.text());
+    let (a, b) = (first.json(), again.json());
+    for (x, y) in a["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(b["receipts"].as_array().unwrap())
+    {
+        assert_eq!(y["duplicate"], true);
+        assert_eq!((&x["seq"], &x["leaf_hash"]), (&y["seq"], &y["leaf_hash"]));
+    }
+}

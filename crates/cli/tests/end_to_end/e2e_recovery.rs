@@ -45,10 +45,11 @@ fn assert_receipts_verify(srv: &TestServer, http: &Http, receipts: &[Value]) {
 
 #[test]
 fn a_restored_ledger_backup_with_newer_derived_stores_loses_no_events() {
-    // Regression (issue 18.2): with ledger/ restored from a backup and the newer
-    // dedup.sqlite and index.sqlite kept, the server started without a word, answered the
-    // lost events "duplicate" with receipts for seqs that do not exist (so they were never
-    // stored again), and search answered 500.
+    // Regression (issue 18.2): with ledger/ restored from a backup and the newer derived
+    // stores kept (then dedup.sqlite and index.sqlite; idempotency reads the index since
+    // issue 12.2), the server started without a word, answered the lost events "duplicate"
+    // with receipts for seqs that do not exist (so they were never stored again), and
+    // search answered 500.
     let mut srv = TestServer::start();
     let http = srv.http();
     let old = gen_events(40, 181);
@@ -66,7 +67,7 @@ fn a_restored_ledger_backup_with_newer_derived_stores_loses_no_events() {
     let newer_size = srv.size(&http);
     assert!(newer_size > backup_size);
     srv.wait_indexed(&http, newer_size);
-    srv.stop(); // the final dedup flush: dedup.sqlite now covers the lost events
+    srv.stop(); // the final index catch-up: index.sqlite now covers the lost events
 
     // The operator restores ledger/ and keeps the rest of the data directory.
     let ledger_dir = srv.data_dir.join("ledger");
@@ -108,12 +109,8 @@ fn a_restored_ledger_backup_with_newer_derived_stores_loses_no_events() {
         assert!(found.contains(&id), "{id} is found again");
     }
 
-    // Both repairs said what they did.
+    // The repair said what it did.
     let log = srv.stderr_text();
-    assert!(
-        log.contains("idempotency store was ahead of the ledger"),
-        "the dedup repair is logged:\n{log}"
-    );
     assert!(
         log.contains("index is ahead of the ledger"),
         "the index rebuild is logged:\n{log}"
@@ -204,54 +201,68 @@ fn a_deleted_checkpoint_is_refused_unless_the_recovery_flag_is_given() {
 
 #[test]
 fn a_receipt_is_never_answered_for_an_entry_the_ledger_does_not_hold() {
-    // The answer-time guard of issue 18.2: even a dedup.sqlite that the start-up check
+    // The answer-time guard of issue 18.2: even a derived store that the start-up check
     // cannot catch (its high-water mark is not ahead; rows were changed) never makes the
-    // server answer a receipt the ledger does not hold.
+    // server answer a receipt the ledger does not hold. Since issue 12.2 idempotency reads
+    // the index: here event 3's id hash is moved to the row of seq 7 (so event 3's lookup
+    // names seq 7, and event 7's finds nothing), and event 5's row points at a seq past
+    // the log. A candidate seq is confirmed against the entry it names, so no retry gets a
+    // receipt for another entry: the duplicates are missed and stored again (a damaged
+    // index costs a second copy, never a wrong answer).
     let mut srv = TestServer::start();
     let http = srv.http();
     let events = gen_events(10, 18201);
     srv.send_in_order(&http, &events);
     let size = srv.size(&http);
+    srv.wait_indexed(&http, size);
     srv.stop();
     {
-        let db = rusqlite::Connection::open(srv.data_dir.join("dedup.sqlite")).unwrap();
+        let db = rusqlite::Connection::open(srv.data_dir.join("index.sqlite")).unwrap();
         let changed = db
-            .execute("UPDATE ids SET leaf_hash = zeroblob(32) WHERE seq = 3", [])
+            .execute(
+                "UPDATE events SET id_hash = (SELECT id_hash FROM events WHERE seq = 3) \
+                 WHERE seq = 7",
+                [],
+            )
             .unwrap();
         assert_eq!(changed, 1);
         let changed = db
-            .execute("UPDATE ids SET seq = 999999 WHERE seq = 5", [])
+            .execute("UPDATE events SET id_hash = NULL WHERE seq = 3", [])
+            .unwrap();
+        assert_eq!(changed, 1);
+        let changed = db
+            .execute("UPDATE events SET seq = 999999 WHERE seq = 5", [])
             .unwrap();
         assert_eq!(changed, 1);
     }
     srv.restart();
     let http = srv.http();
     let lines: Vec<&str> = events.lines().filter(|l| !l.trim().is_empty()).collect();
-    for bad in [3, 5] {
+    let ids = ids_of(&events);
+    let mut next = size;
+    for bad in [3, 5, 7] {
         let r = srv.post_ndjson(&http, &format!("{}\n", lines[bad]));
-        assert_eq!(r.status, 500, "event {bad}: {}", r.text());
-        assert!(r.json().get("receipts").is_none(), "{}", r.text());
-        assert!(
-            r.text()
-                .contains("idempotency store disagrees with the ledger"),
-            "{}",
-            r.text()
+        assert_eq!(r.status, 201, "event {bad} is stored again: {}", r.text());
+        let receipts = r.json()["receipts"].as_array().unwrap().clone();
+        assert_eq!(receipts[0]["seq"], next, "{}", r.text());
+        assert!(receipts[0].get("duplicate").is_none(), "{}", r.text());
+        assert_receipts_verify(&srv, &http, &receipts);
+        let entry = srv.raw_entry(&http, next);
+        assert_eq!(
+            common::entry_event_id(&entry).as_deref(),
+            Some(ids[bad].as_str()),
+            "the receipt names the entry that holds event {bad}"
         );
+        next += 1;
     }
-    assert_eq!(srv.size(&http), size, "nothing was stored");
-    let r = srv.post_ndjson(&http, &format!("{}\n", lines[0]));
-    assert_eq!(
-        r.status,
-        200,
-        "a true duplicate is still answered: {}",
-        r.text()
-    );
-    assert_eq!(r.json()["receipts"][0]["duplicate"], true);
-    assert_receipts_verify(&srv, &http, r.json()["receipts"].as_array().unwrap());
-    assert!(
-        srv.stderr_text()
-            .contains("the idempotency store has a receipt that the ledger does not hold"),
-        "{}",
-        srv.stderr_text()
-    );
+    // An intact row still answers a true duplicate with the receipt of its entry.
+    for good in [0, 9] {
+        let r = srv.post_ndjson(&http, &format!("{}\n", lines[good]));
+        assert_eq!(r.status, 200, "event {good} is a duplicate: {}", r.text());
+        let receipts = r.json()["receipts"].as_array().unwrap().clone();
+        assert_eq!(receipts[0]["duplicate"], true);
+        assert_eq!(receipts[0]["seq"], good, "{}", r.text());
+        assert_receipts_verify(&srv, &http, &receipts);
+    }
+    assert_eq!(srv.size(&http), size + 3);
 }
