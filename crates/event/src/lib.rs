@@ -144,6 +144,23 @@ impl std::fmt::Display for Category {
     }
 }
 
+/// The idempotency key of an event: a hash of (source principal, event `id`), 16 bytes
+/// whatever the id's length. A retried event with the same key gets its original receipt
+/// (`docs/api.md`, section 3.4); the key names no content, so it may outlive the entry.
+pub type IdKey = [u8; 16];
+
+/// Computes the [`IdKey`] of the event `id` sent by `principal`.
+pub fn id_key(principal: &str, id: &str) -> IdKey {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(principal.as_bytes());
+    h.update([0]);
+    h.update(id.as_bytes());
+    h.finalize()[..16]
+        .try_into()
+        .expect("a SHA-256 digest has 32 bytes")
+}
+
 /// The category of `action`, from its namespace (the text before the first dot).
 ///
 /// Works on any string, validated or not, so queries can classify patterns too.

@@ -311,7 +311,7 @@ impl Index {
     /// so a candidate is almost always the event itself, but callers confirm it against
     /// the entry (the idempotency check does).
     pub fn seqs_by_id(&self, ids: &[&str]) -> Result<Vec<Vec<u64>>, QueryError> {
-        self.with_reader(|conn| {
+        self.with_reader_unlimited(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT seq FROM events WHERE id_hash = ?1 ORDER BY seq")?;
             ids.iter()
@@ -335,12 +335,12 @@ impl Index {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, QueryError>,
     ) -> Result<T, QueryError> {
+        let max = *self.query_time_max.lock().unwrap();
         let lease = Lease {
             index: self,
             conn: Some(self.checkout()?),
         };
         let conn = lease.conn.as_ref().expect("set above");
-        let max = *self.query_time_max.lock().unwrap();
         let deadline = Instant::now() + max;
         conn.progress_handler(
             DEADLINE_CHECK_STEPS,
@@ -356,6 +356,20 @@ impl Index {
         });
         conn.progress_handler(0, None::<fn() -> bool>);
         result
+    }
+
+    /// Runs `f` on a pooled read connection without the query time limit: for the
+    /// server's own point lookups (one index probe per id), which must not fail because
+    /// an operator set a tight limit for users' searches.
+    fn with_reader_unlimited<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, QueryError>,
+    ) -> Result<T, QueryError> {
+        let lease = Lease {
+            index: self,
+            conn: Some(self.checkout()?),
+        };
+        f(lease.conn.as_ref().expect("set above"))
     }
 
     /// An idle read connection, a new one while fewer than [`READERS_MAX`] are open, or

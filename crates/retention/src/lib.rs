@@ -9,8 +9,9 @@
 //! index which entries expired (by event `time`), drops them from the index and
 //! prunes their payloads in the ledger, whose leaf hashes stay.
 //!
-//! Crash safety of a run: for each chunk, the seqs are first written to the
-//! `pending` table of `retention.sqlite` (synchronous=FULL), then dropped from
+//! Crash safety of a run: for each chunk, the idempotency keys of its entries are
+//! first written to `pruned_ids` and the seqs to the `pending` table of
+//! `retention.sqlite` (synchronous=FULL), then dropped from
 //! the index, then pruned in the ledger, then cleared from `pending`. A run
 //! first finishes any chunk a crash left in `pending`, so an entry that left
 //! the index is always pruned eventually.
@@ -21,13 +22,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use event::parse_entry;
+use event::{id_key, parse_entry, IdKey};
 use index::{extract, Index, RetentionRow};
 
 /// Longest keep period a policy may set (100 years).
@@ -266,10 +268,19 @@ impl HoldScope {
     }
 }
 
-/// `<data-dir>/retention.sqlite`: legal holds (primary data, not derived: keep
-/// it in backups) and the `pending` chunk of an interrupted run.
+/// `<data-dir>/retention.sqlite`: legal holds and the idempotency keys of pruned
+/// entries (primary data, not derived: keep it in backups), and the `pending` chunk of an
+/// interrupted run.
+///
+/// A pruned entry leaves the index, but a producer may still retry its event: the table
+/// `pruned_ids` keeps each pruned entry's [`event::IdKey`] (a hash of principal and id,
+/// no content) with its seq, so the retry gets the original receipt instead of being
+/// stored again.
 pub struct HoldStore {
     conn: Mutex<Connection>,
+    /// Whether `pruned_ids` has rows: while it has none (no run pruned anything), the
+    /// idempotency check of new ids costs no lookup here.
+    any_pruned_ids: AtomicBool,
 }
 
 impl HoldStore {
@@ -288,11 +299,54 @@ impl HoldStore {
                 released_at TEXT,
                 released_by TEXT
              );
-             CREATE TABLE IF NOT EXISTS pending (first INTEGER NOT NULL, end INTEGER NOT NULL);",
+             CREATE TABLE IF NOT EXISTS pending (first INTEGER NOT NULL, end INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS pruned_ids (
+                key BLOB PRIMARY KEY,
+                seq INTEGER NOT NULL
+             ) WITHOUT ROWID;",
         )?;
+        let any: bool =
+            conn.query_row("SELECT EXISTS (SELECT 1 FROM pruned_ids)", [], |r| r.get(0))?;
         Ok(HoldStore {
             conn: Mutex::new(conn),
+            any_pruned_ids: AtomicBool::new(any),
         })
+    }
+
+    /// For each key, the seq of the pruned entry that held it, if any.
+    pub fn pruned_seqs(&self, keys: &[IdKey]) -> anyhow::Result<Vec<Option<u64>>> {
+        if !self.any_pruned_ids.load(Ordering::Acquire) {
+            return Ok(vec![None; keys.len()]);
+        }
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn.prepare_cached("SELECT seq FROM pruned_ids WHERE key = ?1")?;
+        keys.iter()
+            .map(|k| {
+                let seq = stmt
+                    .query_row([&k[..]], |r| r.get::<_, i64>(0))
+                    .optional()?;
+                Ok(seq.map(|s| s as u64))
+            })
+            .collect()
+    }
+
+    /// Remembers the keys of entries about to be pruned (the first seq of a key stays).
+    fn remember_pruned_ids(&self, ids: &[(IdKey, u64)]) -> anyhow::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt =
+                tx.prepare_cached("INSERT OR IGNORE INTO pruned_ids (key, seq) VALUES (?1, ?2)")?;
+            for (k, seq) in ids {
+                stmt.execute(params![&k[..], *seq as i64])?;
+            }
+        }
+        tx.commit()?;
+        self.any_pruned_ids.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Creates a hold.
@@ -377,6 +431,19 @@ impl HoldStore {
     /// from a backup names entries the ledger no longer has, and resuming it would fail
     /// every run (issue 18.2); the seqs below `size` are still pruned when it resumes.
     pub fn reconcile(&self, size: u64) -> anyhow::Result<u64> {
+        let forgotten = self
+            .conn
+            .lock()
+            .unwrap()
+            .execute("DELETE FROM pruned_ids WHERE seq >= ?1", [size as i64])?;
+        if forgotten > 0 {
+            tracing::warn!(
+                ids_forgotten = forgotten,
+                ledger_size = size,
+                "pruned event ids name entries past the ledger's size (was ledger/ restored \
+                 from a backup?): forgot them"
+            );
+        }
         let past = self.pending()?.into_iter().filter(|&s| s >= size).count() as u64;
         if past == 0 {
             return Ok(0);
@@ -624,6 +691,7 @@ fn prune_chunk(
     let store = ledger.store();
     // 1. Read what the index holds of each entry while the payload exists.
     let mut rows = Vec::new();
+    let mut ids = Vec::new();
     let mut gone = Vec::new();
     let width = tlog::TILE_WIDTH;
     let size = store.size();
@@ -637,13 +705,18 @@ fn prune_chunk(
                 ledger::store::Slot::Entry(bytes) => {
                     let entry =
                         parse_entry(bytes).with_context(|| format!("parsing entry {seq}"))?;
+                    if let Some(id) = entry.event.get("id").and_then(|v| v.as_str()) {
+                        ids.push((id_key(&entry.principal, id), seq));
+                    }
                     rows.push(extract(&entry));
                 }
                 ledger::store::Slot::Pruned(_) => gone.push(seq),
             }
         }
     }
-    // 2. Record the chunk, 3. drop it from the index, 4. prune, 5. clear.
+    // 2. Remember the ids (a retry of a pruned event keeps its receipt), record the
+    // chunk, 3. drop it from the index, 4. prune, 5. clear. The ids go first: a crash
+    // before the prune leaves them naming entries the index still finds.
     let mut ranges: Vec<(u64, u64)> = Vec::new();
     for &s in seqs {
         match ranges.last_mut() {
@@ -651,6 +724,7 @@ fn prune_chunk(
             _ => ranges.push((s, s + 1)),
         }
     }
+    holds.remember_pruned_ids(&ids)?;
     holds.set_pending(&ranges)?;
     index.drop_entries(&rows, &gone)?;
     let pruned = ledger.prune(seqs.to_vec()).context("pruning the ledger")?;

@@ -24,6 +24,7 @@ fn events(n: usize) -> Vec<serde_json::Value> {
                 "actor": {"id": format!("user{i}")},
                 "resource": {"type": "dataset", "id": if i % 10 == 0 { "held" } else { "free" }},
                 "reason": format!("word{i}"),
+                "id": format!("ev-{i}"),
             })
         })
         .collect()
@@ -170,6 +171,24 @@ fn an_interrupted_run_is_finished_by_the_next_run() {
         }
         assert_eq!(index.contains(s).unwrap(), !gone, "seq {s} in the index");
     }
+    // Every pruned entry's id is remembered with its seq, those of the resumed chunk too
+    // (a retry gets its receipt); kept entries are found in the index, not here.
+    let keys: Vec<_> = (0..600u64)
+        .map(|s| event::id_key("tester", &format!("ev-{s}")))
+        .collect();
+    let pruned = holds.pruned_seqs(&keys).unwrap();
+    for (s, seq) in (0..600u64).zip(&pruned) {
+        assert_eq!(*seq, want.contains(&s).then_some(s), "id of seq {s}");
+    }
+    let reopened = HoldStore::open(&log.dir.path().join("retention.sqlite")).unwrap();
+    assert_eq!(reopened.pruned_seqs(&keys).unwrap(), pruned);
+    assert_eq!(
+        reopened
+            .pruned_seqs(&[event::id_key("someone else", "ev-2")])
+            .unwrap(),
+        [None],
+        "the key names the principal"
+    );
     // Nothing pending any more: another run does nothing.
     let again = retention::run(
         ledger,

@@ -16,36 +16,29 @@
 //!   receipt the ledger holds; a damaged index at worst misses a duplicate, which is then
 //!   stored again.
 //!
+//! - Of pruned entries: retention drops an entry's index row, but first remembers its key
+//!   and seq in `retention.sqlite` ([`::retention::HoldStore::pruned_seqs`]); an id the
+//!   index misses is looked up there (no lookup at all while nothing was ever pruned), and
+//!   the receipt's leaf hash still comes from the tiles.
+//!
 //! The index is derived and caught up from the ledger before the server serves, so a crash
-//! loses no id. Ids of entries that retention pruned are forgotten with their index rows.
+//! loses no id; the keys of pruned entries are primary data and survive a reindex.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ::retention::HoldStore;
 use index::Index;
-use sha2::{Digest, Sha256};
 use tlog::Hash;
 
 use event::parse_entry;
+pub use event::{id_key as key, IdKey as Key};
 
 /// Most committed ids kept in memory while the index has not reached them (about 100
 /// bytes each). More means the index lags by more than this many entries: new batches
 /// with ids are refused as busy until it catches up.
 pub const RECENT_IDS_MAX: usize = 1_000_000;
-
-/// The dedup key of an event: a hash of (principal, id), so memory per id does not depend
-/// on how long producers make their ids.
-pub type Key = [u8; 16];
-
-/// Computes the key of an event id sent by a principal.
-pub fn key(principal: &str, id: &str) -> Key {
-    let mut h = Sha256::new();
-    h.update(principal.as_bytes());
-    h.update([0]);
-    h.update(id.as_bytes());
-    h.finalize()[..16].try_into().unwrap()
-}
 
 /// A receipt: where an event sits in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +67,8 @@ pub enum ReserveError {
     IndexBehind,
     /// The index lookup failed; nothing was reserved.
     Storage(index::QueryError),
+    /// The lookup of pruned ids failed; nothing was reserved.
+    Pruned(anyhow::Error),
 }
 
 /// A request with the same id is between reservation and commit.
@@ -126,17 +121,26 @@ pub struct Dedup {
     store: Arc<ledger::Store>,
     /// The indexer's committed high-water mark: every seq below it is in the index.
     indexed: Arc<AtomicU64>,
+    /// The keys of pruned entries.
+    holds: Arc<HoldStore>,
 }
 
 impl Dedup {
     /// Idempotency over `index` (caught up with `store` before the server serves), with
-    /// `indexed` the indexer's committed high-water mark.
-    pub fn new(index: Arc<Index>, store: Arc<ledger::Store>, indexed: Arc<AtomicU64>) -> Dedup {
+    /// `indexed` the indexer's committed high-water mark, and `holds` the keys of pruned
+    /// entries.
+    pub fn new(
+        index: Arc<Index>,
+        store: Arc<ledger::Store>,
+        indexed: Arc<AtomicU64>,
+        holds: Arc<HoldStore>,
+    ) -> Dedup {
         Dedup {
             state: Mutex::default(),
             index,
             store,
             indexed,
+            holds,
         }
     }
 
@@ -197,24 +201,27 @@ impl Dedup {
                 for &i in &tentative {
                     st.slots.remove(&ids[i].expect("an id").key);
                 }
-                Err(ReserveError::Storage(e))
+                Err(e)
             }
         }
     }
 
     /// The ids at `positions` that the index holds, each confirmed against its entry in
-    /// the ledger; returns (position, receipt) of those found.
+    /// the ledger, or that a pruned entry held; returns (position, receipt) of those found.
     fn lookup_indexed(
         &self,
         principal: &str,
         ids: &[Option<IdRef<'_>>],
         positions: &[usize],
-    ) -> Result<Vec<(usize, Receipt)>, index::QueryError> {
+    ) -> Result<Vec<(usize, Receipt)>, ReserveError> {
         let wanted: Vec<&str> = positions
             .iter()
             .map(|&i| ids[i].expect("an id").id)
             .collect();
-        let candidates = self.index.seqs_by_id(&wanted)?;
+        let candidates = self
+            .index
+            .seqs_by_id(&wanted)
+            .map_err(ReserveError::Storage)?;
         let mut found = Vec::new();
         for (&i, seqs) in positions.iter().zip(candidates) {
             let id = ids[i].expect("an id").id;
@@ -236,6 +243,22 @@ impl Dedup {
             });
             if let Some(r) = confirmed {
                 found.push((i, r));
+            }
+        }
+        let mut hit = vec![false; ids.len()];
+        for &(i, _) in &found {
+            hit[i] = true;
+        }
+        let missed: Vec<usize> = positions.iter().copied().filter(|&i| !hit[i]).collect();
+        let keys: Vec<Key> = missed.iter().map(|&i| ids[i].expect("an id").key).collect();
+        let pruned = self
+            .holds
+            .pruned_seqs(&keys)
+            .map_err(ReserveError::Pruned)?;
+        for (i, seq) in missed.into_iter().zip(pruned) {
+            let Some(seq) = seq else { continue };
+            if let Ok(leaf_hash) = self.store.leaf_hash(seq) {
+                found.push((i, Receipt { seq, leaf_hash }));
             }
         }
         Ok(found)

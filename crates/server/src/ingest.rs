@@ -493,6 +493,10 @@ fn prepare(
             what: "idempotency lookup in the index",
             why: why.to_string(),
         },
+        dedup::ReserveError::Pruned(why) => IngestError::Store {
+            what: "idempotency lookup of pruned ids",
+            why: format!("{why:#}"),
+        },
         dedup::ReserveError::IndexBehind => IngestError::Busy(format!(
             "{} stored ids wait for the index to reach them (it lags behind the log); \
              retry when it has caught up (mlaudit_index_lag_entries)",

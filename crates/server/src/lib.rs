@@ -201,13 +201,14 @@ impl Server {
         }
         let indexer = Indexer::start(index.clone(), ledger.store().clone())?;
         // Idempotency reads the index, caught up above, and memory (issue 12.2).
+        let holds = Arc::new(::retention::HoldStore::open(&dir.join("retention.sqlite"))?);
+        holds.reconcile(ledger.store().size())?;
         let dedup = Arc::new(Dedup::new(
             index.clone(),
             ledger.store().clone(),
             indexer.watermark(),
+            holds.clone(),
         ));
-        let holds = ::retention::HoldStore::open(&dir.join("retention.sqlite"))?;
-        holds.reconcile(ledger.store().size())?;
         let tokens = TokenStore::open(dir)?;
         let admin_token_file = tokens.create_admin_if_empty(dir)?;
         Ok(Server {

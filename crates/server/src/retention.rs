@@ -27,8 +27,8 @@ use event::format_time;
 pub struct Retention {
     /// The `[retention]` config section.
     pub config: RetentionConfig,
-    /// Legal holds and the pending chunk (`retention.sqlite`).
-    pub holds: HoldStore,
+    /// Legal holds, the pending chunk and the keys of pruned ids (`retention.sqlite`).
+    pub holds: Arc<HoldStore>,
     /// One run at a time (API or schedule).
     pub running: tokio::sync::Mutex<()>,
 }

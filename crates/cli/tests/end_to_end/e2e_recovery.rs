@@ -239,8 +239,7 @@ fn a_receipt_is_never_answered_for_an_entry_the_ledger_does_not_hold() {
     let http = srv.http();
     let lines: Vec<&str> = events.lines().filter(|l| !l.trim().is_empty()).collect();
     let ids = ids_of(&events);
-    let mut next = size;
-    for bad in [3, 5, 7] {
+    for (next, bad) in (size..).zip([3, 5, 7]) {
         let r = srv.post_ndjson(&http, &format!("{}\n", lines[bad]));
         assert_eq!(r.status, 201, "event {bad} is stored again: {}", r.text());
         let receipts = r.json()["receipts"].as_array().unwrap().clone();
@@ -253,7 +252,6 @@ fn a_receipt_is_never_answered_for_an_entry_the_ledger_does_not_hold() {
             Some(ids[bad].as_str()),
             "the receipt names the entry that holds event {bad}"
         );
-        next += 1;
     }
     // An intact row still answers a true duplicate with the receipt of its entry.
     for good in [0, 9] {
